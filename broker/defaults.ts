@@ -1,0 +1,46 @@
+// Defaults of the broker, as data. Units are in the names; config keys keep pcp-broker's names.
+import type { FromSchema } from 'json-schema-to-ts';
+import type { brokerConfigSchema } from '../schemas/broker-config.ts';
+
+export type BrokerConfig = FromSchema<typeof brokerConfigSchema>;
+
+export const DEFAULT_BROKER_PORT = 8142;
+export const DEFAULT_BROKER_HOST = '0.0.0.0';
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** 0 means unlimited. */
+export const DEFAULT_MAX_CONNECTIONS = 0;
+export const DEFAULT_IDLE_TIMEOUT_MS = 360_000;
+/** How often the broker pings each session; a session that has not answered the last ping is dropped. */
+export const DEFAULT_PING_INTERVAL_MS = 60_000;
+/** Bytes queued towards one client beyond which it is a slow consumer and is disconnected. */
+export const DEFAULT_MAX_SEND_BUFFER_BYTES = 64 * 1024 * 1024;
+/** Inventory changes are sent to subscribers in batches, at most once per this interval. */
+export const DEFAULT_INVENTORY_UPDATE_INTERVAL_MS = 1_000;
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_CONTROLLER_CNS: readonly string[] = ['orchestrator'];
+
+export const BROKER_DEFAULTS = {
+  host: DEFAULT_BROKER_HOST,
+  port: DEFAULT_BROKER_PORT,
+  'controller-cns': [...DEFAULT_CONTROLLER_CNS],
+  'max-message-size': DEFAULT_MAX_MESSAGE_BYTES,
+  'max-connections': DEFAULT_MAX_CONNECTIONS,
+  'idle-timeout': DEFAULT_IDLE_TIMEOUT_MS,
+  'ping-interval': DEFAULT_PING_INTERVAL_MS,
+  'max-send-buffer-size': DEFAULT_MAX_SEND_BUFFER_BYTES,
+  'inventory-update-interval': DEFAULT_INVENTORY_UPDATE_INTERVAL_MS,
+  'tls-handshake-timeout': DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+  'log-level': 'info',
+} as const satisfies Partial<BrokerConfig>;
+
+/** WebSocket close codes the broker uses. */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  messageTooBig: 1009,
+  serverError: 1011,
+  /** A newer session for the same URI took over. */
+  replaced: 4000,
+  /** The client did not read what was sent to it fast enough. */
+  slowConsumer: 4001,
+} as const;

@@ -1,0 +1,42 @@
+// The broker's error catalogue: every reason a message or a connection is refused, its stable
+// code (used as the metrics label) and how it is described on the wire.
+import { ProtocolErrorCode } from '../protocol/errors.ts';
+
+export const RefusalReason = {
+  invalidJson: 'invalid_json',
+  invalidEnvelope: 'invalid_envelope',
+  invalidData: 'invalid_data',
+  binaryFrame: 'binary_frame',
+  senderMismatch: 'sender_mismatch',
+  wildcardTarget: 'wildcard_target',
+  notConnected: 'not_connected',
+  unauthorized: 'unauthorized',
+  unknownMessageType: 'unknown_message_type',
+  slowConsumer: 'slow_consumer',
+} as const;
+export type RefusalReason = (typeof RefusalReason)[keyof typeof RefusalReason];
+
+export const CONNECTION_REFUSAL_REASONS = [
+  'no_certificate',
+  'untrusted_certificate',
+  'bad_common_name',
+  'bad_path',
+  'reserved_type',
+  'not_a_controller',
+  'max_connections',
+  'pcp_v1_unsupported',
+] as const;
+export type ConnectionRefusal = (typeof CONNECTION_REFUSAL_REASONS)[number];
+
+export function refusalForProtocolError(code: string): RefusalReason {
+  switch (code) {
+    case ProtocolErrorCode.invalidJson:
+      return RefusalReason.invalidJson;
+    case ProtocolErrorCode.invalidData:
+      return RefusalReason.invalidData;
+    case ProtocolErrorCode.binaryFrame:
+      return RefusalReason.binaryFrame;
+    default:
+      return RefusalReason.invalidEnvelope;
+  }
+}

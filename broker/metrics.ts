@@ -1,0 +1,72 @@
+// Prometheus metrics of one broker. Label children are created up front so that the hot path
+// does no label lookups.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CONNECTION_REFUSAL_REASONS, RefusalReason, type ConnectionRefusal } from './errors.ts';
+
+export const SESSION_TYPE_LABELS = ['agent', 'controller', 'other'] as const;
+export type SessionTypeLabel = (typeof SESSION_TYPE_LABELS)[number];
+
+export const DISCONNECT_REASONS = ['closed', 'replaced', 'idle_timeout', 'keepalive', 'slow_consumer', 'error', 'shutdown'] as const;
+export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
+
+export function sessionTypeLabel(type: string): SessionTypeLabel {
+  return type === 'agent' || type === 'controller' ? type : 'other';
+}
+
+function children<K extends string, V>(keys: readonly K[], make: (k: K) => V): Record<K, V> {
+  return Object.fromEntries(keys.map((k) => [k, make(k)])) as Record<K, V>;
+}
+
+export class BrokerMetrics {
+  readonly registry = new Registry();
+  readonly sessions: Record<SessionTypeLabel, { inc(): void; dec(): void }>;
+  readonly routed: { inc(): void };
+  readonly refused: Record<RefusalReason, { inc(): void }>;
+  readonly connectionsRefused: Record<ConnectionRefusal, { inc(): void }>;
+  readonly disconnects: Record<DisconnectReason, { inc(): void }>;
+  readonly routingSeconds: Histogram;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'baton_broker_' });
+    const sessions = new Gauge({
+      name: 'baton_broker_sessions',
+      help: 'Sessions connected to this broker, by client type',
+      labelNames: ['type'],
+      registers,
+    });
+    this.sessions = children(SESSION_TYPE_LABELS, (t) => sessions.labels(t));
+    this.routed = new Counter({
+      name: 'baton_broker_messages_routed_total',
+      help: 'Messages delivered from one client to another',
+      registers,
+    });
+    const refused = new Counter({
+      name: 'baton_broker_messages_refused_total',
+      help: 'Messages not delivered, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.refused = children(Object.values(RefusalReason), (r) => refused.labels(r));
+    const connRefused = new Counter({
+      name: 'baton_broker_connections_refused_total',
+      help: 'WebSocket connections refused, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.connectionsRefused = children(CONNECTION_REFUSAL_REASONS, (r) => connRefused.labels(r));
+    const disconnects = new Counter({
+      name: 'baton_broker_disconnects_total',
+      help: 'Sessions ended, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.disconnects = children(DISCONNECT_REASONS, (r) => disconnects.labels(r));
+    this.routingSeconds = new Histogram({
+      name: 'baton_broker_routing_seconds',
+      help: 'Time from receiving a message to handing it to the target connection',
+      buckets: [0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+      registers,
+    });
+  }
+}

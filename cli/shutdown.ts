@@ -1,0 +1,18 @@
+// Runs a cleanup once on SIGINT or SIGTERM, then exits.
+
+export function onShutdown(cleanup: () => Promise<void>): void {
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    cleanup().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`error during shutdown: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

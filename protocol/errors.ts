@@ -1,0 +1,34 @@
+// Typed errors. Callers branch on `code`, never on message text.
+
+export class BatonError extends Error {
+  readonly code: string;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: string, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options.details;
+  }
+}
+
+/** Codes of errors raised by the pure protocol code. */
+export const ProtocolErrorCode = {
+  invalidJson: 'pcp/invalid-json',
+  invalidEnvelope: 'pcp/invalid-envelope',
+  invalidData: 'pcp/invalid-data',
+  binaryFrame: 'pcp/binary-frame',
+  invalidUri: 'pcp/invalid-uri',
+} as const;
+export type ProtocolErrorCode = (typeof ProtocolErrorCode)[keyof typeof ProtocolErrorCode];
+
+/** A message that could not be decoded. `messageId` is the offending id when it could be read. */
+export class ProtocolError extends BatonError {
+  declare readonly code: ProtocolErrorCode;
+  readonly messageId: string | undefined;
+
+  constructor(code: ProtocolErrorCode, message: string, options: { cause?: unknown; messageId?: string } = {}) {
+    super(code, message, { cause: options.cause });
+    this.messageId = options.messageId;
+  }
+}

@@ -1,0 +1,13 @@
+// Message types of the PCP broker family (pcp-specifications 2.0). PXP types are in pxp.ts.
+
+export const PUPPETLABS_PREFIX = 'http://puppetlabs.com/';
+
+export const BrokerMessageType = {
+  inventoryRequest: 'http://puppetlabs.com/inventory_request',
+  inventoryResponse: 'http://puppetlabs.com/inventory_response',
+  inventoryUpdate: 'http://puppetlabs.com/inventory_update',
+  errorMessage: 'http://puppetlabs.com/error_message',
+  unauthorized: 'http://puppetlabs.com/unauthorized',
+  versionError: 'http://puppetlabs.com/version_error',
+} as const;
+export type BrokerMessageType = (typeof BrokerMessageType)[keyof typeof BrokerMessageType];

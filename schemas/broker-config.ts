@@ -1,0 +1,47 @@
+// Configuration of `baton broker` (keys follow pcp-broker's names where they exist).
+// Defaults live in broker/defaults.ts; this schema only says what a value may be.
+
+const glob = { type: 'string', minLength: 1, maxLength: 1024 } as const;
+
+export const authorizationRuleSchema = {
+  type: 'object',
+  required: ['allow'],
+  additionalProperties: false,
+  properties: {
+    sender: glob,
+    target: glob,
+    message_type: glob,
+    allow: { type: 'boolean' },
+  },
+} as const;
+
+export const brokerConfigSchema = {
+  $id: 'baton:config/broker',
+  type: 'object',
+  additionalProperties: false,
+  required: ['ssl-ca-cert', 'ssl-cert', 'ssl-key'],
+  properties: {
+    host: { type: 'string', minLength: 1 },
+    port: { type: 'integer', minimum: 0, maximum: 65535 },
+    'ssl-ca-cert': { type: 'string', minLength: 1 },
+    'ssl-cert': { type: 'string', minLength: 1 },
+    'ssl-key': { type: 'string', minLength: 1 },
+    'ssl-crl-path': { type: 'string', minLength: 1 },
+    'controller-cns': { type: 'array', items: glob },
+    'max-message-size': { type: 'integer', minimum: 1024 },
+    'max-connections': { type: 'integer', minimum: 0 },
+    'idle-timeout': { type: 'integer', minimum: 10 },
+    'ping-interval': { type: 'integer', minimum: 10 },
+    'max-send-buffer-size': { type: 'integer', minimum: 1024 },
+    'inventory-update-interval': { type: 'integer', minimum: 1 },
+    'tls-handshake-timeout': { type: 'integer', minimum: 10 },
+    'log-level': { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    authorization: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        rules: { type: 'array', items: authorizationRuleSchema },
+      },
+    },
+  },
+} as const;
