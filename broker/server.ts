@@ -1,12 +1,12 @@
 // The broker: an HTTPS server whose WebSocket upgrades become PCP v2 sessions, plus the status
 // and metrics endpoints on the same port.
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { readConfiguredFile } from '../lib/config.ts';
 import { compileGlobList, type GlobMatcher } from '../lib/glob.ts';
 import type { Logger } from '../lib/log.ts';
 import { formatUri, isValidClientType, isValidCommonName, SERVER_CLIENT_TYPE } from '../protocol/uri.ts';
@@ -54,10 +54,10 @@ export class Broker {
     this.inventory = new Inventory(this.registry, (to, env) => this.router.sendFromBroker(to, env), config['inventory-update-interval']);
     this.server = createServer(
       {
-        ca: readFileSync(config['ssl-ca-cert']),
-        cert: readFileSync(config['ssl-cert']),
-        key: readFileSync(config['ssl-key']),
-        ...(config['ssl-crl-path'] ? { crl: readFileSync(config['ssl-crl-path']) } : {}),
+        ca: readConfiguredFile(config, 'ssl-ca-cert'),
+        cert: readConfiguredFile(config, 'ssl-cert'),
+        key: readConfiguredFile(config, 'ssl-key'),
+        ...(config['ssl-crl-path'] ? { crl: readConfiguredFile(config, 'ssl-crl-path') } : {}),
         requestCert: true,
         // Verified per upgrade below, so that a refused client gets an HTTP answer naming the reason.
         rejectUnauthorized: false,

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { BatonError } from '../protocol/errors.ts';
 import { registerBroker } from './broker-command.ts';
 import { registerPki } from './pki-command.ts';
+import { registerUp } from './up-command.ts';
 
 /** Exit codes: 0 success, 1 failure, 2 usage or configuration error. */
 export const ExitCode = { ok: 0, failure: 1, usage: 2 } as const;
@@ -13,6 +14,7 @@ const program = new Command('baton')
   .exitOverride();
 registerBroker(program);
 registerPki(program);
+registerUp(program);
 
 try {
   await program.parseAsync(process.argv);

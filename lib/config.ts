@@ -55,6 +55,16 @@ export function loadConfig<T extends object>(schema: ObjectSchema & object, defa
   return merged as T;
 }
 
+/** Reads a file named by a config key; an unreadable file is a configuration error naming the key. */
+export function readConfiguredFile<K extends string>(config: { [k in K]?: string }, key: K): Buffer {
+  const path = config[key];
+  try {
+    return readFileSync(path ?? '');
+  } catch (cause) {
+    throw new ConfigError(ConfigErrorCode.unreadable, `config key '${key}': cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { cause });
+  }
+}
+
 function readJsonFile(path: string): Record<string, unknown> {
   let text: string;
   try {
@@ -121,6 +131,8 @@ function describe(e: ErrorObject | undefined): string {
     const missing = (e.params as { missingProperty: string }).missingProperty;
     return `config key '${[...path, missing].join('.')}' is required`;
   }
-  const allowed = e.keyword === 'enum' ? `: one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}` : '';
-  return `config key '${path.join('.')}' ${e.message ?? 'is invalid'}${allowed}`;
+  if (e.keyword === 'enum') {
+    return `config key '${path.join('.')}' must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+  }
+  return `config key '${path.join('.')}' ${e.message ?? 'is invalid'}`;
 }
