@@ -31,6 +31,12 @@ export class Router {
   private readonly metrics: BrokerMetrics;
   private readonly log: Logger;
   private readonly maxSendBufferBytes: number;
+  /** Sockets corked during this tick; their writes go out together (fewer TLS records and syscalls). */
+  private readonly corked = new Set<Session['socket']>();
+  private readonly uncorkAll = () => {
+    for (const socket of this.corked) socket.uncork();
+    this.corked.clear();
+  };
 
   constructor(private readonly opts: RouterOptions) {
     this.registry = opts.registry;
@@ -115,6 +121,12 @@ export class Router {
     if (queued > 0 && queued + text.length > this.maxSendBufferBytes) {
       this.opts.drop(dest, 'slow_consumer', CloseCode.slowConsumer, 'slow consumer: send buffer limit exceeded');
       return false;
+    }
+    const socket = dest.socket;
+    if (!this.corked.has(socket)) {
+      if (this.corked.size === 0) process.nextTick(this.uncorkAll);
+      this.corked.add(socket);
+      socket.cork();
     }
     ws.send(text);
     return true;

@@ -1,5 +1,6 @@
 // The broker: an HTTPS server whose WebSocket upgrades become PCP v2 sessions, plus the status
 // and metrics endpoints on the same port.
+import { constants as cryptoConstants } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -62,6 +63,9 @@ export class Broker {
         // Verified per upgrade below, so that a refused client gets an HTTP answer naming the reason.
         rejectUnauthorized: false,
         minVersion: 'TLSv1.2',
+        // No session tickets: each one keeps ~12 KB per idle session alive, and agents reconnect
+        // rarely (after a broker restart the ticket keys are new anyway).
+        secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
         handshakeTimeout: config['tls-handshake-timeout'],
       },
       (req, res) => this.onHttpRequest(req, res),
@@ -136,12 +140,13 @@ export class Broker {
         ws.close(CloseCode.serverError, 'connection limit exceeded');
         return;
       }
-      this.openSession(ws, uri, cn, type, isController, socket.remoteAddress ?? '');
+      this.openSession(ws, socket, uri, cn, type, isController);
     });
   }
 
-  private openSession(ws: WebSocket, uri: string, cn: string, type: string, isController: boolean, remoteAddress: string): void {
-    const session = new Session(uri, cn, type, isController, ws, remoteAddress, Date.now());
+  private openSession(ws: WebSocket, socket: TLSSocket, uri: string, cn: string, type: string, isController: boolean): void {
+    const remoteAddress = socket.remoteAddress ?? '';
+    const session = new Session(uri, cn, type, isController, ws, socket, remoteAddress, Date.now());
     const replaced = this.registry.add(session);
     this.metrics.sessions[sessionTypeLabel(type)].inc();
     if (replaced) {

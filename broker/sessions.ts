@@ -1,4 +1,5 @@
 // Sessions: one per connected client URI. A newer session for a URI replaces the older one.
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { InventoryChange } from '../protocol/inventory.ts';
 import type { UriPattern } from '../protocol/uri.ts';
@@ -20,6 +21,8 @@ export class Session implements Principal {
     readonly clientType: string,
     readonly isController: boolean,
     readonly ws: WebSocket,
+    /** The TLS socket under `ws`, corked by the router while it batches writes. */
+    readonly socket: Socket,
     readonly remoteAddress: string,
     readonly connectedAtMs: number,
   ) {

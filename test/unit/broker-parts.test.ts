@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { createAuthorizer, defaultPolicy } from '../../broker/authz.ts';
 import { Inventory } from '../../broker/inventory.ts';
@@ -13,7 +14,7 @@ const ctl = { uri: 'pcp://orchestrator/controller', isController: true };
 const agent = { uri: 'pcp://web1/agent', isController: false };
 
 function session(cn: string, type = 'agent'): Session {
-  return new Session(`pcp://${cn}/${type}`, cn, type, type === 'controller', {} as WebSocket, '127.0.0.1', 0);
+  return new Session(`pcp://${cn}/${type}`, cn, type, type === 'controller', {} as WebSocket, {} as Socket, '127.0.0.1', 0);
 }
 
 describe('glob patterns', () => {

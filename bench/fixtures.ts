@@ -1,0 +1,97 @@
+// What the broker benchmarks share: a throw-away PKI, a broker child process, /proc readings.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { initCa, issueCert, pkiPaths, type PkiPaths } from '../lib/pki.ts';
+
+export const BATON_BIN = new URL('../bin/baton.mjs', import.meta.url).pathname;
+export const CONTROLLER_CN_PREFIX = 'bench-ctl-';
+export const AGENT_CN = 'bench-agent';
+
+export interface BenchPki {
+  dir: string;
+  paths: PkiPaths;
+  identity(name: string): { cert: Buffer; key: Buffer; ca: Buffer };
+}
+
+export async function makeBenchPki(controllers: number): Promise<BenchPki> {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-bench-'));
+  await initCa(dir);
+  await issueCert(dir, 'broker', { altNames: ['localhost', '127.0.0.1'] });
+  await issueCert(dir, AGENT_CN);
+  for (let i = 0; i < controllers; i++) await issueCert(dir, `${CONTROLLER_CN_PREFIX}${i}`);
+  const paths = pkiPaths(dir);
+  const ca = readFileSync(paths.caCert);
+  return { dir, paths, identity: (name) => ({ cert: readFileSync(paths.cert(name)), key: readFileSync(paths.key(name)), ca }) };
+}
+
+export interface BrokerChild {
+  proc: ChildProcess;
+  port: number;
+  /** Resolves with the next log line that matches. */
+  nextLog(pred: (l: { msg: string; [k: string]: unknown }) => boolean): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startBrokerChild(pki: BenchPki, extra: Record<string, unknown> = {}, extraNodeFlags: string[] = []): Promise<BrokerChild> {
+  const config = join(pki.dir, 'broker.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      host: '127.0.0.1',
+      port: 0,
+      'ssl-ca-cert': pki.paths.caCert,
+      'ssl-cert': pki.paths.cert('broker'),
+      'ssl-key': pki.paths.key('broker'),
+      'controller-cns': [`${CONTROLLER_CN_PREFIX}*`],
+      'log-level': 'info',
+      ...extra,
+    }),
+  );
+  // BATON_BENCH_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the broker.
+  const nodeFlags = [...(process.env.BATON_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...extraNodeFlags];
+  const proc = spawn(process.execPath, [...nodeFlags, BATON_BIN, 'broker', '--config', config], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let waiters: { pred: (l: { msg: string }) => boolean; resolve: () => void }[] = [];
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
+    let l: { msg: string };
+    try {
+      l = JSON.parse(line) as { msg: string };
+    } catch {
+      return; // not a log line
+    }
+    waiters = waiters.filter((w) => (w.pred(l) ? (w.resolve(), false) : true));
+  });
+  const nextLog = (pred: (l: { msg: string; port?: number }) => boolean) =>
+    new Promise<void>((resolve) => waiters.push({ pred, resolve }));
+  let port = 0;
+  await Promise.race([
+    nextLog((l) => (l.msg === 'listening' ? ((port = l.port!), true) : false)),
+    new Promise((_, reject) => proc.once('exit', (code) => reject(new Error(`broker exited with ${String(code)}`)))),
+  ]);
+  return {
+    proc,
+    port,
+    nextLog,
+    stop: () =>
+      new Promise((resolve) => {
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** CPU time (user + system) of a process in milliseconds. */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks * 10; // USER_HZ is 100 on Linux
+}
