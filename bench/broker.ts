@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { delay, round, runLoad, type Endpoint, type LoadOptions, type Transport } from './harness.ts';
-import { AGENT_CN, BATON_BIN, CONTROLLER_CN_PREFIX, cpuMs, makeBenchPki, rssMb, startBrokerChild, type BenchPki } from './fixtures.ts';
+import { AGENT_CN, CONTROLLER_CN_PREFIX, cpuMs, makeBenchPki, rssMb, startBrokerChild, type BenchPki } from './fixtures.ts';
 import { natsTransport, startNatsServer } from './nats.ts';
 
 const { values: args } = parseArgs({
@@ -155,4 +155,3 @@ try {
 } finally {
   rmSync(pki.dir, { recursive: true, force: true });
 }
-void BATON_BIN;

@@ -1,8 +1,7 @@
 // The NATS side of `bench:broker --vs-nats`: a local nats-server with TLS and verified client
 // certificates, and the harness's transport over the `nats` client.
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
-import { once } from 'node:events';
+import { freePort } from '../lib/net.ts';
 import { connect, type NatsConnection } from 'nats';
 import type { Endpoint, Transport } from './harness.ts';
 import { AGENT_CN, type BenchPki } from './fixtures.ts';
@@ -11,14 +10,6 @@ export interface NatsServer {
   pid: number;
   port: number;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 export async function startNatsServer(pki: BenchPki): Promise<NatsServer | null> {

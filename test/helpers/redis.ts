@@ -1,7 +1,7 @@
 // A private redis-server per test file, on a free port, with nothing persisted.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { freePort } from '../../lib/net.ts';
 import { createInterface } from 'node:readline';
 
 export interface TestRedis {
@@ -9,15 +9,6 @@ export interface TestRedis {
   url: string;
   proc: ChildProcess;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 const START_ATTEMPTS = 5;
