@@ -1,6 +1,7 @@
 // The `baton` command.
 import { Command, CommanderError } from 'commander';
 import { BatonError } from '../protocol/errors.ts';
+import { registerAgent } from './agent-command.ts';
 import { registerBroker } from './broker-command.ts';
 import { registerPki } from './pki-command.ts';
 import { registerUp } from './up-command.ts';
@@ -13,6 +14,7 @@ const program = new Command('baton')
   .showHelpAfterError()
   .exitOverride();
 registerBroker(program);
+registerAgent(program);
 registerPki(program);
 registerUp(program);
 

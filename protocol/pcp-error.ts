@@ -6,14 +6,15 @@ import { BROKER_URI } from './uri.ts';
 
 export { errorMessageDataSchema };
 
-export function errorMessage(target: string, description: string, inReplyTo?: string): EnvelopeV2 {
+/** An `error_message`; `sender` is the broker's URI unless a client sends it (then the broker fills it in). */
+export function errorMessage(target: string, description: string, inReplyTo?: string, sender: string | null = BROKER_URI): EnvelopeV2 {
   const env: EnvelopeV2 = {
     id: newMessageId(),
     message_type: BrokerMessageType.errorMessage,
     target,
-    sender: BROKER_URI,
     data: description,
   };
+  if (sender !== null) env.sender = sender;
   if (inReplyTo !== undefined) env.in_reply_to = inReplyTo;
   return env;
 }

@@ -1,4 +1,13 @@
-// PXP v1 message types (the data of PCP messages between controllers and agents).
+// The PXP v1 message family (the data of PCP messages between controllers and agents): types,
+// request decoding and the builders of responses. Pure.
+import type { FromSchema } from 'json-schema-to-ts';
+import {
+  blockingRequestDataSchema,
+  nonBlockingRequestDataSchema,
+} from '../schemas/pxp.ts';
+import { ProtocolError, ProtocolErrorCode } from './errors.ts';
+import { newMessageId, type EnvelopeV2 } from './pcp-v2.ts';
+import { compile, describeErrors } from './validate.ts';
 
 export const PxpMessageType = {
   blockingRequest: 'http://puppetlabs.com/rpc_blocking_request',
@@ -17,3 +26,79 @@ export const PXP_REPLY_TYPES: ReadonlySet<string> = new Set([
   PxpMessageType.provisionalResponse,
   PxpMessageType.errorMessage,
 ]);
+
+export type BlockingRequestData = FromSchema<typeof blockingRequestDataSchema>;
+export type NonBlockingRequestData = FromSchema<typeof nonBlockingRequestDataSchema>;
+
+/** A decoded request: blocking requests have `notify_outcome` false and `blocking` true. */
+export interface PxpRequest {
+  id: string;
+  sender: string;
+  blocking: boolean;
+  transactionId: string;
+  module: string;
+  action: string;
+  params: Record<string, unknown>;
+  notifyOutcome: boolean;
+}
+
+const validateBlocking = compile<BlockingRequestData>(blockingRequestDataSchema);
+const validateNonBlocking = compile<NonBlockingRequestData>(nonBlockingRequestDataSchema);
+
+export function isPxpRequest(env: EnvelopeV2): boolean {
+  return env.message_type === PxpMessageType.blockingRequest || env.message_type === PxpMessageType.nonBlockingRequest;
+}
+
+/** Decodes the data of a PXP request; throws `pcp/invalid-data` naming what is wrong. */
+export function decodePxpRequest(env: EnvelopeV2): PxpRequest {
+  const blocking = env.message_type === PxpMessageType.blockingRequest;
+  const validate = blocking ? validateBlocking : validateNonBlocking;
+  const data = env.data;
+  if (!validate(data)) {
+    throw new ProtocolError(ProtocolErrorCode.invalidData, describeErrors(validate.errors, `${blocking ? 'rpc_blocking_request' : 'rpc_non_blocking_request'} data`), {
+      messageId: env.id,
+    });
+  }
+  const d = data as NonBlockingRequestData;
+  return {
+    id: env.id,
+    sender: env.sender ?? '',
+    blocking,
+    transactionId: d.transaction_id,
+    module: d.module,
+    action: d.action,
+    params: (d.params ?? {}) as Record<string, unknown>,
+    notifyOutcome: blocking ? false : d.notify_outcome,
+  };
+}
+
+export function pxpRequest(target: string, data: { transaction_id: string; module: string; action: string; params?: object }, blocking: true): EnvelopeV2;
+export function pxpRequest(target: string, data: { transaction_id: string; module: string; action: string; params?: object; notify_outcome: boolean }, blocking: false): EnvelopeV2;
+export function pxpRequest(target: string, data: object, blocking: boolean): EnvelopeV2 {
+  return {
+    id: newMessageId(),
+    message_type: blocking ? PxpMessageType.blockingRequest : PxpMessageType.nonBlockingRequest,
+    target,
+    data,
+  };
+}
+
+function reply(req: Pick<PxpRequest, 'id' | 'sender'>, messageType: string, data: object): EnvelopeV2 {
+  return { id: newMessageId(), message_type: messageType, target: req.sender, in_reply_to: req.id, data };
+}
+
+export function blockingResponse(req: Pick<PxpRequest, 'id' | 'sender' | 'transactionId'>, results: unknown): EnvelopeV2 {
+  return reply(req, PxpMessageType.blockingResponse, { transaction_id: req.transactionId, results });
+}
+
+export function nonBlockingResponse(req: Pick<PxpRequest, 'id' | 'sender' | 'transactionId'>, results: unknown): EnvelopeV2 {
+  return reply(req, PxpMessageType.nonBlockingResponse, { transaction_id: req.transactionId, results });
+}
+
+export function provisionalResponse(req: Pick<PxpRequest, 'id' | 'sender' | 'transactionId'>): EnvelopeV2 {
+  return reply(req, PxpMessageType.provisionalResponse, { transaction_id: req.transactionId });
+}
+
+export function rpcError(req: Pick<PxpRequest, 'id' | 'sender' | 'transactionId'>, description: string): EnvelopeV2 {
+  return reply(req, PxpMessageType.errorMessage, { transaction_id: req.transactionId, id: req.id, description });
+}

@@ -15,12 +15,16 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
-export class BrokerProcess {
+/** A `baton` child process whose JSON log lines on stdout can be awaited as events. */
+export class ServiceProcess {
   readonly logs: LogLine[] = [];
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
-  port = 0;
+  readonly exited: Promise<number | null>;
+  stderr = '';
 
   constructor(readonly proc: ChildProcess) {
+    proc.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = once(proc, 'exit').then(([code]) => code as number | null);
     createInterface({ input: proc.stdout! }).on('line', (text) => {
       let line: LogLine;
       try {
@@ -40,20 +44,23 @@ export class BrokerProcess {
     return new Promise((resolve) => this.waiters.push({ pred, resolve }));
   }
 
+  /** Stops with SIGTERM (or another signal) and waits for the exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill(signal);
+    await this.exited;
+  }
+}
+
+export class BrokerProcess extends ServiceProcess {
+  port = 0;
+
   url(path = '/pcp2/agent'): string {
     return `wss://127.0.0.1:${this.port}${path}`;
   }
 
   async metrics(): Promise<string> {
-    const res = await fetchInsecure(`https://127.0.0.1:${this.port}/metrics`);
-    return res;
-  }
-
-  async stop(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    const exited = once(this.proc, 'exit');
-    this.proc.kill('SIGTERM');
-    await exited;
+    return fetchInsecure(`https://127.0.0.1:${this.port}/metrics`);
   }
 }
 
@@ -63,7 +70,7 @@ export interface StartBrokerOptions {
   logLevel?: string;
 }
 
-export async function startBrokerProcess(opts: StartBrokerOptions): Promise<BrokerProcess> {
+export async function startBrokerProcess(opts: StartBrokerOptions & { port?: number }): Promise<BrokerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'baton-broker-'));
   const configFile = join(dir, 'broker.json');
   writeFileSync(
@@ -73,7 +80,7 @@ export async function startBrokerProcess(opts: StartBrokerOptions): Promise<Brok
       'ssl-cert': opts.pki.cert('broker'),
       'ssl-key': opts.pki.key('broker'),
       host: '127.0.0.1',
-      port: 0,
+      port: opts.port ?? 0,
       'log-level': opts.logLevel ?? 'debug',
       ...opts.config,
     }),
@@ -82,11 +89,9 @@ export async function startBrokerProcess(opts: StartBrokerOptions): Promise<Brok
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, BATON_PORT: '', BATON_HOST: '' },
   });
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const broker = new BrokerProcess(proc);
-  const exited = once(proc, 'exit').then(([code]) => {
-    throw new Error(`broker exited (${String(code)}) before listening: ${stderr}`);
+  const exited = broker.exited.then((code) => {
+    throw new Error(`broker exited (${String(code)}) before listening: ${broker.stderr}`);
   });
   const listening = await Promise.race([broker.waitForLog((l) => l.msg === 'listening'), exited]);
   broker.port = listening.port as number;

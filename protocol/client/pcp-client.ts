@@ -1,0 +1,340 @@
+// The PCP v2 client used by the agent and the orchestrator: TLS with a client certificate,
+// failover across brokers, reconnection with jittered exponential backoff, WebSocket keepalive,
+// and correlation of replies by message id and by PXP transaction id. No business logic.
+import { EventEmitter } from 'node:events';
+import { X509Certificate } from 'node:crypto';
+import { WebSocket } from 'ws';
+import type { Logger } from '../../lib/log.ts';
+import { inventoryRequest } from '../inventory.ts';
+import { BrokerMessageType } from '../message-types.ts';
+import { decodeV2, encodeV2, newMessageId, type EnvelopeV2 } from '../pcp-v2.ts';
+import { PxpMessageType } from '../pxp.ts';
+import { formatUri } from '../uri.ts';
+import {
+  backoffDelayMs,
+  DEFAULT_RECONNECT_INITIAL_MS,
+  DEFAULT_RECONNECT_JITTER,
+  DEFAULT_RECONNECT_MAX_MS,
+  type BackoffOptions,
+} from './backoff.ts';
+import { ClientErrorCode, PcpClientError, sessionUrl } from './broker-uri.ts';
+
+export const DEFAULT_PING_INTERVAL_MS = 120_000;
+export const DEFAULT_ALLOWED_KEEPALIVE_TIMEOUTS = 1;
+export const DEFAULT_CONNECTION_TIMEOUT_MS = 5_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export interface PcpClientOptions {
+  brokerUris: string[];
+  clientType: string;
+  tls: { ca: Buffer; cert: Buffer; key: Buffer; crl?: Buffer };
+  log: Logger;
+  pingIntervalMs?: number;
+  /** Missed pongs in a row after which the connection is taken for dead. */
+  allowedKeepaliveTimeouts?: number;
+  connectionTimeoutMs?: number;
+  backoff?: Partial<BackoffOptions>;
+  maxMessageBytes?: number;
+}
+
+export type PendingEnvelope = Omit<EnvelopeV2, 'id'> & { id?: string };
+
+interface Waiter {
+  resolve: (env: EnvelopeV2) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface PcpClientEvents {
+  connected: [brokerUri: string];
+  disconnected: [reason: string];
+  message: [env: EnvelopeV2];
+}
+
+/** The common name of a PEM certificate. */
+export function certificateCommonName(certPem: Buffer | string): string {
+  const subject = new X509Certificate(certPem).subject;
+  const cn = subject.split('\n').find((line) => line.startsWith('CN='));
+  if (!cn) throw new PcpClientError(ClientErrorCode.badBrokerUri, 'the client certificate has no common name');
+  return cn.slice(3);
+}
+
+export class PcpClient extends EventEmitter<PcpClientEvents> {
+  readonly uri: string;
+  private ws: WebSocket | null = null;
+  private currentBroker: string | null = null;
+  private stopped = true;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private readonly replies = new Map<string, Waiter>();
+  private readonly transactions = new Map<string, Waiter>();
+  private readonly backoff: BackoffOptions;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: PcpClientOptions) {
+    super();
+    if (opts.brokerUris.length === 0) throw new PcpClientError(ClientErrorCode.badBrokerUri, 'broker-ws-uris is empty');
+    for (const u of opts.brokerUris) sessionUrl(u, opts.clientType); // fail early on a bad URI
+    this.uri = formatUri(certificateCommonName(opts.tls.cert), opts.clientType);
+    this.backoff = {
+      initialMs: opts.backoff?.initialMs ?? DEFAULT_RECONNECT_INITIAL_MS,
+      maxMs: opts.backoff?.maxMs ?? DEFAULT_RECONNECT_MAX_MS,
+      jitter: opts.backoff?.jitter ?? DEFAULT_RECONNECT_JITTER,
+    };
+    this.log = opts.log.child({ component: 'pcp-client', uri: this.uri });
+  }
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  get broker(): string | null {
+    return this.connected ? this.currentBroker : null;
+  }
+
+  /** Starts connecting (and reconnecting, forever) until `stop()`. */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.connectLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    const ws = this.ws;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      const closed = new Promise((resolve) => ws.once('close', resolve));
+      ws.close(1000, 'client stopping');
+      const timer = setTimeout(() => ws.terminate(), 2_000);
+      await closed;
+      clearTimeout(timer);
+    }
+    await this.loop;
+    const err = new PcpClientError(ClientErrorCode.stopped, 'the PCP client was stopped');
+    for (const map of [this.replies, this.transactions]) {
+      for (const w of map.values()) {
+        clearTimeout(w.timer);
+        w.reject(err);
+      }
+      map.clear();
+    }
+  }
+
+  /** Resolves once connected (at once when already connected). */
+  waitConnected(timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('connected', onConnected);
+        reject(new PcpClientError(ClientErrorCode.timeout, `not connected to a broker within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onConnected = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.once('connected', onConnected);
+    });
+  }
+
+  /** Sends an envelope; throws `pcp-client/not-connected` when there is no connection. Returns the id. */
+  send(env: PendingEnvelope): string {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      throw new PcpClientError(ClientErrorCode.notConnected, 'not connected to a broker');
+    }
+    const full = { ...env, id: env.id ?? newMessageId() } as EnvelopeV2;
+    ws.send(encodeV2(full));
+    return full.id;
+  }
+
+  /**
+   * Sends and resolves with the first message that replies to it (`in_reply_to`). An
+   * `error_message` or `unauthorized` reply rejects with a typed error.
+   */
+  request(env: PendingEnvelope, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<EnvelopeV2> {
+    const id = env.id ?? newMessageId();
+    const reply = this.wait(this.replies, id, timeoutMs, `no reply to ${env.message_type} within ${timeoutMs} ms`);
+    try {
+      this.send({ ...env, id });
+    } catch (err) {
+      this.settle(this.replies, id)?.reject(err as Error);
+    }
+    return reply;
+  }
+
+  /**
+   * Resolves with the PXP message that ends a transaction: the `rpc_non_blocking_response` or
+   * `rpc_error_message` whose data names `transactionId`. Survives reconnections.
+   */
+  expectTransaction(transactionId: string, timeoutMs: number): Promise<EnvelopeV2> {
+    return this.wait(this.transactions, transactionId, timeoutMs, `transaction ${transactionId} did not end within ${timeoutMs} ms`);
+  }
+
+  /** The broker's inventory: URIs of connected clients matching the patterns. */
+  async inventory(query: string[], timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<string[]> {
+    const res = await this.request(inventoryRequest(query), timeoutMs);
+    return (res.data as { uris: string[] }).uris;
+  }
+
+  private wait(map: Map<string, Waiter>, key: string, timeoutMs: number, timeoutText: string): Promise<EnvelopeV2> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        map.delete(key);
+        reject(new PcpClientError(ClientErrorCode.timeout, timeoutText));
+      }, timeoutMs);
+      map.set(key, { resolve, reject, timer });
+    });
+  }
+
+  private settle(map: Map<string, Waiter>, key: string): Waiter | undefined {
+    const w = map.get(key);
+    if (!w) return undefined;
+    map.delete(key);
+    clearTimeout(w.timer);
+    return w;
+  }
+
+  private async connectLoop(): Promise<void> {
+    let failedRounds = 0;
+    while (!this.stopped) {
+      let connectedThisRound = false;
+      for (const brokerUri of this.opts.brokerUris) {
+        if (this.stopped) return;
+        try {
+          const ws = await this.connectOnce(brokerUri);
+          connectedThisRound = true;
+          failedRounds = 0;
+          await this.serve(ws, brokerUri);
+          break; // lost: start again from the first broker, after a pause
+        } catch (err) {
+          this.log.warn({ broker: brokerUri, err: (err as Error).message }, 'cannot connect to broker');
+        }
+      }
+      if (this.stopped) return;
+      const delayMs = backoffDelayMs(connectedThisRound ? 0 : failedRounds++, this.backoff);
+      this.log.info({ delay_ms: delayMs }, 'reconnecting after a pause');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  private connectOnce(brokerUri: string): Promise<WebSocket> {
+    const url = sessionUrl(brokerUri, this.opts.clientType);
+    const { ca, cert, key, crl } = this.opts.tls;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, {
+        ca,
+        cert,
+        key,
+        ...(crl ? { crl } : {}),
+        handshakeTimeout: this.opts.connectionTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
+        perMessageDeflate: false,
+        maxPayload: this.opts.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES,
+      });
+      const fail = (err: Error) => {
+        ws.removeAllListeners();
+        ws.on('error', () => {});
+        ws.terminate();
+        reject(err);
+      };
+      ws.once('open', () => {
+        ws.removeAllListeners();
+        resolve(ws);
+      });
+      ws.once('error', fail);
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => fail(new Error(`the broker refused the connection: HTTP ${res.statusCode} ${body.trim()}`)));
+      });
+    });
+  }
+
+  /** Runs one connection until it closes. */
+  private serve(ws: WebSocket, brokerUri: string): Promise<void> {
+    this.ws = ws;
+    this.currentBroker = brokerUri;
+    const pingIntervalMs = this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
+    const allowedMisses = this.opts.allowedKeepaliveTimeouts ?? DEFAULT_ALLOWED_KEEPALIVE_TIMEOUTS;
+    let awaitingPong = false;
+    let missed = 0;
+    const keepalive = setInterval(() => {
+      if (awaitingPong && ++missed >= allowedMisses) {
+        this.log.warn({ broker: brokerUri, missed }, 'no pong from the broker; reconnecting');
+        ws.terminate();
+        return;
+      }
+      awaitingPong = true;
+      ws.ping();
+    }, pingIntervalMs);
+    ws.on('pong', () => {
+      awaitingPong = false;
+      missed = 0;
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
+    ws.on('error', (err) => this.log.debug({ err: err.message }, 'connection error'));
+    this.log.info({ broker: brokerUri }, 'connected to broker');
+    this.emit('connected', brokerUri);
+    return new Promise((resolve) => {
+      ws.once('close', (code: number, reason: Buffer) => {
+        clearInterval(keepalive);
+        this.ws = null;
+        const why = `closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`;
+        this.log.info({ broker: brokerUri, code }, 'disconnected from broker');
+        const lost = new PcpClientError(ClientErrorCode.notConnected, `connection to the broker lost before the reply: ${why}`);
+        for (const w of this.replies.values()) {
+          clearTimeout(w.timer);
+          w.reject(lost);
+        }
+        this.replies.clear();
+        this.emit('disconnected', why);
+        resolve();
+      });
+    });
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    let env: EnvelopeV2;
+    try {
+      if (isBinary) throw new Error('binary frame');
+      env = decodeV2(data.toString('utf8'));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'ignoring an undecodable message from the broker');
+      return;
+    }
+    let consumed = false;
+    if (env.in_reply_to !== undefined) {
+      const w = this.settle(this.replies, env.in_reply_to);
+      if (w) {
+        consumed = true;
+        if (env.message_type === BrokerMessageType.errorMessage) {
+          w.reject(new PcpClientError(ClientErrorCode.errorMessage, String(env.data), { details: { envelope: env } }));
+        } else if (env.message_type === BrokerMessageType.unauthorized) {
+          w.reject(new PcpClientError(ClientErrorCode.unauthorized, 'the broker refused the message: unauthorized', { details: { envelope: env } }));
+        } else {
+          w.resolve(env);
+        }
+      }
+    }
+    // A transaction ends with its non-blocking response or an rpc_error_message, which may also
+    // have been the immediate reply to the request.
+    if (env.message_type === PxpMessageType.nonBlockingResponse || env.message_type === PxpMessageType.errorMessage) {
+      const tx = (env.data as { transaction_id?: unknown } | undefined)?.transaction_id;
+      const w = typeof tx === 'string' ? this.settle(this.transactions, tx) : undefined;
+      if (w) {
+        consumed = true;
+        w.resolve(env);
+      }
+    }
+    if (!consumed) this.emit('message', env);
+  }
+}

@@ -1,0 +1,39 @@
+// Defaults of the agent, as data. Units are in the names; config keys are pxp-agent's.
+import { availableParallelism } from 'node:os';
+import type { FromSchema } from 'json-schema-to-ts';
+import type { agentConfigSchema } from '../schemas/agent-config.ts';
+
+export type AgentConfig = FromSchema<typeof agentConfigSchema>;
+
+export const DEFAULT_SPOOL_PURGE_TTL = '14d';
+export const DEFAULT_TASK_CACHE_PURGE_TTL = '14d';
+export const DEFAULT_PING_INTERVAL_S = 120;
+export const DEFAULT_ALLOWED_KEEPALIVE_TIMEOUTS = 1;
+export const DEFAULT_AGENT_CONNECTION_TIMEOUT_MS = 5_000;
+export const DEFAULT_ENVIRONMENT = 'production';
+/** How often spool and cache purges run. */
+export const PURGE_INTERVAL_MS = 3_600_000;
+/** How often a re-attached process (one that outlived an agent restart) is checked. */
+export const REATTACH_POLL_MS = 200;
+/** After SIGTERM to a process group, how long before SIGKILL. */
+export const KILL_GRACE_MS = 2_000;
+/** Output of one stream returned in results; the spool keeps all of it. */
+export const MAX_RESULT_OUTPUT_BYTES = 16 * 1024 * 1024;
+/** Task file downloads: no bytes for this long aborts the download. */
+export const DOWNLOAD_IDLE_TIMEOUT_MS = 30_000;
+/** Blocking transactions remembered in memory so that a repeated id never runs twice. */
+export const BLOCKING_TRANSACTIONS_REMEMBERED = 10_000;
+
+export const AGENT_DEFAULTS = {
+  'spool-dir-purge-ttl': DEFAULT_SPOOL_PURGE_TTL,
+  'task-cache-dir-purge-ttl': DEFAULT_TASK_CACHE_PURGE_TTL,
+  'master-uris': [],
+  'max-concurrent-actions': availableParallelism(),
+  environment: DEFAULT_ENVIRONMENT,
+  'ping-interval': DEFAULT_PING_INTERVAL_S,
+  'allowed-keepalive-timeouts': DEFAULT_ALLOWED_KEEPALIVE_TIMEOUTS,
+  'connection-timeout': DEFAULT_AGENT_CONNECTION_TIMEOUT_MS,
+  'log-level': 'info',
+} as const satisfies Partial<AgentConfig>;
+
+export type ResolvedAgentConfig = AgentConfig & Required<Pick<AgentConfig, keyof typeof AGENT_DEFAULTS>>;

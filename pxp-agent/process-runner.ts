@@ -1,0 +1,103 @@
+// Runs an action as a child process in its own process group, through a tiny /bin/sh wrapper
+// that records the exit code in the spool even when the agent is no longer there to see it.
+// Arguments are passed as an argv list: nothing is ever interpolated into a shell command line.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, unlinkSync, writeFileSync, fstatSync, readSync } from 'node:fs';
+import type { TransactionFiles } from './spool.ts';
+
+export interface ProcessSpec {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  /** Written to the process's stdin (then unlinked from the spool). */
+  input?: string;
+  cwd?: string;
+  timeoutS?: number;
+}
+
+// $1 is the exit code file; the rest is the command and its arguments, run as "$@".
+const WRAPPER = 'out=$1; shift; "$@"; code=$?; printf "%s\\n" "$code" > "$out.tmp" && mv -f "$out.tmp" "$out"';
+export const WRAPPER_NAME = 'baton-action';
+
+export function startProcess(spec: ProcessSpec, files: TransactionFiles): ChildProcess {
+  let stdin: number | 'ignore' = 'ignore';
+  if (spec.input !== undefined) {
+    writeFileSync(files.input, spec.input, { mode: 0o600 });
+    stdin = openSync(files.input, 'r');
+    unlinkSync(files.input); // the open descriptor is all the process needs; nothing sensitive stays on disk
+  }
+  const out = openSync(files.stdout, 'a', 0o600);
+  const err = openSync(files.stderr, 'a', 0o600);
+  try {
+    return spawn('/bin/sh', ['-c', WRAPPER, WRAPPER_NAME, files.exitcode, spec.command, ...spec.args], {
+      detached: true,
+      stdio: [stdin, out, err],
+      env: spec.env,
+      ...(spec.cwd ? { cwd: spec.cwd } : {}),
+    });
+  } finally {
+    if (typeof stdin === 'number') closeSync(stdin);
+    closeSync(out);
+    closeSync(err);
+  }
+}
+
+/** Signals a whole process group; a group that is gone already is fine. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Whether `pid` is still the wrapper of this transaction (and not a reused pid). */
+export function isWrapperOf(pid: number, files: TransactionFiles): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(files.exitcode);
+  } catch {
+    return process.platform !== 'linux' && isAlive(pid);
+  }
+}
+
+export function readExitcode(files: TransactionFiles): number | null {
+  try {
+    const n = Number.parseInt(readFileSync(files.exitcode, 'utf8').trim(), 10);
+    return Number.isInteger(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Reads at most `maxBytes` of a file as UTF-8 (invalid sequences become U+FFFD). */
+export function readCapped(path: string, maxBytes: number): { text: string; truncated: boolean; bytes: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return { text: '', truncated: false, bytes: 0 };
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const n = Math.min(size, maxBytes);
+    const buf = Buffer.allocUnsafe(n);
+    let off = 0;
+    while (off < n) {
+      const got = readSync(fd, buf, off, n - off, off);
+      if (got === 0) break;
+      off += got;
+    }
+    return { text: buf.subarray(0, off).toString('utf8'), truncated: size > maxBytes, bytes: size };
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,206 @@
+// Spooled transactions while they run and after: process actions started through the wrapper,
+// timeouts that kill the whole process group, re-attachment to processes that outlived an agent
+// restart, and the answers of `status query`.
+import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { appendFileSync } from 'node:fs';
+import type { Logger } from '../lib/log.ts';
+import { KILL_GRACE_MS, MAX_RESULT_OUTPUT_BYTES, REATTACH_POLL_MS } from './defaults.ts';
+import { isAlive, isWrapperOf, readCapped, readExitcode, signalGroup, startProcess, type ProcessSpec } from './process-runner.ts';
+import type { Spool, TransactionMetadata, TransactionStatus } from './spool.ts';
+
+/** Exit code reported for a process killed by its timeout (as timeout(1) does). */
+export const TIMEOUT_EXIT_CODE = 124;
+
+export interface Outcome {
+  status: Exclude<TransactionStatus, 'running' | 'unknown'>;
+  results?: unknown;
+  error?: string;
+}
+
+interface Running {
+  pid: number;
+  child: ChildProcess | null;
+  timer: NodeJS.Timeout | null;
+  poll: NodeJS.Timeout | null;
+  timedOut: boolean;
+  stopping: string | null;
+}
+
+export interface TransactionEvents {
+  completed: [meta: TransactionMetadata];
+}
+
+export class Transactions extends EventEmitter<TransactionEvents> {
+  private readonly running = new Map<string, Running>();
+
+  constructor(
+    readonly spool: Spool,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  isRunning(transactionId: string): boolean {
+    return this.running.has(transactionId);
+  }
+
+  /** Starts a process action for a spooled transaction. */
+  start(meta: TransactionMetadata, spec: ProcessSpec): void {
+    const files = this.spool.files(meta.transaction_id);
+    const child = startProcess(spec, files);
+    const entry: Running = { pid: child.pid ?? -1, child, timer: null, poll: null, timedOut: false, stopping: null };
+    if (child.pid === undefined) {
+      child.once('error', (err) => this.finish(meta.transaction_id, { status: 'failure', error: `cannot start the action: ${err.message}` }));
+      return;
+    }
+    this.running.set(meta.transaction_id, entry);
+    this.spool.update(meta.transaction_id, { pid: child.pid, ...(spec.timeoutS ? { timeout_s: spec.timeoutS } : {}) });
+    child.once('exit', () => this.ended(meta.transaction_id));
+    if (spec.timeoutS) this.armTimeout(meta.transaction_id, entry, spec.timeoutS * 1000);
+  }
+
+  /** After an agent restart: settles every transaction the spool still shows as running. */
+  reattach(): void {
+    for (const meta of this.spool.list()) {
+      if (meta.status !== 'running' || this.running.has(meta.transaction_id)) continue;
+      const files = this.spool.files(meta.transaction_id);
+      if (meta.kind === 'process' && readExitcode(files) !== null) {
+        this.finish(meta.transaction_id, this.processOutcome(meta.transaction_id, false));
+      } else if (meta.kind === 'process' && meta.pid !== undefined && isWrapperOf(meta.pid, files)) {
+        this.log.info({ transaction_id: meta.transaction_id, pid: meta.pid }, 're-attached to an action that outlived the agent');
+        const entry: Running = { pid: meta.pid, child: null, timer: null, poll: null, timedOut: false, stopping: null };
+        this.running.set(meta.transaction_id, entry);
+        entry.poll = setInterval(() => {
+          if (readExitcode(files) !== null || !isAlive(entry.pid)) this.ended(meta.transaction_id);
+        }, REATTACH_POLL_MS);
+        if (meta.timeout_s) this.armTimeout(meta.transaction_id, entry, meta.started_ms + meta.timeout_s * 1000 - Date.now());
+      } else {
+        this.finish(meta.transaction_id, {
+          status: 'failure',
+          error: meta.kind === 'process'
+            ? 'the action\'s process ended while the agent was not running, without recording an exit code (it died with the agent)'
+            : 'the agent stopped before the action completed',
+        });
+      }
+    }
+  }
+
+  /** Stops every running action (agent shutdown): the process groups get SIGTERM, then SIGKILL. */
+  async stopAll(reason: string): Promise<void> {
+    const allEnded = new Promise<void>((resolve) => {
+      const check = () => {
+        if (this.running.size > 0) return;
+        this.off('completed', check);
+        resolve();
+      };
+      this.on('completed', check);
+      check();
+    });
+    for (const [tx, entry] of [...this.running]) {
+      entry.stopping = reason;
+      signalGroup(entry.pid, 'SIGTERM');
+      setTimeout(() => signalGroup(entry.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+      if (!entry.child) this.ended(tx); // not our child: nothing will report its exit
+    }
+    await allEnded;
+  }
+
+  /** Records the outcome and tells listeners. */
+  finish(transactionId: string, outcome: Outcome): TransactionMetadata {
+    const entry = this.running.get(transactionId);
+    if (entry) {
+      if (entry.timer) clearTimeout(entry.timer);
+      if (entry.poll) clearInterval(entry.poll);
+      this.running.delete(transactionId);
+    }
+    const now = Date.now();
+    const meta = this.spool.update(transactionId, {
+      status: outcome.status,
+      ...(outcome.results !== undefined ? { results: outcome.results } : {}),
+      ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+      completed_at: new Date(now).toISOString(),
+      completed_ms: now,
+    });
+    if (outcome.error) {
+      try {
+        appendFileSync(this.spool.files(transactionId).stderr, `${outcome.error}\n`, { mode: 0o600 });
+      } catch {
+        // the spool directory is gone; the metadata still says why
+      }
+    }
+    this.emit('completed', meta);
+    return meta;
+  }
+
+  /** `status query` results, as Puppet's pxp-agent gives them. */
+  status(transactionId: string): Record<string, unknown> {
+    const meta = this.spool.read(transactionId);
+    if (!meta) return { transaction_id: transactionId, status: 'unknown' };
+    if (meta.status === 'running') return { transaction_id: transactionId, status: 'running' };
+    const files = this.spool.files(transactionId);
+    if (meta.kind === 'process') {
+      const results = meta.results as { exitcode?: number; stdout?: string; stderr?: string } | undefined;
+      return {
+        transaction_id: transactionId,
+        status: meta.status,
+        stdout: results?.stdout ?? readCapped(files.stdout, MAX_RESULT_OUTPUT_BYTES).text,
+        stderr: results?.stderr ?? readCapped(files.stderr, MAX_RESULT_OUTPUT_BYTES).text,
+        ...(results?.exitcode !== undefined ? { exitcode: results.exitcode } : {}),
+      };
+    }
+    return {
+      transaction_id: transactionId,
+      status: meta.status,
+      stdout: meta.results === undefined ? '' : JSON.stringify(meta.results),
+      stderr: meta.error ?? '',
+      exitcode: meta.status === 'success' ? 0 : 1,
+    };
+  }
+
+  private armTimeout(transactionId: string, entry: Running, inMs: number): void {
+    entry.timer = setTimeout(() => {
+      entry.timedOut = true;
+      this.log.warn({ transaction_id: transactionId, pid: entry.pid }, 'action exceeded its timeout; killing its process group');
+      signalGroup(entry.pid, 'SIGTERM');
+      setTimeout(() => signalGroup(entry.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+      if (!entry.child) this.ended(transactionId);
+    }, Math.max(0, inMs));
+  }
+
+  /** The wrapper process ended (or was found gone). */
+  private ended(transactionId: string): void {
+    const entry = this.running.get(transactionId);
+    if (!entry) return;
+    // Whatever else is left in the group (children the task left behind) goes with it.
+    signalGroup(entry.pid, 'SIGKILL');
+    if (entry.stopping !== null) {
+      this.finish(transactionId, { status: 'failure', error: entry.stopping });
+      return;
+    }
+    this.finish(transactionId, this.processOutcome(transactionId, entry.timedOut));
+  }
+
+  private processOutcome(transactionId: string, timedOut: boolean): Outcome {
+    const meta = this.spool.read(transactionId);
+    const files = this.spool.files(transactionId);
+    const out = readCapped(files.stdout, MAX_RESULT_OUTPUT_BYTES);
+    const err = readCapped(files.stderr, MAX_RESULT_OUTPUT_BYTES);
+    let stderr = err.text;
+    if (out.truncated) stderr += `\nbaton-agent: stdout was ${out.bytes} bytes; only the first ${MAX_RESULT_OUTPUT_BYTES} are in the results\n`;
+    if (err.truncated) stderr += `\nbaton-agent: stderr was ${err.bytes} bytes; only the first ${MAX_RESULT_OUTPUT_BYTES} are in the results\n`;
+    if (timedOut) {
+      stderr += `${stderr.endsWith('\n') || stderr === '' ? '' : '\n'}baton-agent: the action exceeded its timeout of ${meta?.timeout_s ?? '?'} s; its process group was killed\n`;
+      return { status: 'failure', results: { exitcode: TIMEOUT_EXIT_CODE, stdout: out.text, stderr, timed_out: true } };
+    }
+    const code = readExitcode(files);
+    if (code === null) {
+      return { status: 'failure', error: 'the action\'s process was killed before it could record an exit code' };
+    }
+    return { status: code === 0 ? 'success' : 'failure', results: { exitcode: code, stdout: out.text, stderr } };
+  }
+}

@@ -1,0 +1,38 @@
+// Configuration of `baton agent` (keys follow Puppet's pxp-agent where it has them).
+
+/** `14d`, `12h`, `30m` or `45s`. */
+const duration = { type: 'string', pattern: '^[0-9]+[smhd]$' } as const;
+
+export const agentConfigSchema = {
+  $id: 'baton:config/agent',
+  type: 'object',
+  additionalProperties: false,
+  required: ['broker-ws-uris', 'ssl-ca-cert', 'ssl-cert', 'ssl-key', 'spool-dir', 'task-cache-dir'],
+  properties: {
+    'broker-ws-uris': { type: 'array', minItems: 1, items: { type: 'string', pattern: '^wss://' } },
+    'ssl-ca-cert': { type: 'string', minLength: 1 },
+    'ssl-cert': { type: 'string', minLength: 1 },
+    'ssl-key': { type: 'string', minLength: 1 },
+    'ssl-crl-path': { type: 'string', minLength: 1 },
+    'spool-dir': { type: 'string', minLength: 1 },
+    'spool-dir-purge-ttl': duration,
+    'task-cache-dir': { type: 'string', minLength: 1 },
+    'task-cache-dir-purge-ttl': duration,
+    /** Where task files may be downloaded from (HTTPS, e.g. the orchestrator or a Puppet server). */
+    'master-uris': { type: 'array', items: { type: 'string', pattern: '^https://' } },
+    /** `<module>.conf` JSON files with per-module settings (task: `interpreters`). */
+    'modules-config-dir': { type: 'string', minLength: 1 },
+    'max-concurrent-actions': { type: 'integer', minimum: 1 },
+    environment: { type: 'string', minLength: 1 },
+    'facts-dir': { type: 'string', minLength: 1 },
+    /** Seconds between WebSocket pings to the broker (as in pxp-agent). */
+    'ping-interval': { type: 'integer', minimum: 1 },
+    'allowed-keepalive-timeouts': { type: 'integer', minimum: 1 },
+    /** Milliseconds. */
+    'connection-timeout': { type: 'integer', minimum: 100 },
+    'reconnect-initial-delay': { type: 'integer', minimum: 1 },
+    'reconnect-max-delay': { type: 'integer', minimum: 1 },
+    'log-level': { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    logfile: { type: 'string', minLength: 1 },
+  },
+} as const;

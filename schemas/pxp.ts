@@ -1,0 +1,103 @@
+// JSON Schemas of PXP v1 (the data of PCP messages between controllers and agents) and of the
+// params of the agent's modules.
+
+/** Transaction ids name spool directories, so they are restricted to a safe alphabet. */
+export const TRANSACTION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
+const transactionId = { type: 'string', pattern: TRANSACTION_ID_PATTERN } as const;
+const name = { type: 'string', minLength: 1, maxLength: 128 } as const;
+
+export const blockingRequestDataSchema = {
+  $id: 'baton:pxp/rpc_blocking_request.data',
+  type: 'object',
+  required: ['transaction_id', 'module', 'action'],
+  additionalProperties: false,
+  properties: { transaction_id: transactionId, module: name, action: name, params: { type: 'object' } },
+} as const;
+
+export const nonBlockingRequestDataSchema = {
+  $id: 'baton:pxp/rpc_non_blocking_request.data',
+  type: 'object',
+  required: ['transaction_id', 'module', 'action', 'notify_outcome'],
+  additionalProperties: false,
+  properties: {
+    transaction_id: transactionId,
+    module: name,
+    action: name,
+    params: { type: 'object' },
+    notify_outcome: { type: 'boolean' },
+  },
+} as const;
+
+export const responseDataSchema = {
+  $id: 'baton:pxp/response.data',
+  type: 'object',
+  required: ['transaction_id', 'results'],
+  properties: { transaction_id: { type: 'string' }, results: {} },
+} as const;
+
+export const provisionalResponseDataSchema = {
+  $id: 'baton:pxp/rpc_provisional_response.data',
+  type: 'object',
+  required: ['transaction_id'],
+  properties: { transaction_id: { type: 'string' } },
+} as const;
+
+export const rpcErrorDataSchema = {
+  $id: 'baton:pxp/rpc_error_message.data',
+  type: 'object',
+  required: ['transaction_id', 'id', 'description'],
+  properties: { transaction_id: { type: 'string' }, id: { type: 'string' }, description: { type: 'string' } },
+} as const;
+
+// ── module params ──────────────────────────────────────────────────────────────────────────────
+
+export const echoParamsSchema = {
+  type: 'object',
+  required: ['argument'],
+  additionalProperties: false,
+  properties: { argument: { type: 'string' } },
+} as const;
+
+export const emptyParamsSchema = { type: 'object', additionalProperties: false, properties: {} } as const;
+
+export const statusQueryParamsSchema = {
+  type: 'object',
+  required: ['transaction_id'],
+  additionalProperties: false,
+  properties: { transaction_id: { type: 'string', minLength: 1, maxLength: 128 } },
+} as const;
+
+export const taskFileSchema = {
+  type: 'object',
+  required: ['filename', 'uri', 'sha256', 'size_bytes'],
+  additionalProperties: false,
+  properties: {
+    filename: { type: 'string', minLength: 1, maxLength: 1024 },
+    uri: {
+      type: 'object',
+      required: ['path'],
+      additionalProperties: false,
+      properties: {
+        path: { type: 'string', minLength: 1, maxLength: 4096 },
+        params: { type: 'object', additionalProperties: { type: 'string' } },
+      },
+    },
+    sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+    size_bytes: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+export const taskRunParamsSchema = {
+  type: 'object',
+  required: ['task', 'input', 'files'],
+  additionalProperties: false,
+  properties: {
+    task: { type: 'string', pattern: '^[a-z][a-z0-9_]*(::[a-z][a-z0-9_]*)?$' },
+    input: { type: 'object' },
+    files: { type: 'array', minItems: 1, maxItems: 1000, items: taskFileSchema },
+    input_method: { enum: ['stdin', 'environment', 'both'] },
+    metadata: { type: 'object' },
+    /** Seconds; the whole process group is killed when it is exceeded. */
+    timeout: { type: 'integer', minimum: 1 },
+  },
+} as const;
