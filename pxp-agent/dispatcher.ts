@@ -95,6 +95,7 @@ export class Dispatcher {
       results_sent: false,
     };
     if (!this.spool.create(meta)) return this.repeated(req, this.spool.read(req.transactionId)!);
+    if (action.kind === 'process') this.transactions.reserve(req.transactionId);
     if (!req.blocking) this.opts.send(provisionalResponse(req));
     const ctx = { transactionId: req.transactionId, files: this.spool.files(req.transactionId), log };
     if (action.kind === 'instant') {

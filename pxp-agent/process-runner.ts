@@ -2,7 +2,7 @@
 // that records the exit code in the spool even when the agent is no longer there to see it.
 // Arguments are passed as an argv list: nothing is ever interpolated into a shell command line.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, unlinkSync, writeFileSync, fstatSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync, fstatSync, readSync } from 'node:fs';
 import type { TransactionFiles } from './spool.ts';
 
 export interface ProcessSpec {
@@ -51,13 +51,57 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** `/proc/<pid>/stat`: state and process group (Linux), or null when there is no such process. */
+function procStat(pid: number | string): { state: string; pgrp: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0]!, pgrp: Number(fields[2]) };
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a process is running; a zombie (dead, not yet reaped) is not. */
 export function isAlive(pid: number): boolean {
+  if (process.platform === 'linux') {
+    const st = procStat(pid);
+    return st !== null && st.state !== 'Z' && st.state !== 'X';
+  }
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Whether any process of a process group still runs. */
+export function groupAlive(pgid: number): boolean {
+  if (process.platform !== 'linux') {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  for (const name of readdirSync('/proc')) {
+    if (name.charCodeAt(0) > 57) continue; // not a pid
+    const st = procStat(name);
+    if (st && st.pgrp === pgid && st.state !== 'Z' && st.state !== 'X') return true;
+  }
+  return false;
+}
+
+/** Resolves once no process of the group runs any more, or after `maxMs`. */
+export async function waitGroupGone(pgid: number, maxMs: number, pollMs = 20): Promise<boolean> {
+  const deadline = Date.now() + maxMs;
+  while (groupAlive(pgid)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+  return true;
 }
 
 /** Whether `pid` is still the wrapper of this transaction (and not a reused pid). */

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { appendFileSync } from 'node:fs';
 import type { Logger } from '../lib/log.ts';
 import { KILL_GRACE_MS, MAX_RESULT_OUTPUT_BYTES, REATTACH_POLL_MS } from './defaults.ts';
-import { isAlive, isWrapperOf, readCapped, readExitcode, signalGroup, startProcess, type ProcessSpec } from './process-runner.ts';
+import { isAlive, isWrapperOf, readCapped, readExitcode, signalGroup, startProcess, waitGroupGone, type ProcessSpec } from './process-runner.ts';
 import type { Spool, TransactionMetadata, TransactionStatus } from './spool.ts';
 
 /** Exit code reported for a process killed by its timeout (as timeout(1) does). */
@@ -25,6 +25,7 @@ interface Running {
   poll: NodeJS.Timeout | null;
   timedOut: boolean;
   stopping: string | null;
+  ending?: boolean;
 }
 
 export interface TransactionEvents {
@@ -33,6 +34,8 @@ export interface TransactionEvents {
 
 export class Transactions extends EventEmitter<TransactionEvents> {
   private readonly running = new Map<string, Running>();
+  /** Process actions accepted but not started yet (downloading, verifying). */
+  private readonly reserved = new Set<string>();
 
   constructor(
     readonly spool: Spool,
@@ -41,8 +44,14 @@ export class Transactions extends EventEmitter<TransactionEvents> {
     super();
   }
 
+  /** Process actions accepted and not ended: what `max-concurrent-actions` limits. */
   get runningCount(): number {
-    return this.running.size;
+    return this.running.size + this.reserved.size;
+  }
+
+  /** Counts a process action from the moment it is accepted, before its files are downloaded. */
+  reserve(transactionId: string): void {
+    this.reserved.add(transactionId);
   }
 
   isRunning(transactionId: string): boolean {
@@ -52,6 +61,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
   /** Starts a process action for a spooled transaction. */
   start(meta: TransactionMetadata, spec: ProcessSpec): void {
     const files = this.spool.files(meta.transaction_id);
+    this.reserved.delete(meta.transaction_id);
     const child = startProcess(spec, files);
     const entry: Running = { pid: child.pid ?? -1, child, timer: null, poll: null, timedOut: false, stopping: null };
     if (child.pid === undefined) {
@@ -112,6 +122,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
 
   /** Records the outcome and tells listeners. */
   finish(transactionId: string, outcome: Outcome): TransactionMetadata {
+    this.reserved.delete(transactionId);
     const entry = this.running.get(transactionId);
     if (entry) {
       if (entry.timer) clearTimeout(entry.timer);
@@ -175,14 +186,20 @@ export class Transactions extends EventEmitter<TransactionEvents> {
   /** The wrapper process ended (or was found gone). */
   private ended(transactionId: string): void {
     const entry = this.running.get(transactionId);
-    if (!entry) return;
-    // Whatever else is left in the group (children the task left behind) goes with it.
-    signalGroup(entry.pid, 'SIGKILL');
-    if (entry.stopping !== null) {
-      this.finish(transactionId, { status: 'failure', error: entry.stopping });
+    if (!entry || entry.ending) return;
+    entry.ending = true;
+    if (entry.stopping === null && !entry.timedOut) {
+      this.finish(transactionId, this.processOutcome(transactionId, false));
       return;
     }
-    this.finish(transactionId, this.processOutcome(transactionId, entry.timedOut));
+    // Killed (timeout or agent shutdown): whatever the task left in its group goes too, and the
+    // outcome is reported only once nothing of it runs any more.
+    signalGroup(entry.pid, 'SIGKILL');
+    void waitGroupGone(entry.pid, KILL_GRACE_MS).then((gone) => {
+      if (!gone) this.log.warn({ transaction_id: transactionId, pgid: entry.pid }, 'processes of the group survived SIGKILL');
+      if (entry.stopping !== null) this.finish(transactionId, { status: 'failure', error: entry.stopping });
+      else this.finish(transactionId, this.processOutcome(transactionId, true));
+    });
   }
 
   private processOutcome(transactionId: string, timedOut: boolean): Outcome {
