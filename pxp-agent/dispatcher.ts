@@ -151,6 +151,7 @@ export class Dispatcher {
   }
 
   private onCompleted(meta: TransactionMetadata): void {
+    this.opts.log.info({ transaction_id: meta.transaction_id, status: meta.status }, 'action ended');
     this.notify(meta);
     const waiters = this.waiting.get(meta.transaction_id);
     this.waiting.delete(meta.transaction_id);

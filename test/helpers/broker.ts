@@ -41,6 +41,11 @@ export class ServiceProcess {
   waitForLog(pred: (l: LogLine) => boolean): Promise<LogLine> {
     const seen = this.logs.find(pred);
     if (seen) return Promise.resolve(seen);
+    return this.waitForNextLog(pred);
+  }
+
+  /** Resolves with the first matching log line from now on. */
+  waitForNextLog(pred: (l: LogLine) => boolean): Promise<LogLine> {
     return new Promise((resolve) => this.waiters.push({ pred, resolve }));
   }
 

@@ -26,11 +26,14 @@ export async function runTask(
   ctl: PcpClient,
   target: string,
   params: Record<string, unknown>,
-  opts: { transactionId?: string; outcomeTimeoutMs?: number } = {},
+  opts: { transactionId?: string; outcomeTimeoutMs?: number; allowRefusal?: boolean } = {},
 ): Promise<TaskRun> {
   const transactionId = opts.transactionId ?? newTransactionId('task');
   const outcome = ctl.expectTransaction(transactionId, opts.outcomeTimeoutMs ?? 30_000);
   const provisional = await ctl.request(pxpRequest(target, { transaction_id: transactionId, module: 'task', action: 'run', params, notify_outcome: true }, false));
+  if (provisional.message_type !== 'http://puppetlabs.com/rpc_provisional_response' && !opts.allowRefusal) {
+    throw new Error(`task run was refused at once: ${JSON.stringify(provisional.data)}`);
+  }
   return { transactionId, provisional, outcome };
 }
 
