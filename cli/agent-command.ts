@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { agentConfigSchema } from '../schemas/agent-config.ts';
-import { Agent, resolveAgentConfig } from '../pxp-agent/index.ts';
 import { addConfigFlags, configFlags } from './options.ts';
 import { onShutdown } from './shutdown.ts';
 
@@ -15,6 +14,7 @@ export function registerAgent(program: Command): void {
   });
   cmd.option('--foreground', 'log to stderr');
   cmd.action(async (opts: Record<string, unknown>) => {
+    const { Agent, resolveAgentConfig } = await import('../pxp-agent/index.ts');
     const config = resolveAgentConfig({ file: opts.config as string | undefined, env: process.env, flags: configFlags(agentConfigSchema, opts) });
     const destination = opts.foreground ? pino.destination(2) : config.logfile ? pino.destination({ dest: config.logfile, mkdir: true }) : pino.destination(1);
     const log = pino({ level: config['log-level'], base: { component: 'agent', pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination);

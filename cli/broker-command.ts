@@ -1,6 +1,5 @@
 // `baton broker`: runs a PCP broker in the foreground until SIGINT or SIGTERM.
 import type { Command } from 'commander';
-import { resolveBrokerConfig, startBroker } from '../broker/index.ts';
 import { brokerConfigSchema } from '../schemas/broker-config.ts';
 import { addConfigFlags, configFlags } from './options.ts';
 import { onShutdown } from './shutdown.ts';
@@ -18,6 +17,7 @@ export function registerBroker(program: Command): void {
     'controller-cns': 'comma-separated globs of CNs allowed to connect as controllers (default orchestrator)',
   });
   cmd.action(async (opts: Record<string, unknown>) => {
+    const { resolveBrokerConfig, startBroker } = await import('../broker/index.ts');
     const config = resolveBrokerConfig({ file: opts.config as string | undefined, env: process.env, flags: configFlags(brokerConfigSchema, opts) });
     const broker = await startBroker(config);
     onShutdown(() => broker.close());

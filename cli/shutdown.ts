@@ -1,4 +1,6 @@
-// Runs a cleanup once on SIGINT or SIGTERM, then exits.
+// Runs a cleanup once on SIGINT or SIGTERM, then exits. A process started by a supervisor
+// with an IPC channel (`baton up`, test harnesses) also stops when that channel closes, so
+// that it never outlives the process that started it.
 
 export function onShutdown(cleanup: () => Promise<void>): void {
   let stopping = false;
@@ -15,4 +17,5 @@ export function onShutdown(cleanup: () => Promise<void>): void {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  if (process.connected) process.on('disconnect', stop);
 }

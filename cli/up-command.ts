@@ -3,9 +3,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { resolveBrokerConfig, startBroker } from '../broker/index.ts';
 import { DEFAULT_BROKER_PORT } from '../broker/defaults.ts';
-import { initCa, issueCert, pkiPaths } from '../lib/pki.ts';
 import { onShutdown } from './shutdown.ts';
 
 export const DEV_VAR_DIR = 'var';
@@ -18,6 +16,8 @@ export function registerUp(program: Command): void {
     .option('--dir <dir>', 'state directory', DEV_VAR_DIR)
     .option('--port <port>', 'broker port', String(DEFAULT_BROKER_PORT))
     .action(async (opts: { dir: string; port: string }) => {
+      const { initCa, issueCert, pkiPaths } = await import('../lib/pki.ts');
+      const { resolveBrokerConfig, startBroker } = await import('../broker/index.ts');
       const pkiDir = resolve(opts.dir, 'pki');
       const paths = pkiPaths(pkiDir);
       if (!existsSync(paths.caCert)) await initCa(pkiDir, { commonName: 'Baton dev CA' });

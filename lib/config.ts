@@ -1,8 +1,9 @@
 // Configuration: defaults < JSON file < BATON_* environment variables < command-line flags.
 // The merged object is validated against the program's schema; a bad value names its key.
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { BatonError } from '../protocol/errors.ts';
+import { compile } from '../protocol/validate.ts';
 
 export const ConfigErrorCode = {
   unreadable: 'config/unreadable',
@@ -17,10 +18,9 @@ interface PropertySchema {
 }
 
 interface ObjectSchema {
+  $id: string;
   properties: Record<string, PropertySchema>;
 }
-
-const ajv = new Ajv({ allErrors: false, strict: false });
 
 /** `max-message-size` → `BATON_MAX_MESSAGE_SIZE`. */
 export function envName(key: string): string {
@@ -50,7 +50,7 @@ export function loadConfig<T extends object>(schema: ObjectSchema & object, defa
     fromFlags[key] = typeof value === 'string' && prop ? coerce(key, value, prop, `flag --${key}`) : value;
   }
   const merged = { ...defaults, ...fromFile, ...fromEnv, ...fromFlags };
-  const validate = ajv.compile(schema);
+  const validate = compile(schema);
   if (!validate(merged)) throw new ConfigError(ConfigErrorCode.invalid, describe(validate.errors?.[0]));
   return merged as T;
 }

@@ -1,10 +1,13 @@
-// One ajv instance for the wire schemas; every validator is compiled once and reused.
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+// Validators of the schemas in schemas/, compiled ahead of time (scripts/gen-validators.ts), so
+// that no process compiles schemas or loads ajv's compiler at run time.
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { byId } from '../schemas/generated/validators.js';
 
-const ajv = new Ajv({ allErrors: false, strict: true });
-
-export function compile<T>(schema: object): ValidateFunction<T> {
-  return ajv.compile<T>(schema);
+/** The precompiled validator of a schema (by its `$id`). */
+export function compile<T>(schema: { $id?: string }): ValidateFunction<T> {
+  const validate = schema.$id === undefined ? undefined : byId[schema.$id];
+  if (!validate) throw new Error(`no precompiled validator for schema ${schema.$id ?? '(without $id)'}; run npm run gen:validators`);
+  return validate as ValidateFunction<T>;
 }
 
 /** A short human sentence naming what was wrong, e.g. `envelope must have required property 'id'`. */

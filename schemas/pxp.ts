@@ -52,15 +52,17 @@ export const rpcErrorDataSchema = {
 // ── module params ──────────────────────────────────────────────────────────────────────────────
 
 export const echoParamsSchema = {
+  $id: 'baton:pxp/echo.echo.params',
   type: 'object',
   required: ['argument'],
   additionalProperties: false,
   properties: { argument: { type: 'string' } },
 } as const;
 
-export const emptyParamsSchema = { type: 'object', additionalProperties: false, properties: {} } as const;
+export const emptyParamsSchema = { $id: 'baton:pxp/empty.params', type: 'object', additionalProperties: false, properties: {} } as const;
 
 export const statusQueryParamsSchema = {
+  $id: 'baton:pxp/status.query.params',
   type: 'object',
   required: ['transaction_id'],
   additionalProperties: false,
@@ -88,6 +90,7 @@ export const taskFileSchema = {
 } as const;
 
 export const taskRunParamsSchema = {
+  $id: 'baton:pxp/task.run.params',
   type: 'object',
   required: ['task', 'input', 'files'],
   additionalProperties: false,

@@ -82,7 +82,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
       maxMs: opts.backoff?.maxMs ?? DEFAULT_RECONNECT_MAX_MS,
       jitter: opts.backoff?.jitter ?? DEFAULT_RECONNECT_JITTER,
     };
-    this.log = opts.log.child({ component: 'pcp-client', uri: this.uri });
+    this.log = opts.log.child({ uri: this.uri });
   }
 
   get connected(): boolean {
@@ -203,10 +203,11 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
       for (const brokerUri of this.opts.brokerUris) {
         if (this.stopped) return;
         try {
+          const started = performance.now();
           const ws = await this.connectOnce(brokerUri);
           connectedThisRound = true;
           failedRounds = 0;
-          await this.serve(ws, brokerUri);
+          await this.serve(ws, brokerUri, performance.now() - started);
           break; // lost: start again from the first broker, after a pause
         } catch (err) {
           this.log.warn({ broker: brokerUri, err: (err as Error).message }, 'cannot connect to broker');
@@ -260,7 +261,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
   }
 
   /** Runs one connection until it closes. */
-  private serve(ws: WebSocket, brokerUri: string): Promise<void> {
+  private serve(ws: WebSocket, brokerUri: string, connectMs: number): Promise<void> {
     this.ws = ws;
     this.currentBroker = brokerUri;
     const pingIntervalMs = this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
@@ -282,7 +283,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
     ws.on('error', (err) => this.log.debug({ err: err.message }, 'connection error'));
-    this.log.info({ broker: brokerUri }, 'connected to broker');
+    this.log.info({ broker: brokerUri, connect_ms: Math.round(connectMs * 10) / 10 }, 'connected to broker');
     this.emit('connected', brokerUri);
     return new Promise((resolve) => {
       ws.once('close', (code: number, reason: Buffer) => {

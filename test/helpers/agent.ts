@@ -58,7 +58,8 @@ export async function startAgentProcess(opts: StartAgentOptions): Promise<AgentP
       ...opts.config,
     }),
   );
-  const proc = spawn(process.execPath, [BATON_BIN, 'agent', '--config', dirs.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The IPC channel: the agent stops if this test process dies.
+  const proc = spawn(process.execPath, [BATON_BIN, 'agent', '--config', dirs.config], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   const agent = new AgentProcess(proc, dirs);
   const exited = agent.exited.then((code) => {
     throw new Error(`agent exited (${String(code)}) before connecting: ${agent.stderr}`);

@@ -91,7 +91,7 @@ export async function startBrokerProcess(opts: StartBrokerOptions & { port?: num
     }),
   );
   const proc = spawn(process.execPath, [BATON_BIN, 'broker', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // the IPC channel: the broker stops if this test process dies
     env: { ...process.env, BATON_PORT: '', BATON_HOST: '' },
   });
   const broker = new BrokerProcess(proc);
