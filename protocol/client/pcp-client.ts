@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import { WebSocket } from 'ws';
 import type { Logger } from '../../lib/log.ts';
-import { inventoryRequest } from '../inventory.ts';
+import { inventoryRequest, isInventoryUpdateData, type InventoryChange } from '../inventory.ts';
 import { BrokerMessageType } from '../message-types.ts';
 import { decodeV2, encodeV2, newMessageId, type EnvelopeV2 } from '../pcp-v2.ts';
 import { PxpMessageType } from '../pxp.ts';
@@ -48,8 +48,14 @@ interface Waiter {
 
 export interface PcpClientEvents {
   connected: [brokerUri: string];
+  /** A connection attempt failed (the broker is down, or refused us: the error says why). */
+  connectError: [brokerUri: string, err: Error];
   disconnected: [reason: string];
   message: [env: EnvelopeV2];
+  /** Batched changes of a subscribed inventory (see `subscribeInventory`). */
+  inventory: [changes: InventoryChange[]];
+  /** The full set of matching URIs after (re)subscribing: on every (re)connection. */
+  inventorySnapshot: [uris: string[]];
 }
 
 /** The common name of a PEM certificate. */
@@ -71,6 +77,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
   private readonly transactions = new Map<string, Waiter>();
   private readonly backoff: BackoffOptions;
   private readonly log: Logger;
+  private subscription: string[] | null = null;
 
   constructor(private readonly opts: PcpClientOptions) {
     super();
@@ -178,6 +185,32 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
     return (res.data as { uris: string[] }).uris;
   }
 
+  /**
+   * Subscribes to inventory changes of the URIs matching `query`: resolves with the URIs connected
+   * now, then emits `inventory` with batched changes. The subscription is renewed after every
+   * reconnection (emitting `inventorySnapshot`), since a broker forgets it with the session.
+   */
+  async subscribeInventory(query: string[], timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<string[]> {
+    this.subscription = query;
+    const res = await this.request(inventoryRequest(query, true), timeoutMs);
+    return (res.data as { uris: string[] }).uris;
+  }
+
+  async unsubscribeInventory(timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<void> {
+    const query = this.subscription;
+    this.subscription = null;
+    if (query && this.connected) await this.request(inventoryRequest(query, false), timeoutMs);
+  }
+
+  private resubscribe(): void {
+    const query = this.subscription;
+    if (!query) return;
+    this.request(inventoryRequest(query, true)).then(
+      (res) => this.emit('inventorySnapshot', (res.data as { uris: string[] }).uris),
+      (err: Error) => this.log.warn({ err: err.message }, 'cannot renew the inventory subscription'),
+    );
+  }
+
   private wait(map: Map<string, Waiter>, key: string, timeoutMs: number, timeoutText: string): Promise<EnvelopeV2> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -211,6 +244,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
           break; // lost: start again from the first broker, after a pause
         } catch (err) {
           this.log.warn({ broker: brokerUri, err: (err as Error).message }, 'cannot connect to broker');
+          this.emit('connectError', brokerUri, err as Error);
         }
       }
       if (this.stopped) return;
@@ -285,6 +319,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
     ws.on('error', (err) => this.log.debug({ err: err.message }, 'connection error'));
     this.log.info({ broker: brokerUri, connect_ms: Math.round(connectMs * 10) / 10 }, 'connected to broker');
     this.emit('connected', brokerUri);
+    this.resubscribe();
     return new Promise((resolve) => {
       ws.once('close', (code: number, reason: Buffer) => {
         clearInterval(keepalive);
@@ -335,6 +370,10 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
         consumed = true;
         w.resolve(env);
       }
+    }
+    if (!consumed && env.message_type === BrokerMessageType.inventoryUpdate && isInventoryUpdateData(env.data)) {
+      this.emit('inventory', env.data.changes);
+      return;
     }
     if (!consumed) this.emit('message', env);
   }

@@ -2,7 +2,7 @@
 // certificate, SHA-256 verification, the task cache, input methods, implementations, output,
 // timeouts, concurrency and at-most-once execution.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { PcpClient } from '../../protocol/client/pcp-client.ts';
@@ -174,5 +174,52 @@ describe('agent: task run', () => {
     assert.deepEqual(resultsOf(await again.outcome), first);
     assert.equal(readFileSync(marker, 'utf8'), 'run\n');
     assert.equal(readdirSync(agent.dirs.spool).filter((d) => d === transactionId).length, 1);
+  });
+});
+
+describe('agent: task files from several masters, and interpreters', () => {
+  let pki: TestPki;
+  let broker: BrokerProcess;
+  let files: FileServer;
+  let ctl: PcpClient;
+  const agents: AgentProcess[] = [];
+  const DEAD_MASTER = 'https://127.0.0.1:1';
+
+  before(async () => {
+    pki = await makePki(['orchestrator', 'node2', 'node3']);
+    broker = await startBrokerProcess({ pki, logLevel: 'info' });
+    files = await FileServer.start(pki);
+    ctl = await startController(pki, [`wss://127.0.0.1:${broker.port}`]);
+  });
+  after(async () => {
+    await ctl?.stop();
+    for (const a of agents) await a.stop();
+    await files?.stop();
+    await broker?.stop();
+    pki?.remove();
+  });
+
+  async function agentWith(name: string, masterUris: string[], config: Record<string, unknown> = {}, dirs = agentDirs()) {
+    const a = await startAgentProcess({ pki, name, brokerUris: [`wss://127.0.0.1:${broker.port}/pcp2/`], masterUris, dirs, config });
+    agents.push(a);
+    return a;
+  }
+
+  it('falls back to the next master when one is unreachable, and runs files through configured interpreters', async () => {
+    const dirs = agentDirs();
+    const modules = join(dirs.root, 'modules.d');
+    mkdirSync(modules);
+    writeFileSync(join(modules, 'task.conf'), JSON.stringify({ interpreters: { '.txt': '/bin/cat' } }));
+    await agentWith('node2', [DEAD_MASTER, files.url], { 'modules-config-dir': modules }, dirs);
+    const file = files.add('/tasks/show.txt', 'show.txt', 'printed by cat, not executed\n');
+    const results = resultsOf(await (await runTask(ctl, 'pcp://node2/agent', { task: 'sample::show', input: {}, files: [file] })).outcome);
+    assert.equal(results.stdout, 'printed by cat, not executed\n');
+  });
+
+  it('refuses to run when no master can be reached, naming each failure', async () => {
+    await agentWith('node3', [DEAD_MASTER]);
+    const file = files.add('/tasks/any.sh', 'any.sh', '#!/bin/sh\necho hi\n');
+    const run = await runTask(ctl, 'pcp://node3/agent', { task: 'sample::any', input: {}, files: [file] });
+    assert.match(errorOf(await run.outcome), /cannot download 'any\.sh': https:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
   });
 });
