@@ -2,7 +2,7 @@
 // and the task cache, wired together.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readConfiguredFile } from '../lib/config.ts';
+import { ConfigError, ConfigErrorCode, readConfiguredFile } from '../lib/config.ts';
 import { durationMs } from '../lib/duration.ts';
 import type { Logger } from '../lib/log.ts';
 import { PcpClient } from '../protocol/client/pcp-client.ts';
@@ -116,10 +116,16 @@ export class Agent {
   }
 }
 
-/** `<modules-config-dir>/<module>.conf` (JSON), or an empty config. */
+/** `<modules-config-dir>/<module>.conf` (JSON), or an empty config. A bad file stops the agent, naming it. */
 function moduleConfig<T>(dir: string | undefined, module: string): T {
   if (!dir) return {} as T;
   const path = join(dir, `${module}.conf`);
   if (!existsSync(path)) return {} as T;
-  return JSON.parse(readFileSync(path, 'utf8')) as T;
+  try {
+    const value = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('it must hold a JSON object');
+    return value as T;
+  } catch (cause) {
+    throw new ConfigError(ConfigErrorCode.invalid, `modules-config-dir: ${path} is not usable: ${(cause as Error).message}`, { cause });
+  }
 }

@@ -1,4 +1,5 @@
 // Configuration of `baton agent` (keys follow Puppet's pxp-agent where it has them).
+import { logLevelSchema, tlsConfigProperties } from './common.ts';
 
 /** `14d`, `12h`, `30m` or `45s`. */
 const duration = { type: 'string', pattern: '^[0-9]+[smhd]$' } as const;
@@ -10,10 +11,7 @@ export const agentConfigSchema = {
   required: ['broker-ws-uris', 'ssl-ca-cert', 'ssl-cert', 'ssl-key', 'spool-dir', 'task-cache-dir'],
   properties: {
     'broker-ws-uris': { type: 'array', minItems: 1, items: { type: 'string', pattern: '^wss://' } },
-    'ssl-ca-cert': { type: 'string', minLength: 1 },
-    'ssl-cert': { type: 'string', minLength: 1 },
-    'ssl-key': { type: 'string', minLength: 1 },
-    'ssl-crl-path': { type: 'string', minLength: 1 },
+    ...tlsConfigProperties,
     'spool-dir': { type: 'string', minLength: 1 },
     'spool-dir-purge-ttl': duration,
     'task-cache-dir': { type: 'string', minLength: 1 },
@@ -32,7 +30,7 @@ export const agentConfigSchema = {
     'connection-timeout': { type: 'integer', minimum: 100 },
     'reconnect-initial-delay': { type: 'integer', minimum: 1 },
     'reconnect-max-delay': { type: 'integer', minimum: 1 },
-    'log-level': { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    'log-level': logLevelSchema,
     logfile: { type: 'string', minLength: 1 },
   },
 } as const;

@@ -1,5 +1,6 @@
 // Configuration of `baton broker` (keys follow pcp-broker's names where they exist).
 // Defaults live in broker/defaults.ts; this schema only says what a value may be.
+import { logLevelSchema, tlsConfigProperties } from './common.ts';
 
 const glob = { type: 'string', minLength: 1, maxLength: 1024 } as const;
 
@@ -23,10 +24,7 @@ export const brokerConfigSchema = {
   properties: {
     host: { type: 'string', minLength: 1 },
     port: { type: 'integer', minimum: 0, maximum: 65535 },
-    'ssl-ca-cert': { type: 'string', minLength: 1 },
-    'ssl-cert': { type: 'string', minLength: 1 },
-    'ssl-key': { type: 'string', minLength: 1 },
-    'ssl-crl-path': { type: 'string', minLength: 1 },
+    ...tlsConfigProperties,
     'controller-cns': { type: 'array', items: glob },
     'max-message-size': { type: 'integer', minimum: 1024 },
     'max-connections': { type: 'integer', minimum: 0 },
@@ -35,7 +33,7 @@ export const brokerConfigSchema = {
     'max-send-buffer-size': { type: 'integer', minimum: 1024 },
     'inventory-update-interval': { type: 'integer', minimum: 1 },
     'tls-handshake-timeout': { type: 'integer', minimum: 10 },
-    'log-level': { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    'log-level': logLevelSchema,
     authorization: {
       type: 'object',
       additionalProperties: false,
