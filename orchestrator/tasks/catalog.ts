@@ -1,0 +1,201 @@
+// Tasks in `codedir`: environments/<env>/modules/<module>/tasks/<name>.<ext> with optional
+// <name>.json metadata. Lists tasks, describes one with file URIs and SHA-256 for agents, checks
+// parameters against the metadata, and resolves the files it serves to agents.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { BatonError } from '../../protocol/errors.ts';
+import { acceptsUndef, checkValue, parsePuppetType, type PuppetType } from './puppet-types.ts';
+
+export const TaskErrorCode = {
+  unknownEnvironment: 'unknown-environment',
+  unknownTask: 'unknown-task',
+  invalidMetadata: 'invalid-task-metadata',
+  validation: 'validation-error',
+} as const;
+
+export class TaskCatalogError extends BatonError {}
+
+export const TASK_FILE_PATH_PREFIX = '/puppet/v3/file_content/tasks';
+const NAME_RE = /^[a-z][a-z0-9_]*$/;
+const FILE_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const NOT_EXECUTABLE = new Set(['.json', '.md', '.txt~']);
+
+export interface TaskParameter {
+  type?: string;
+  description?: string;
+  sensitive?: boolean;
+  default?: unknown;
+}
+
+export interface TaskMetadata {
+  description?: string;
+  parameters?: Record<string, TaskParameter>;
+  input_method?: 'stdin' | 'environment' | 'both';
+  supports_noop?: boolean;
+  implementations?: { name: string; requirements?: string[]; input_method?: string }[];
+  private?: boolean;
+  [key: string]: unknown;
+}
+
+export interface TaskFileEntry {
+  filename: string;
+  uri: { path: string; params: { environment: string } };
+  sha256: string;
+  size_bytes: number;
+}
+
+export interface TaskDescription {
+  name: string;
+  environment: string;
+  metadata: TaskMetadata;
+  files: TaskFileEntry[];
+}
+
+/** `module::task` or `module` (its `init` task). */
+export function splitTaskName(name: string): { module: string; task: string } | null {
+  const [module, task = 'init', ...rest] = name.split('::');
+  if (!module || rest.length > 0 || !NAME_RE.test(module) || !NAME_RE.test(task)) return null;
+  return { module, task };
+}
+
+export class TaskCatalog {
+  private readonly hashes = new Map<string, { mtimeMs: number; size: number; sha256: string }>();
+
+  constructor(readonly codedir: string) {}
+
+  environmentDir(environment: string): string {
+    if (!NAME_RE.test(environment) || !existsSync(join(this.codedir, 'environments', environment))) {
+      throw new TaskCatalogError(TaskErrorCode.unknownEnvironment, `unknown environment '${environment}'`, { details: { environment } });
+    }
+    return join(this.codedir, 'environments', environment);
+  }
+
+  /** Every task of an environment, by name. */
+  list(environment: string): string[] {
+    const modulesDir = join(this.environmentDir(environment), 'modules');
+    const names = new Set<string>();
+    for (const module of safeReaddir(modulesDir)) {
+      if (!NAME_RE.test(module)) continue;
+      for (const file of safeReaddir(join(modulesDir, module, 'tasks'))) {
+        const base = file.replace(/\.[^.]*$/, '');
+        if (!NAME_RE.test(base)) continue;
+        names.add(base === 'init' ? module : `${module}::${base}`);
+      }
+    }
+    return [...names].sort();
+  }
+
+  describe(environment: string, name: string): TaskDescription {
+    const parts = splitTaskName(name);
+    const unknown = () => new TaskCatalogError(TaskErrorCode.unknownTask, `could not find a task named '${name}' in environment '${environment}'`, { details: { task: name, environment } });
+    if (!parts) throw unknown();
+    const tasksDir = join(this.environmentDir(environment), 'modules', parts.module, 'tasks');
+    const files = safeReaddir(tasksDir).filter((f) => f.replace(/\.[^.]*$/, '') === parts.task && FILE_RE.test(f));
+    const metadataFile = files.find((f) => f === `${parts.task}.json`);
+    const executables = files.filter((f) => !NOT_EXECUTABLE.has(f.slice(f.lastIndexOf('.'))) && f !== metadataFile);
+    if (executables.length === 0) throw unknown();
+    let metadata: TaskMetadata = {};
+    if (metadataFile) {
+      try {
+        metadata = JSON.parse(readFileSync(join(tasksDir, metadataFile), 'utf8')) as TaskMetadata;
+      } catch (err) {
+        throw new TaskCatalogError(TaskErrorCode.invalidMetadata, `the metadata of task '${name}' is not valid JSON: ${(err as Error).message}`);
+      }
+    }
+    let chosen = executables;
+    if (Array.isArray(metadata.implementations) && metadata.implementations.length > 0) {
+      chosen = metadata.implementations.map((i) => {
+        if (!executables.includes(i.name)) throw new TaskCatalogError(TaskErrorCode.invalidMetadata, `task '${name}' lists implementation '${i.name}', which is not in its module`);
+        return i.name;
+      });
+    } else if (executables.length > 1) {
+      throw new TaskCatalogError(TaskErrorCode.invalidMetadata, `task '${name}' has several executables (${executables.join(', ')}) but no implementations in its metadata`);
+    }
+    return {
+      name: parts.task === 'init' ? parts.module : `${parts.module}::${parts.task}`,
+      environment,
+      metadata,
+      files: chosen.map((filename) => this.fileEntry(environment, parts.module, tasksDir, filename)),
+    };
+  }
+
+  /** The path of a task file agents may download, or null. */
+  resolveFile(environment: string, module: string, file: string): string | null {
+    if (!NAME_RE.test(module) || !FILE_RE.test(file)) return null;
+    let envDir: string;
+    try {
+      envDir = this.environmentDir(environment);
+    } catch {
+      return null;
+    }
+    const path = join(envDir, 'modules', module, 'tasks', file);
+    return existsSync(path) && statSync(path).isFile() ? path : null;
+  }
+
+  private fileEntry(environment: string, module: string, tasksDir: string, filename: string): TaskFileEntry {
+    const path = join(tasksDir, filename);
+    const st = statSync(path);
+    let cached = this.hashes.get(path);
+    if (!cached || cached.mtimeMs !== st.mtimeMs || cached.size !== st.size) {
+      cached = { mtimeMs: st.mtimeMs, size: st.size, sha256: createHash('sha256').update(readFileSync(path)).digest('hex') };
+      this.hashes.set(path, cached);
+    }
+    return {
+      filename,
+      uri: { path: `${TASK_FILE_PATH_PREFIX}/${module}/${filename}`, params: { environment } },
+      sha256: cached.sha256,
+      size_bytes: st.size,
+    };
+  }
+}
+
+/**
+ * Checks params against the task's metadata: unknown parameters are refused, types checked,
+ * defaults applied. Returns the params to send; throws `validation-error` listing every problem.
+ */
+export function validateParams(task: TaskDescription, params: Record<string, unknown>): Record<string, unknown> {
+  const declared = task.metadata.parameters;
+  if (!declared) return { ...params }; // a task without parameter metadata takes anything
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(params)) {
+    if (!(key in declared) && !key.startsWith('_')) problems.push(`unknown parameter '${key}'`);
+  }
+  for (const [key, spec] of Object.entries(declared)) {
+    let type: PuppetType = { name: 'Any', args: [] };
+    if (spec.type) {
+      try {
+        type = parsePuppetType(spec.type);
+      } catch (err) {
+        throw new TaskCatalogError(TaskErrorCode.invalidMetadata, `task '${task.name}' parameter '${key}': ${(err as Error).message}`);
+      }
+    }
+    const value = key in params ? params[key] : spec.default;
+    if (value === undefined) {
+      if (!acceptsUndef(type)) problems.push(`parameter '${key}' is required (${spec.type ?? 'Any'})`);
+      continue;
+    }
+    const err = checkValue(value, type);
+    if (err) problems.push(`parameter '${key}' ${err}`);
+    out[key] = value;
+  }
+  for (const [key, value] of Object.entries(params)) if (key.startsWith('_')) out[key] = value;
+  if (problems.length > 0) {
+    throw new TaskCatalogError(TaskErrorCode.validation, `invalid parameters for task '${task.name}': ${problems.join('; ')}`, { details: { problems } });
+  }
+  return out;
+}
+
+/** Names of the task's sensitive parameters: never logged, masked in the API and in events. */
+export function sensitiveParameters(task: TaskDescription): string[] {
+  return Object.entries(task.metadata.parameters ?? {}).filter(([, p]) => p.sensitive === true).map(([k]) => k);
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
