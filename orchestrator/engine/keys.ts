@@ -1,0 +1,44 @@
+// Every Redis key the orchestrator uses, built in one place.
+
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  /** A random id made once per Redis dataset: it keeps transaction ids unique even if Redis is wiped. */
+  epoch(): string {
+    return `${this.prefix}:epoch`;
+  }
+  jobSequence(): string {
+    return `${this.prefix}:job:sequence`;
+  }
+  /** ZSET of job ids scored by creation time. */
+  jobIndex(): string {
+    return `${this.prefix}:jobs`;
+  }
+  job(id: string): string {
+    return `${this.prefix}:job:${id}`;
+  }
+  /** HASH node name → node record (JSON). */
+  nodes(id: string): string {
+    return `${this.prefix}:job:${id}:nodes`;
+  }
+  /** HASH node state → count. */
+  counts(id: string): string {
+    return `${this.prefix}:job:${id}:counts`;
+  }
+  /** LIST of nodes not yet handed to the queue (per-job concurrency). */
+  pending(id: string): string {
+    return `${this.prefix}:job:${id}:pending`;
+  }
+  /** STREAM of events; entry ids are 0-N so that N is the API's event id. */
+  events(id: string): string {
+    return `${this.prefix}:job:${id}:events`;
+  }
+  /** LIST of job state changes (JSON). */
+  history(id: string): string {
+    return `${this.prefix}:job:${id}:history`;
+  }
+  /** The BullMQ queue of node runs. */
+  queueName(): string {
+    return `${this.prefix}-node-runs`;
+  }
+}

@@ -1,0 +1,215 @@
+// Job records, node records, events and state history in Redis. Every node state change goes
+// through one Lua script, so counts, events and the job's own end never disagree.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { projectPath } from '../../lib/paths.ts';
+import { Keys } from './keys.ts';
+
+export const JobState = { new: 'new', ready: 'ready', running: 'running', stopping: 'stopping', stopped: 'stopped', finished: 'finished', failed: 'failed' } as const;
+export type JobState = (typeof JobState)[keyof typeof JobState];
+export const NodeState = { new: 'new', ready: 'ready', running: 'running', finished: 'finished', failed: 'failed', errored: 'errored', skipped: 'skipped' } as const;
+export type NodeState = (typeof NodeState)[keyof typeof NodeState];
+export const TERMINAL_NODE_STATES: readonly NodeState[] = ['finished', 'failed', 'errored', 'skipped'];
+export const ENDED_JOB_STATES: readonly JobState[] = ['stopped', 'finished', 'failed'];
+
+export type JobType = 'task' | 'deploy' | 'command' | 'deployment';
+
+export interface JobOptions {
+  concurrency: number; // 0 = unlimited
+  noop: boolean;
+  timeout_s: number;
+  description?: string;
+}
+
+export interface NewJob {
+  type: JobType;
+  environment: string;
+  task?: string;
+  params: Record<string, unknown>;
+  sensitive: string[];
+  options: JobOptions;
+  owner: string;
+  scope: Record<string, unknown>;
+  nodes: string[];
+}
+
+export interface JobRecord extends Omit<NewJob, 'nodes'> {
+  id: string;
+  state: JobState;
+  created_ms: number;
+  finished_ms?: number;
+  node_count: number;
+}
+
+export interface NodeRecord {
+  name: string;
+  state: NodeState;
+  transaction_uuid?: string;
+  start_ms?: number;
+  finish_ms?: number;
+  result?: unknown;
+  details?: Record<string, unknown>;
+  latest_event_id?: number;
+}
+
+export interface JobEvent {
+  id: number;
+  type: string;
+  timestamp: string;
+  details: Record<string, unknown>;
+  message?: string;
+}
+
+interface Scripts {
+  nodeTransition(...args: (string | number)[]): Promise<[string, string] | null>;
+  refill(...args: (string | number)[]): Promise<string[]>;
+  stop(...args: (string | number)[]): Promise<number>;
+}
+
+function lua(name: string): string {
+  return readFileSync(projectPath('orchestrator', 'engine', 'lua', name), 'utf8');
+}
+
+export class JobStore {
+  readonly keys: Keys;
+  private readonly r: Redis & Scripts;
+
+  constructor(redis: Redis, prefix: string) {
+    this.keys = new Keys(prefix);
+    redis.defineCommand('nodeTransition', { numberOfKeys: 5, lua: lua('node-transition-5.lua') });
+    redis.defineCommand('refill', { numberOfKeys: 4, lua: lua('refill-4.lua') });
+    redis.defineCommand('stop', { numberOfKeys: 3, lua: lua('stop-3.lua') });
+    this.r = redis as Redis & Scripts;
+  }
+
+  /** The dataset's epoch, made once. */
+  async epoch(): Promise<string> {
+    await this.r.set(this.keys.epoch(), randomUUID().slice(0, 8), 'NX');
+    return (await this.r.get(this.keys.epoch()))!;
+  }
+
+  async createJob(job: NewJob, nowMs = Date.now()): Promise<JobRecord> {
+    const id = String(await this.r.incr(this.keys.jobSequence()));
+    const iso = new Date(nowMs).toISOString();
+    const record: JobRecord = {
+      id, type: job.type, state: 'running', environment: job.environment, ...(job.task ? { task: job.task } : {}),
+      params: job.params, sensitive: job.sensitive, options: job.options, owner: job.owner, scope: job.scope,
+      created_ms: nowMs, node_count: job.nodes.length,
+    };
+    const m = this.r.multi();
+    m.hset(this.keys.job(id), {
+      id, type: job.type, state: 'running', environment: job.environment, task: job.task ?? '',
+      params: JSON.stringify(job.params), sensitive: JSON.stringify(job.sensitive), options: JSON.stringify(job.options),
+      owner: job.owner, scope: JSON.stringify(job.scope), created_ms: nowMs, node_count: job.nodes.length,
+    });
+    m.zadd(this.keys.jobIndex(), nowMs, id);
+    if (job.nodes.length > 0) {
+      m.hset(this.keys.nodes(id), Object.fromEntries(job.nodes.map((n) => [n, JSON.stringify({ name: n, state: 'new' })])));
+      m.hset(this.keys.counts(id), 'new', job.nodes.length);
+      m.rpush(this.keys.pending(id), ...job.nodes);
+    }
+    m.rpush(this.keys.history(id), JSON.stringify({ state: 'new', enter_time: iso }), JSON.stringify({ state: 'running', enter_time: iso }));
+    await m.exec();
+    return record;
+  }
+
+  async getJob(id: string): Promise<JobRecord | null> {
+    const h = await this.r.hgetall(this.keys.job(id));
+    if (!h.id) return null;
+    return {
+      id: h.id, type: h.type as JobType, state: h.state as JobState, environment: h.environment!, ...(h.task ? { task: h.task } : {}),
+      params: JSON.parse(h.params!) as Record<string, unknown>, sensitive: JSON.parse(h.sensitive!) as string[],
+      options: JSON.parse(h.options!) as JobOptions, owner: h.owner!, scope: JSON.parse(h.scope!) as Record<string, unknown>,
+      created_ms: Number(h.created_ms), ...(h.finished_ms ? { finished_ms: Number(h.finished_ms) } : {}), node_count: Number(h.node_count),
+    };
+  }
+
+  /** Job ids, newest first unless `order` is asc, with the total. */
+  async jobIds(opts: { limit: number; offset: number; order: 'asc' | 'desc' }): Promise<{ ids: string[]; total: number }> {
+    const total = await this.r.zcard(this.keys.jobIndex());
+    const stop = opts.limit > 0 ? opts.offset + opts.limit - 1 : -1;
+    const ids = opts.order === 'asc'
+      ? await this.r.zrange(this.keys.jobIndex(), opts.offset, stop)
+      : await this.r.zrevrange(this.keys.jobIndex(), opts.offset, stop);
+    return { ids, total };
+  }
+
+  async getNodes(id: string): Promise<NodeRecord[]> {
+    const h = await this.r.hgetall(this.keys.nodes(id));
+    return Object.values(h).map((v) => JSON.parse(v) as NodeRecord).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async getNode(id: string, node: string): Promise<NodeRecord | null> {
+    const v = await this.r.hget(this.keys.nodes(id), node);
+    return v ? (JSON.parse(v) as NodeRecord) : null;
+  }
+
+  async counts(id: string): Promise<Record<string, number>> {
+    const h = await this.r.hgetall(this.keys.counts(id));
+    return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]).filter(([, v]) => (v as number) > 0));
+  }
+
+  async history(id: string): Promise<{ state: string; enter_time: string }[]> {
+    return (await this.r.lrange(this.keys.history(id), 0, -1)).map((v) => JSON.parse(v) as { state: string; enter_time: string });
+  }
+
+  /**
+   * Moves a node to `record.state` if it is in one of `from`, appending an event. Returns the
+   * event id and the job's end state ('' while it goes on), or null when the move was refused.
+   */
+  async transition(
+    jobId: string,
+    record: NodeRecord,
+    from: readonly NodeState[],
+    event: { type: string; details?: Record<string, unknown>; message?: string } | null,
+    nowMs = Date.now(),
+  ): Promise<{ eventId: number | null; jobEnd: JobState | '' } | null> {
+    const iso = new Date(nowMs).toISOString();
+    const { latest_event_id: _ignored, ...rest } = record;
+    const eventJson = event ? JSON.stringify({ type: event.type, timestamp: iso, details: { node: record.name, ...event.details }, ...(event.message ? { message: event.message } : {}) }) : '';
+    const res = await this.r.nodeTransition(
+      this.keys.job(jobId), this.keys.nodes(jobId), this.keys.counts(jobId), this.keys.events(jobId), this.keys.history(jobId),
+      record.name, from.join(','), JSON.stringify(rest), record.state, event ? event.type : '', eventJson,
+      TERMINAL_NODE_STATES.join(','), iso, nowMs,
+    );
+    if (!res) return null;
+    return { eventId: res[0] ? Number(res[0]) : null, jobEnd: res[1] as JobState | '' };
+  }
+
+  /** Pending nodes that may start now under the job's concurrency, already moved to `ready`. */
+  refill(jobId: string, concurrency: number): Promise<string[]> {
+    return this.r.refill(this.keys.job(jobId), this.keys.pending(jobId), this.keys.nodes(jobId), this.keys.counts(jobId), concurrency, new Date().toISOString());
+  }
+
+  /** Marks the job stopping (idempotent); returns whether this call changed it. */
+  async requestStop(jobId: string, login: string): Promise<boolean> {
+    return (await this.r.stop(this.keys.job(jobId), this.keys.events(jobId), this.keys.history(jobId), new Date().toISOString(), login)) === 1;
+  }
+
+  /** Takes every node still waiting for its turn (used when a job stops). */
+  async drainPending(jobId: string): Promise<string[]> {
+    const m = this.r.multi();
+    m.lrange(this.keys.pending(jobId), 0, -1);
+    m.del(this.keys.pending(jobId));
+    const res = await m.exec();
+    return (res?.[0]?.[1] as string[] | undefined) ?? [];
+  }
+
+  /** Events from id `start` on (inclusive), at most `count`. */
+  async events(jobId: string, start: number, count = 1000): Promise<JobEvent[]> {
+    const entries = await this.r.xrange(this.keys.events(jobId), `0-${Math.max(1, start)}`, '+', 'COUNT', count);
+    return entries.map(([id, fields]) => ({ id: Number(id.split('-')[1]), ...(JSON.parse(fields[1]!) as Omit<JobEvent, 'id'>) }));
+  }
+
+  /** Ids of jobs that have not ended (for recovery after a restart). */
+  async activeJobIds(): Promise<string[]> {
+    const ids = await this.r.zrange(this.keys.jobIndex(), 0, -1);
+    const out: string[] = [];
+    for (const id of ids) {
+      const state = await this.r.hget(this.keys.job(id), 'state');
+      if (state && !ENDED_JOB_STATES.includes(state as JobState)) out.push(id);
+    }
+    return out;
+  }
+}
