@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 
-const SOURCE_DIRS = ['cli', 'schemas', 'protocol', 'lib', 'broker', 'pxp-agent'];
+const SOURCE_DIRS = ['cli', 'schemas', 'protocol', 'lib', 'broker', 'pxp-agent', 'orchestrator'];
 const root = new URL('../', import.meta.url);
 const bundle = new URL('dist/baton.mjs', root);
 

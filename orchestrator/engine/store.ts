@@ -130,7 +130,7 @@ export class JobStore {
     const total = await this.r.zcard(this.keys.jobIndex());
     const stop = opts.limit > 0 ? opts.offset + opts.limit - 1 : -1;
     const ids = opts.order === 'asc'
-      ? await this.r.zrange(this.keys.jobIndex(), opts.offset, stop)
+      ? await this.r.zrange(this.keys.jobIndex(), String(opts.offset), String(stop))
       : await this.r.zrevrange(this.keys.jobIndex(), opts.offset, stop);
     return { ids, total };
   }
@@ -204,7 +204,7 @@ export class JobStore {
 
   /** Ids of jobs that have not ended (for recovery after a restart). */
   async activeJobIds(): Promise<string[]> {
-    const ids = await this.r.zrange(this.keys.jobIndex(), 0, -1);
+    const ids = await this.r.zrange(this.keys.jobIndex(), '0', '-1');
     const out: string[] = [];
     for (const id of ids) {
       const state = await this.r.hget(this.keys.job(id), 'state');
