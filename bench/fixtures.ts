@@ -5,8 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { initCa, issueCert, pkiPaths, type PkiPaths } from '../lib/pki.ts';
+import { ensureBuilt } from '../scripts/freshness.mjs';
 
 export const BATON_BIN = new URL('../bin/baton.mjs', import.meta.url).pathname;
+
+// Benchmarks measure the built `baton` (dist/), as users run it.
+await ensureBuilt();
 export const CONTROLLER_CN_PREFIX = 'bench-ctl-';
 export const AGENT_CN = 'bench-agent';
 

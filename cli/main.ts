@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { BatonError } from '../protocol/errors.ts';
 import { registerAgent } from './agent-command.ts';
 import { registerBroker } from './broker-command.ts';
+import { registerOrchestrator } from './orchestrator-command.ts';
 import { registerPki } from './pki-command.ts';
 import { registerUp } from './up-command.ts';
 
@@ -15,6 +16,7 @@ const program = new Command('baton')
   .exitOverride();
 registerBroker(program);
 registerAgent(program);
+registerOrchestrator(program);
 registerPki(program);
 registerUp(program);
 

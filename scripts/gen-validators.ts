@@ -6,6 +6,8 @@ import { Ajv } from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import * as agentConfig from '../schemas/agent-config.ts';
 import * as brokerConfig from '../schemas/broker-config.ts';
+import * as orchestratorApi from '../schemas/orchestrator-api.ts';
+import * as orchestratorConfig from '../schemas/orchestrator-config.ts';
 import * as pcp from '../schemas/pcp.ts';
 import * as pxp from '../schemas/pxp.ts';
 
@@ -13,7 +15,7 @@ export const GENERATED_PATH = new URL('../schemas/generated/validators.js', impo
 
 export function schemasWithIds(): { $id: string }[] {
   const out: { $id: string }[] = [];
-  for (const mod of [pcp, pxp, brokerConfig, agentConfig]) {
+  for (const mod of [pcp, pxp, brokerConfig, agentConfig, orchestratorConfig, orchestratorApi]) {
     for (const value of Object.values(mod)) {
       if (typeof value === 'object' && value !== null && typeof (value as { $id?: unknown }).$id === 'string' && (value as { $id: string }).$id.startsWith('baton:')) {
         out.push(value as { $id: string });

@@ -32,9 +32,11 @@ export interface NewJob {
   owner: string;
   scope: Record<string, unknown>;
   nodes: string[];
+  /** What each node runs (for PXP: {module, action, params}); stored with the job, not shown by the API. */
+  action: unknown;
 }
 
-export interface JobRecord extends Omit<NewJob, 'nodes'> {
+export interface JobRecord extends Omit<NewJob, 'nodes' | 'action'> {
   id: string;
   state: JobState;
   created_ms: number;
@@ -102,6 +104,7 @@ export class JobStore {
       id, type: job.type, state: 'running', environment: job.environment, task: job.task ?? '',
       params: JSON.stringify(job.params), sensitive: JSON.stringify(job.sensitive), options: JSON.stringify(job.options),
       owner: job.owner, scope: JSON.stringify(job.scope), created_ms: nowMs, node_count: job.nodes.length,
+      action: JSON.stringify(job.action),
     });
     m.zadd(this.keys.jobIndex(), nowMs, id);
     if (job.nodes.length > 0) {
@@ -180,6 +183,12 @@ export class JobStore {
   /** Pending nodes that may start now under the job's concurrency, already moved to `ready`. */
   refill(jobId: string, concurrency: number): Promise<string[]> {
     return this.r.refill(this.keys.job(jobId), this.keys.pending(jobId), this.keys.nodes(jobId), this.keys.counts(jobId), concurrency, new Date().toISOString());
+  }
+
+  /** What every node of the job runs (kept apart from the record the API shows). */
+  async getAction<T>(jobId: string): Promise<T | null> {
+    const v = await this.r.hget(this.keys.job(jobId), 'action');
+    return v ? (JSON.parse(v) as T) : null;
   }
 
   /** Marks the job stopping (idempotent); returns whether this call changed it. */

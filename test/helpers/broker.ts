@@ -1,5 +1,6 @@
 // Runs a real broker process (`baton broker`) on a free port and follows its JSON log.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { ensureBuilt } from '../../scripts/freshness.mjs';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,10 @@ import { createInterface } from 'node:readline';
 import type { TestPki } from './pki.ts';
 
 export const BATON_BIN = new URL('../../bin/baton.mjs', import.meta.url).pathname;
+
+// Tests drive the built `baton` (dist/), as users run it: build it first when the sources are newer
+// (npm test does so in pretest; this covers a single test file run on its own).
+await ensureBuilt();
 
 export interface LogLine {
   level: number;

@@ -8,7 +8,7 @@ import { startRedis, type TestRedis } from '../helpers/redis.ts';
 
 const job = (nodes: string[], concurrency = 0): NewJob => ({
   type: 'task', environment: 'production', task: 'sample::echo', params: { message: 'hi' }, sensitive: [],
-  options: { concurrency, noop: false, timeout_s: 60 }, owner: 'admin', scope: { nodes }, nodes,
+  options: { concurrency, noop: false, timeout_s: 60 }, owner: 'admin', scope: { nodes }, nodes, action: { module: 'echo' },
 });
 
 describe('job store', () => {

@@ -1,0 +1,25 @@
+// Defaults of the orchestrator, as data. Units are in the names.
+import type { FromSchema } from 'json-schema-to-ts';
+import type { orchestratorConfigSchema } from '../schemas/orchestrator-config.ts';
+
+export type OrchestratorConfig = FromSchema<typeof orchestratorConfigSchema>;
+
+export const DEFAULT_ORCHESTRATOR_PORT = 8143;
+export const DEFAULT_TASK_CONCURRENCY = 250;
+export const DEFAULT_NODE_TIMEOUT_S = 3_600;
+export const DEFAULT_NODE_RUN_LOCK_DURATION_MS = 30_000;
+/** How long start-up waits for a broker before serving the API anyway. */
+export const BROKER_WAIT_AT_START_MS = 5_000;
+
+export const ORCHESTRATOR_DEFAULTS = {
+  host: '0.0.0.0',
+  port: DEFAULT_ORCHESTRATOR_PORT,
+  redis: 'redis://127.0.0.1:6379',
+  'key-prefix': 'baton',
+  'task-concurrency': DEFAULT_TASK_CONCURRENCY,
+  'node-timeout': DEFAULT_NODE_TIMEOUT_S,
+  'node-run-lock-duration': DEFAULT_NODE_RUN_LOCK_DURATION_MS,
+  'log-level': 'info',
+} as const satisfies Partial<OrchestratorConfig>;
+
+export type ResolvedOrchestratorConfig = OrchestratorConfig & Required<Pick<OrchestratorConfig, keyof typeof ORCHESTRATOR_DEFAULTS>>;

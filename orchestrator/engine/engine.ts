@@ -1,0 +1,205 @@
+// The job engine all three API faces share: a job's node runs are BullMQ jobs on Redis, at most
+// `concurrency` of a job and `task-concurrency` overall in flight; each run drives an agent over
+// PXP through the broker. Execution is at most once per (job, node): the transaction id derives
+// from them, and a restarted orchestrator re-attaches to runs by `status query`.
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Queue, Worker, type Job as BullJob } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../lib/log.ts';
+import type { InventoryTracker } from '../pcp/inventory.ts';
+import type { PxpAction, PxpRunner, RunOutcome } from '../pcp/pxp-runner.ts';
+import { agentErrorOutcome, notConnectedOutcome, taskOutcome, type NodeOutcome } from './results.ts';
+import { TERMINAL_NODE_STATES, type JobRecord, type JobStore, type NewJob, type NodeRecord } from './store.ts';
+
+/** Beyond the run's own timeout, how long to wait for the agent to report it. */
+export const OUTCOME_GRACE_MS = 30_000;
+
+interface NodeRunData {
+  jobId: string;
+  node: string;
+}
+
+export interface EngineOptions {
+  store: JobStore;
+  /** Connections for BullMQ (with maxRetriesPerRequest: null). */
+  queueConnection: Redis;
+  workerConnection: Redis;
+  runner: PxpRunner;
+  inventory: InventoryTracker;
+  log: Logger;
+  taskConcurrency: number;
+  lockDurationMs: number;
+}
+
+export interface JobSubmission extends NewJob {
+  action: PxpAction;
+}
+
+export interface EngineEvents {
+  jobSubmitted: [job: JobRecord];
+  nodeEnded: [jobId: string, node: string, state: string];
+  jobEnded: [jobId: string, state: string];
+}
+
+export class Engine extends EventEmitter<EngineEvents> {
+  private readonly queue: Queue<NodeRunData>;
+  private worker: Worker<NodeRunData> | null = null;
+  private epoch = '';
+  private readonly actions = new Map<string, PxpAction>();
+
+  constructor(private readonly opts: EngineOptions) {
+    super();
+    this.queue = new Queue<NodeRunData>(opts.store.keys.queueName(), { connection: opts.queueConnection });
+  }
+
+  async start(): Promise<void> {
+    this.epoch = await this.opts.store.epoch();
+    this.worker = new Worker<NodeRunData>(this.opts.store.keys.queueName(), (job) => this.runNode(job), {
+      connection: this.opts.workerConnection,
+      concurrency: this.opts.taskConcurrency,
+      lockDuration: this.opts.lockDurationMs,
+      stalledInterval: this.opts.lockDurationMs,
+      maxStalledCount: 1_000_000, // a run that outlived a crashed orchestrator is re-attached, not failed
+      removeOnComplete: { count: 0 },
+      removeOnFail: { count: 1000 },
+    });
+    this.worker.on('error', (err) => this.opts.log.warn({ err: err.message }, 'node-run worker error'));
+    await this.recover();
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.close(true);
+    await this.queue.close();
+  }
+
+  /** The transaction id of a node run: unique per (dataset, job, node), never reused. */
+  transactionId(jobId: string, node: string): string {
+    return `${this.epoch}-${jobId}-${createHash('sha256').update(node).digest('hex').slice(0, 16)}`;
+  }
+
+  async submit(sub: JobSubmission): Promise<JobRecord> {
+    const job = await this.opts.store.createJob(sub);
+    this.actions.set(job.id, sub.action);
+    this.opts.log.info({ job: job.id, type: job.type, nodes: job.node_count, owner: job.owner }, 'job submitted');
+    this.emit('jobSubmitted', job);
+    await this.dispatch(job.id, job.options.concurrency);
+    return job;
+  }
+
+  /** No new runs start; `force` also stops running ones on agents that can (Baton's). */
+  async stop(jobId: string, login: string): Promise<void> {
+    const { store } = this.opts;
+    if (await store.requestStop(jobId, login)) this.opts.log.info({ job: jobId, login }, 'job stopping');
+    for (const node of await store.drainPending(jobId)) {
+      await store.transition(jobId, { name: node, state: 'skipped', details: { message: 'the job was stopped before this node ran' } }, ['new'], { type: 'node_skipped' });
+    }
+  }
+
+  private async dispatch(jobId: string, concurrency: number): Promise<void> {
+    const nodes = await this.opts.store.refill(jobId, concurrency);
+    if (nodes.length > 0) await this.enqueue(jobId, nodes);
+  }
+
+  private async enqueue(jobId: string, nodes: string[]): Promise<void> {
+    await this.queue.addBulk(nodes.map((node) => ({ name: 'node-run', data: { jobId, node }, opts: { jobId: `${jobId}-${createHash('sha256').update(node).digest('hex').slice(0, 24)}` } })));
+  }
+
+  /** After a restart: every job that has not ended gets its ready and running nodes queued again. */
+  private async recover(): Promise<void> {
+    for (const jobId of await this.opts.store.activeJobIds()) {
+      const job = await this.opts.store.getJob(jobId);
+      if (!job) continue;
+      const inFlight = (await this.opts.store.getNodes(jobId)).filter((n) => n.state === 'ready' || n.state === 'running').map((n) => n.name);
+      if (inFlight.length > 0) await this.enqueue(jobId, inFlight); // ids already queued are ignored
+      if (job.state === 'stopping') await this.stop(jobId, job.owner);
+      else await this.dispatch(jobId, job.options.concurrency);
+      this.opts.log.info({ job: jobId, in_flight: inFlight.length }, 'recovered job after restart');
+    }
+  }
+
+  private async action(jobId: string): Promise<PxpAction | null> {
+    let a = this.actions.get(jobId);
+    if (!a) {
+      a = (await this.opts.store.getAction(jobId)) ?? undefined;
+      if (a) this.actions.set(jobId, a);
+    }
+    return a ?? null;
+  }
+
+  private async runNode(bull: BullJob<NodeRunData>): Promise<void> {
+    const { jobId, node } = bull.data;
+    const { store, runner, inventory, log } = this.opts;
+    const job = await store.getJob(jobId);
+    const rec = await store.getNode(jobId, node);
+    if (!job || !rec || TERMINAL_NODE_STATES.includes(rec.state)) return;
+    const txid = this.transactionId(jobId, node);
+    const timeoutS = job.options.timeout_s;
+    let outcome: RunOutcome | null = null;
+    let startMs = rec.start_ms ?? Date.now();
+
+    if (rec.state === 'ready' && (job.state === 'stopping' || job.state === 'stopped')) {
+      await store.transition(jobId, { name: node, state: 'skipped', details: { message: 'the job was stopped before this node ran' } }, ['ready'], { type: 'node_skipped' });
+      return this.afterNode(job);
+    }
+    const action = await this.action(jobId);
+    if (!action) throw new Error(`job ${jobId} has no action recorded`);
+
+    if (rec.state === 'running') {
+      // Re-attach (the orchestrator restarted during this run): ask the agent before anything else.
+      const st = await runner.status(node, txid);
+      log.info({ job: jobId, node, status: typeof st === 'string' ? st : st?.kind ?? 'unreachable' }, 're-attaching to a node run');
+      if (st === 'unknown') outcome = await runner.start(node, txid, action); // it never arrived
+      else if (st !== null && st !== 'running') outcome = st;
+    } else {
+      if (!inventory.isConnected(node)) {
+        await this.finish(job, node, txid, startMs, notConnectedOutcome(node), ['ready']);
+        return this.afterNode(job);
+      }
+      startMs = Date.now();
+      const moved = await store.transition(jobId, { name: node, state: 'running', transaction_uuid: txid, start_ms: startMs }, ['ready'], { type: 'node_running' });
+      if (!moved) return; // someone else moved it
+      log.info({ job: jobId, node, transaction_id: txid }, 'node run started');
+      outcome = await runner.start(node, txid, action);
+    }
+    outcome ??= await runner.outcome(node, txid, startMs + timeoutS * 1000 + OUTCOME_GRACE_MS);
+    await this.finish(job, node, txid, startMs, this.toNodeOutcome(node, outcome, timeoutS), ['running', 'ready']);
+    return this.afterNode(job);
+  }
+
+  private toNodeOutcome(node: string, o: RunOutcome, timeoutS: number): NodeOutcome {
+    switch (o.kind) {
+      case 'results':
+        return taskOutcome(o.results, timeoutS);
+      case 'agent-error':
+        return agentErrorOutcome(o.description);
+      case 'not-connected':
+        return notConnectedOutcome(node);
+      case 'timeout':
+        return taskOutcome({ exitcode: null, stdout: '', stderr: '', timed_out: true }, timeoutS);
+    }
+  }
+
+  private async finish(job: JobRecord, node: string, txid: string, startMs: number, o: NodeOutcome, from: NodeRecord['state'][]): Promise<void> {
+    const now = Date.now();
+    const type = o.state === 'finished' ? 'node_finished' : o.state === 'errored' ? 'node_errored' : 'node_failed';
+    const res = await this.opts.store.transition(
+      job.id,
+      { name: node, state: o.state, transaction_uuid: txid, start_ms: startMs, finish_ms: now, result: o.result, details: o.details },
+      from,
+      { type, details: { detail: o.details } },
+      now,
+    );
+    if (!res) return; // already ended (a run re-attached twice)
+    this.opts.log.info({ job: job.id, node, state: o.state }, 'node run ended');
+    this.emit('nodeEnded', job.id, node, o.state);
+    if (res.jobEnd) {
+      this.opts.log.info({ job: job.id, state: res.jobEnd }, 'job ended');
+      this.emit('jobEnded', job.id, res.jobEnd);
+    }
+  }
+
+  private async afterNode(job: JobRecord): Promise<void> {
+    await this.dispatch(job.id, job.options.concurrency);
+  }
+}

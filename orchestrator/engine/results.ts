@@ -1,0 +1,66 @@
+// The task specification's result rules, applied in one place to what any agent returns
+// (Baton's or Puppet's pxp-agent: {exitcode, stdout, stderr}). Pure.
+
+export interface AgentTaskResults {
+  exitcode?: number | null;
+  stdout?: string;
+  stderr?: string;
+  timed_out?: boolean;
+}
+
+export interface NodeOutcome {
+  state: 'finished' | 'failed' | 'errored';
+  result: Record<string, unknown>;
+  details: Record<string, unknown>;
+}
+
+export const TaskErrorKind = {
+  taskError: 'puppetlabs.tasks/task-error',
+  timeout: 'puppetlabs.tasks/task-timeout',
+  agentError: 'puppetlabs.tasks/agent-error',
+  notConnected: 'puppetlabs.orchestrator/not-connected',
+} as const;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Stdout that parses as a JSON object is the result, else {_output}; failures get an _error. */
+export function taskOutcome(r: AgentTaskResults, timeoutS: number): NodeOutcome {
+  const stdout = r.stdout ?? '';
+  let result: Record<string, unknown> | undefined;
+  try {
+    const parsed = JSON.parse(stdout) as unknown;
+    if (isObject(parsed)) result = parsed;
+  } catch {
+    // not JSON: plain output
+  }
+  result ??= { _output: stdout };
+  const details: Record<string, unknown> = {};
+  if (r.stderr) details.stderr = r.stderr;
+  const code = typeof r.exitcode === 'number' ? r.exitcode : null;
+  if (r.timed_out) {
+    result._error = { kind: TaskErrorKind.timeout, msg: `The task timed out after ${timeoutS} seconds and was stopped`, details: { timeout: timeoutS } };
+    details.message = `timed out after ${timeoutS} s`;
+    return { state: 'failed', result, details };
+  }
+  if (code === null) {
+    result._error = { kind: TaskErrorKind.agentError, msg: 'The agent did not report an exit code', details: {} };
+    return { state: 'failed', result, details };
+  }
+  if (code !== 0 && !isObject(result._error)) {
+    result._error = { kind: TaskErrorKind.taskError, msg: `The task failed with exit code ${code}`, details: { exit_code: code } };
+  }
+  details.exit_code = code;
+  return { state: code === 0 && !isObject(result._error) ? 'finished' : 'failed', result, details };
+}
+
+/** An agent refused or could not start the action (rpc_error_message). */
+export function agentErrorOutcome(description: string): NodeOutcome {
+  return { state: 'errored', result: { _error: { kind: TaskErrorKind.agentError, msg: description, details: {} } }, details: { message: description } };
+}
+
+export function notConnectedOutcome(node: string): NodeOutcome {
+  const msg = `node ${node} is not connected to the broker`;
+  return { state: 'failed', result: { _error: { kind: TaskErrorKind.notConnected, msg, details: {} } }, details: { message: 'not connected' } };
+}

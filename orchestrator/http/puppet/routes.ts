@@ -1,0 +1,234 @@
+// The Puppet orchestrator v1 face: /orchestrator/v1/command/{task,stop}, jobs, inventory, tasks.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FromSchema } from 'json-schema-to-ts';
+import { compile, describeErrors } from '../../../protocol/validate.ts';
+import { commandStopBodySchema, commandTaskBodySchema, inventoryBodySchema } from '../../../schemas/orchestrator-api.ts';
+import { Permission, permits, type Principal } from '../../auth.ts';
+import type { Engine } from '../../engine/engine.ts';
+import { ENDED_JOB_STATES, type JobStore } from '../../engine/store.ts';
+import type { InventoryTracker } from '../../pcp/inventory.ts';
+import { sensitiveParameters, TaskCatalogError, validateParams, type TaskCatalog } from '../../tasks/catalog.ts';
+import { apiError, ApiErrorCode } from '../errors.ts';
+import { eventJson, jobJson, nextEvents, nodeJson } from './present.ts';
+
+export const DEFAULT_ENVIRONMENT = 'production';
+export const DEFAULT_PAGE_LIMIT = 50;
+
+export interface PuppetFaceContext {
+  store: JobStore;
+  engine: Engine;
+  catalog: TaskCatalog;
+  inventory: InventoryTracker;
+  nodeTimeoutS: number;
+}
+
+type TaskBody = FromSchema<typeof commandTaskBodySchema>;
+type StopBody = FromSchema<typeof commandStopBodySchema>;
+type InventoryBody = FromSchema<typeof inventoryBodySchema>;
+
+const validateTask = compile<TaskBody>(commandTaskBodySchema);
+const validateStop = compile<StopBody>(commandStopBodySchema);
+const validateInventory = compile<InventoryBody>(inventoryBodySchema);
+
+function body<T>(validate: ReturnType<typeof compile<T>>, value: unknown, what: string): T {
+  if (!validate(value)) throw apiError(ApiErrorCode.validation, describeErrors(validate.errors, what));
+  return value;
+}
+
+function principal(req: FastifyRequest): Principal {
+  return (req as FastifyRequest & { principal: Principal }).principal;
+}
+
+function demand(req: FastifyRequest, permission: string): void {
+  if (!permits(principal(req), permission)) {
+    throw apiError(ApiErrorCode.notPermitted, `${principal(req).login} lacks the permission ${permission}`, { permission });
+  }
+}
+
+export function baseUrl(req: FastifyRequest): string {
+  return `https://${req.headers.host ?? 'localhost'}`;
+}
+
+function intQuery(value: unknown, name: string, fallback: number, min = 0): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw apiError(ApiErrorCode.validation, `query parameter '${name}' must be an integer >= ${min}, got '${String(value)}'`);
+  return n;
+}
+
+function catalogError(err: unknown): never {
+  if (err instanceof TaskCatalogError) {
+    const code = err.code === 'validation-error' ? ApiErrorCode.validation : err.code === 'invalid-task-metadata' ? ApiErrorCode.invalidTask : err.code;
+    throw apiError(code, err.message, err.details ?? {});
+  }
+  throw err;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- HTTPS server and pino logger generics
+export type AnyFastify = FastifyInstance<any, any, any, any, any>;
+
+export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): void {
+  const prefix = '/orchestrator/v1';
+
+  app.post(`${prefix}/command/task`, async (req, reply) => {
+    demand(req, Permission.jobsRun);
+    const b = body(validateTask, req.body, 'body');
+    demand(req, `tasks:run:${b.task}`);
+    if (b.scope.query !== undefined) throw apiError(ApiErrorCode.queryError, 'scope.query (PQL) is not supported yet; list the nodes in scope.nodes');
+    if (b.scope.node_group !== undefined) throw apiError(ApiErrorCode.validation, 'scope.node_group is not supported yet; list the nodes in scope.nodes');
+    const nodes = [...new Set(b.scope.nodes ?? [])];
+    if (nodes.length === 0) throw apiError(ApiErrorCode.emptyTarget, 'the scope names no nodes');
+    const environment = b.environment ?? DEFAULT_ENVIRONMENT;
+    let task;
+    let params;
+    try {
+      task = ctx.catalog.describe(environment, b.task);
+      params = validateParams(task, (b.params ?? {}) as Record<string, unknown>);
+    } catch (err) {
+      catalogError(err);
+    }
+    if (b.noop && task.metadata.supports_noop !== true) throw apiError(ApiErrorCode.validation, `task ${task.name} does not support noop`);
+    const timeoutS = b.timeout ?? ctx.nodeTimeoutS;
+    const input = b.noop ? { ...params, _noop: true } : params;
+    const job = await ctx.engine.submit({
+      type: 'task',
+      environment,
+      task: task.name,
+      params,
+      sensitive: sensitiveParameters(task),
+      options: { concurrency: b.concurrency ?? 0, noop: b.noop === true, timeout_s: timeoutS, ...(b.description ? { description: b.description } : {}) },
+      owner: principal(req).login,
+      scope: { nodes },
+      nodes,
+      action: { module: 'task', action: 'run', params: { task: task.name, input, files: task.files, metadata: task.metadata, timeout: timeoutS } },
+    });
+    return reply.code(202).send({ job: { id: `${baseUrl(req)}${prefix}/jobs/${job.id}`, name: job.id } });
+  });
+
+  app.post(`${prefix}/command/stop`, async (req, reply) => {
+    demand(req, Permission.jobsStop);
+    const b = body(validateStop, req.body, 'body');
+    const id = String(b.job);
+    const job = await ctx.store.getJob(id);
+    if (!job) throw apiError(ApiErrorCode.unknownJob, `no job named ${id}`, { job: id });
+    if (!ENDED_JOB_STATES.includes(job.state)) await ctx.engine.stop(id, principal(req).login);
+    const all = ['new', 'ready', 'running', 'finished', 'failed', 'errored', 'skipped'];
+    const counts = await ctx.store.counts(id);
+    return reply.code(202).send({ job: { id: `${baseUrl(req)}${prefix}/jobs/${id}`, name: id, nodes: Object.fromEntries(all.map((s) => [s, counts[s] ?? 0])) } });
+  });
+
+  app.get(`${prefix}/jobs`, async (req) => {
+    demand(req, Permission.jobsView);
+    const q = req.query as Record<string, string | undefined>;
+    const limit = intQuery(q.limit, 'limit', DEFAULT_PAGE_LIMIT);
+    const offset = intQuery(q.offset, 'offset', 0);
+    const order = (q.order ?? 'desc').toLowerCase();
+    if (order !== 'asc' && order !== 'desc') throw apiError(ApiErrorCode.validation, `query parameter 'order' must be asc or desc, got '${q.order}'`);
+    const orderBy = q.order_by ?? 'timestamp';
+    if (orderBy !== 'timestamp' && orderBy !== 'name') throw apiError(ApiErrorCode.validation, `query parameter 'order_by' must be timestamp or name, got '${orderBy}'`);
+    const type = q.type;
+    if (type !== undefined && !['task', 'deploy', 'command', 'deployment'].includes(type)) throw apiError(ApiErrorCode.validation, `query parameter 'type' must be task or deploy, got '${type}'`);
+    const { ids, total } = await ctx.store.jobIds({ limit: type ? 0 : limit, offset: type ? 0 : offset, order });
+    const items = [];
+    for (const id of ids) {
+      const job = await ctx.store.getJob(id);
+      if (!job || (type && job.type !== type)) continue;
+      items.push(jobJson(baseUrl(req), job, await ctx.store.counts(id), await ctx.store.history(id)));
+    }
+    const page = type ? items.slice(offset, limit > 0 ? offset + limit : undefined) : items;
+    return { items: page, pagination: { limit, offset, order, order_by: orderBy, total: type ? items.length : total, ...(type ? { type } : {}) } };
+  });
+
+  async function jobOr404(id: string) {
+    const job = /^[0-9]+$/.test(id) ? await ctx.store.getJob(id) : null;
+    if (!job) throw apiError(ApiErrorCode.unknownJob, `no job named ${id}`, { job: id });
+    return job;
+  }
+
+  app.get(`${prefix}/jobs/:id`, async (req) => {
+    demand(req, Permission.jobsView);
+    const job = await jobOr404((req.params as { id: string }).id);
+    return jobJson(baseUrl(req), job, await ctx.store.counts(job.id), await ctx.store.history(job.id));
+  });
+
+  app.get(`${prefix}/jobs/:id/nodes`, async (req) => {
+    demand(req, Permission.jobsView);
+    const job = await jobOr404((req.params as { id: string }).id);
+    const q = req.query as Record<string, string | undefined>;
+    const limit = intQuery(q.limit, 'limit', 0);
+    const offset = intQuery(q.offset, 'offset', 0);
+    let nodes = await ctx.store.getNodes(job.id);
+    if (q.state) nodes = nodes.filter((n) => n.state === q.state);
+    const total = nodes.length;
+    const page = nodes.slice(offset, limit > 0 ? offset + limit : undefined);
+    const latest = nodes.reduce((m, n) => Math.max(m, n.latest_event_id ?? 0), 0);
+    return { items: page.map(nodeJson), 'next-events': nextEvents(baseUrl(req), job.id, latest + 1), pagination: { limit, offset, total } };
+  });
+
+  app.get(`${prefix}/jobs/:id/events`, async (req) => {
+    demand(req, Permission.jobsView);
+    const job = await jobOr404((req.params as { id: string }).id);
+    const start = intQuery((req.query as { start?: string }).start, 'start', 1, 1);
+    const events = await ctx.store.events(job.id, start);
+    const next = events.length > 0 ? events.at(-1)!.id + 1 : start;
+    return { items: events.map(eventJson), 'next-events': nextEvents(baseUrl(req), job.id, next) };
+  });
+
+  app.get(`${prefix}/jobs/:id/report`, async (req) => {
+    demand(req, Permission.jobsView);
+    const job = await jobOr404((req.params as { id: string }).id);
+    const events = await ctx.store.events(job.id, 1, 1_000_000);
+    const nodes = await ctx.store.getNodes(job.id);
+    return {
+      report: nodes.map((n) => ({
+        node: n.name,
+        state: n.state,
+        timestamp: n.finish_ms ? new Date(n.finish_ms).toISOString() : null,
+        events: events.filter((e) => e.details.node === n.name).map(eventJson),
+      })),
+    };
+  });
+
+  app.get(`${prefix}/inventory`, async (req) => {
+    demand(req, Permission.inventoryView);
+    return { items: ctx.inventory.all() };
+  });
+
+  app.get(`${prefix}/inventory/:node`, async (req) => {
+    demand(req, Permission.inventoryView);
+    return ctx.inventory.get((req.params as { node: string }).node);
+  });
+
+  app.post(`${prefix}/inventory`, async (req) => {
+    demand(req, Permission.inventoryView);
+    const b = body(validateInventory, req.body, 'body');
+    return { items: b.nodes.map((n) => ctx.inventory.get(n)) };
+  });
+
+  app.get(`${prefix}/tasks`, async (req) => {
+    demand(req, Permission.tasksView);
+    const environment = (req.query as { environment?: string }).environment ?? DEFAULT_ENVIRONMENT;
+    let names: string[] = [];
+    try {
+      names = ctx.catalog.list(environment);
+    } catch (err) {
+      catalogError(err);
+    }
+    return {
+      environment: { name: environment, code_id: null },
+      items: names.map((name) => ({ id: `${baseUrl(req)}${prefix}/tasks/${name.replace('::', '/')}`, name })),
+    };
+  });
+
+  app.get(`${prefix}/tasks/:module/:task`, async (req) => {
+    demand(req, Permission.tasksView);
+    const { module, task } = req.params as { module: string; task: string };
+    const environment = (req.query as { environment?: string }).environment ?? DEFAULT_ENVIRONMENT;
+    try {
+      const t = ctx.catalog.describe(environment, task === 'init' ? module : `${module}::${task}`);
+      return { id: `${baseUrl(req)}${prefix}/tasks/${module}/${task}`, name: t.name, environment: { name: environment, code_id: null }, metadata: t.metadata, files: t.files };
+    } catch (err) {
+      catalogError(err);
+    }
+  });
+}

@@ -1,0 +1,73 @@
+// The orchestrator's HTTPS server (fastify): token authentication on every API route, client
+// certificate authentication for task file downloads (agents hold no token), status and metrics.
+import { createReadStream } from 'node:fs';
+import fastify, { type FastifyRequest } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from '../../lib/log.ts';
+import type { Principal, TokenStore } from '../auth.ts';
+import type { TaskCatalog } from '../tasks/catalog.ts';
+import { TASK_FILE_PATH_PREFIX } from '../tasks/catalog.ts';
+import { apiError, ApiErrorCode, sendError } from './errors.ts';
+import { registerPuppetFace, type AnyFastify, type PuppetFaceContext } from './puppet/routes.ts';
+
+export const MAX_BODY_BYTES = 10 * 1024 * 1024;
+const OPEN_PATHS = new Set(['/status/v1/services', '/metrics']);
+
+export interface HttpOptions extends PuppetFaceContext {
+  tls: { ca: Buffer; cert: Buffer; key: Buffer; crl?: Buffer };
+  tokens: TokenStore;
+  log: Logger;
+  status: () => Promise<Record<string, unknown>>;
+  metrics: () => Promise<{ contentType: string; text: string }>;
+}
+
+export function createHttpServer(opts: HttpOptions): AnyFastify {
+  const app = fastify({
+    https: { ...opts.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    loggerInstance: opts.log,
+    disableRequestLogging: true,
+    bodyLimit: MAX_BODY_BYTES,
+  });
+
+  app.addHook('onRequest', async (req) => {
+    const path = req.url.split('?')[0]!;
+    if (OPEN_PATHS.has(path) || path.startsWith('/status/v1/services/')) return;
+    if (path.startsWith(`${TASK_FILE_PATH_PREFIX}/`)) {
+      const socket = req.socket as TLSSocket;
+      if (!socket.authorized) throw apiError(ApiErrorCode.notPermitted, 'task files are served to agents presenting a certificate signed by this CA');
+      return;
+    }
+    const token = req.headers['x-authentication'];
+    const principal = opts.tokens.authenticate(Array.isArray(token) ? token[0] : token);
+    if (!principal) throw apiError(ApiErrorCode.unauthenticated, token ? 'the token is not valid' : 'this route requires a token in the X-Authentication header');
+    (req as FastifyRequest & { principal: Principal }).principal = principal;
+  });
+
+  app.setErrorHandler((err, _req, reply) => {
+    const e = err as Error & { code?: string; statusCode?: number };
+    if (e.code === 'FST_ERR_CTP_INVALID_JSON' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (e.statusCode === 400 && /JSON/.test(e.message))) {
+      return sendError(reply, apiError(ApiErrorCode.validation, `the body is not valid JSON: ${e.message}`));
+    }
+    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, apiError(ApiErrorCode.validation, 'send the body as application/json'));
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, apiError(ApiErrorCode.validation, `the body is larger than ${MAX_BODY_BYTES} bytes`));
+    return sendError(reply, err);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, apiError(ApiErrorCode.notFound, `no route ${req.method} ${req.url.split('?')[0]}`)));
+
+  registerPuppetFace(app, opts);
+
+  app.get(`${TASK_FILE_PATH_PREFIX}/:module/:file`, async (req, reply) => {
+    const { module, file } = req.params as { module: string; file: string };
+    const environment = (req.query as { environment?: string }).environment ?? 'production';
+    const path = (opts.catalog as TaskCatalog).resolveFile(environment, module, file);
+    if (!path) throw apiError(ApiErrorCode.notFound, `no task file ${module}/${file} in environment ${environment}`);
+    return reply.type('application/octet-stream').send(createReadStream(path));
+  });
+
+  app.get('/status/v1/services', async () => opts.status());
+  app.get('/metrics', async (_req, reply) => {
+    const m = await opts.metrics();
+    return reply.type(m.contentType).send(m.text);
+  });
+  return app;
+}

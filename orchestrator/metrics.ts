@@ -1,0 +1,15 @@
+// Prometheus metrics of the orchestrator.
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class OrchestratorMetrics {
+  readonly registry = new Registry();
+  readonly jobsSubmitted: Counter<'type'>;
+  readonly nodeRuns: Counter<'state'>;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'baton_orchestrator_' });
+    this.jobsSubmitted = new Counter({ name: 'baton_orchestrator_jobs_submitted_total', help: 'Jobs submitted, by type', labelNames: ['type'], registers });
+    this.nodeRuns = new Counter({ name: 'baton_orchestrator_node_runs_total', help: 'Node runs ended, by state', labelNames: ['state'], registers });
+  }
+}

@@ -1,0 +1,91 @@
+// Drives one node run over PXP: the non-blocking request, then its outcome by the non-blocking
+// response or, when that is missed, by `status query`. Speaks only PXP, so Puppet's pxp-agent
+// and Baton's agent are driven alike.
+import type { PcpClient } from '../../protocol/client/pcp-client.ts';
+import { ClientErrorCode, PcpClientError } from '../../protocol/client/broker-uri.ts';
+import type { EnvelopeV2 } from '../../protocol/pcp-v2.ts';
+import { pxpRequest, PxpMessageType } from '../../protocol/pxp.ts';
+import { newMessageId } from '../../protocol/pcp-v2.ts';
+import type { AgentTaskResults } from '../engine/results.ts';
+
+/** How often a run whose outcome has not arrived is checked with `status query`. */
+export const STATUS_POLL_INTERVAL_MS = 5_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+export type RunOutcome =
+  | { kind: 'results'; results: AgentTaskResults }
+  | { kind: 'agent-error'; description: string }
+  | { kind: 'not-connected' }
+  | { kind: 'timeout' };
+
+export interface PxpAction {
+  module: string;
+  action: string;
+  params: Record<string, unknown>;
+}
+
+export function agentUri(node: string): string {
+  return `pcp://${node}/agent`;
+}
+
+export class PxpRunner {
+  constructor(
+    private readonly client: PcpClient,
+    private readonly pollIntervalMs = STATUS_POLL_INTERVAL_MS,
+  ) {}
+
+  /** Sends the request; resolves once the agent accepted it (provisional) or with why it did not. */
+  async start(node: string, transactionId: string, action: PxpAction): Promise<RunOutcome | null> {
+    let reply: EnvelopeV2;
+    try {
+      reply = await this.client.request(pxpRequest(agentUri(node), { transaction_id: transactionId, ...action, notify_outcome: true }, false), REQUEST_TIMEOUT_MS);
+    } catch (err) {
+      if (err instanceof PcpClientError && err.code === ClientErrorCode.errorMessage && /not connected/.test(err.message)) return { kind: 'not-connected' };
+      if (err instanceof PcpClientError && err.code === ClientErrorCode.unauthorized) return { kind: 'agent-error', description: 'the broker refused the request (unauthorized)' };
+      return null; // lost on the way (broker gone, timeout): the wait below finds out by status query
+    }
+    if (reply.message_type === PxpMessageType.errorMessage) return { kind: 'agent-error', description: String((reply.data as { description?: unknown }).description) };
+    if (reply.message_type === PxpMessageType.nonBlockingResponse) return { kind: 'results', results: (reply.data as { results: AgentTaskResults }).results };
+    return null; // provisional: running
+  }
+
+  /**
+   * The agent's view of a transaction: null when it cannot be asked (not connected), 'unknown'
+   * when it never saw it, 'running', or the results.
+   */
+  async status(node: string, transactionId: string): Promise<null | 'unknown' | 'running' | RunOutcome> {
+    let reply: EnvelopeV2;
+    try {
+      reply = await this.client.request(
+        pxpRequest(agentUri(node), { transaction_id: `status-${newMessageId()}`, module: 'status', action: 'query', params: { transaction_id: transactionId } }, true),
+        REQUEST_TIMEOUT_MS,
+      );
+    } catch {
+      return null;
+    }
+    if (reply.message_type !== PxpMessageType.blockingResponse) return null;
+    const r = (reply.data as { results: { status: string; stdout?: string; stderr?: string; exitcode?: number; error?: string } }).results;
+    if (r.status === 'unknown') return 'unknown';
+    if (r.status === 'running') return 'running';
+    if (r.exitcode === undefined && r.status === 'failure') return { kind: 'agent-error', description: r.stderr?.trim() || 'the action failed on the agent' };
+    return { kind: 'results', results: { exitcode: r.exitcode ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ...(r.exitcode === 124 && /exceeded its timeout/.test(r.stderr ?? '') ? { timed_out: true } : {}) } };
+  }
+
+  /** Waits for the outcome until `deadlineMs` (epoch ms), checking by status query now and then. */
+  async outcome(node: string, transactionId: string, deadlineMs: number): Promise<RunOutcome> {
+    for (;;) {
+      const left = deadlineMs - Date.now();
+      if (left <= 0) return { kind: 'timeout' };
+      try {
+        const env = await this.client.expectTransaction(transactionId, Math.min(left, this.pollIntervalMs));
+        if (env.message_type === PxpMessageType.errorMessage) return { kind: 'agent-error', description: String((env.data as { description?: unknown }).description) };
+        return { kind: 'results', results: (env.data as { results: AgentTaskResults }).results };
+      } catch (err) {
+        if (err instanceof PcpClientError && err.code === ClientErrorCode.stopped) throw err;
+      }
+      const st = await this.status(node, transactionId);
+      if (st !== null && st !== 'running' && st !== 'unknown') return st;
+      if (st === 'unknown') return { kind: 'agent-error', description: `the agent on ${node} has no record of transaction ${transactionId}` };
+    }
+  }
+}

@@ -1,0 +1,54 @@
+// A small HTTPS client for API tests: real TLS, the test CA, optional client certificate.
+import { request } from 'node:https';
+
+export interface HttpResponse {
+  status: number;
+  text: string;
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface HttpOptions {
+  method?: string;
+  token?: string;
+  body?: unknown;
+  rawBody?: string;
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse> {
+  const payload = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: opts.method ?? (payload === undefined ? 'GET' : 'POST'),
+        headers: {
+          ...(opts.token ? { 'X-Authentication': opts.token } : {}),
+          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(opts.ca ? { ca: opts.ca } : { rejectUnauthorized: false }),
+        ...(opts.cert ? { cert: opts.cert, key: opts.key } : {}),
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, text, json, headers: res.headers });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}

@@ -1,0 +1,109 @@
+// A real orchestrator process with its own codedir and tokens, against test brokers and Redis.
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BATON_BIN, ServiceProcess } from './broker.ts';
+import { http, type HttpOptions, type HttpResponse } from './http.ts';
+import type { TestPki } from './pki.ts';
+
+export const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
+export const VIEWER_TOKEN = 'viewer-token-0123456789abcdef';
+export const ECHO_ONLY_TOKEN = 'echo-only-token-0123456789ab';
+
+/** A codedir with a few sample tasks in `production`. */
+export function makeCodedir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-codedir-'));
+  const tasks = join(dir, 'environments', 'production', 'modules', 'sample', 'tasks');
+  mkdirSync(tasks, { recursive: true });
+  mkdirSync(join(dir, 'environments', 'staging', 'modules'), { recursive: true });
+  const task = (name: string, script: string, metadata?: object) => {
+    writeFileSync(join(tasks, `${name}.sh`), script);
+    chmodSync(join(tasks, `${name}.sh`), 0o755);
+    if (metadata) writeFileSync(join(tasks, `${name}.json`), JSON.stringify(metadata));
+  };
+  task('echo', '#!/bin/sh\necho "$PT_message"\n', { description: 'Echo a message', supports_noop: true, parameters: { message: { type: 'String[1]' } } });
+  task('json', '#!/bin/sh\nprintf \'{"greeting":"hello %s","items":[]}\' "$PT_name"\n', { parameters: { name: { type: 'String' } } });
+  task('fail', '#!/bin/sh\necho "going down" >&2\nexit 3\n', { parameters: {} });
+  task('sleep', '#!/bin/sh\nsleep "$PT_seconds"\necho slept\n', { parameters: { seconds: { type: 'Integer[0, 3600]' } } });
+  task('wait_for', '#!/bin/sh\nwhile [ ! -f "$PT_gate" ]; do sleep 0.05; done\necho "$PT_word"\n', { parameters: { gate: { type: 'String' }, word: { type: 'Optional[String]', default: 'done' } } });
+  task('secret', '#!/bin/sh\necho "length ${#PT_password}"\n', { parameters: { password: { type: 'String', sensitive: true } } });
+  task('count', '#!/bin/sh\necho run >> "$PT_file"\necho counted\n', { parameters: { file: { type: 'String' } } });
+  return dir;
+}
+
+export function writeTokens(dir: string): string {
+  const path = join(dir, 'tokens.json');
+  writeFileSync(path, JSON.stringify([
+    { token: ADMIN_TOKEN, login: 'admin', permissions: ['*'] },
+    { token: VIEWER_TOKEN, login: 'viewer', permissions: ['jobs:view', 'inventory:view', 'tasks:view'] },
+    { token: ECHO_ONLY_TOKEN, login: 'operator', permissions: ['jobs:run', 'jobs:view', 'tasks:run:sample::echo'] },
+  ]));
+  return path;
+}
+
+export class OrchestratorProcess extends ServiceProcess {
+  port = 0;
+  ca!: Buffer;
+
+  url(path: string): string {
+    return `https://127.0.0.1:${this.port}${path}`;
+  }
+
+  api(path: string, opts: HttpOptions = {}): Promise<HttpResponse> {
+    return http(this.url(path), { ca: this.ca, token: ADMIN_TOKEN, ...opts });
+  }
+}
+
+export interface StartOrchestratorOptions {
+  pki: TestPki;
+  brokerUris: string[];
+  redisUrl: string;
+  codedir: string;
+  keyPrefix?: string;
+  config?: Record<string, unknown>;
+  port?: number;
+}
+
+export async function startOrchestratorProcess(opts: StartOrchestratorOptions): Promise<OrchestratorProcess> {
+  await opts.pki.issue('orchestrator', ['127.0.0.1', 'localhost']);
+  const dir = mkdtempSync(join(tmpdir(), 'baton-orch-'));
+  const configFile = join(dir, 'orchestrator.json');
+  writeFileSync(configFile, JSON.stringify({
+    host: '127.0.0.1',
+    port: opts.port ?? 0,
+    'ssl-ca-cert': opts.pki.ca,
+    'ssl-cert': opts.pki.cert('orchestrator'),
+    'ssl-key': opts.pki.key('orchestrator'),
+    'broker-ws-uris': opts.brokerUris,
+    redis: opts.redisUrl,
+    'key-prefix': opts.keyPrefix ?? `t${process.pid}`,
+    codedir: opts.codedir,
+    'tokens-file': writeTokens(dir),
+    'log-level': 'debug',
+    ...opts.config,
+  }));
+  const proc = spawn(process.execPath, [BATON_BIN, 'orchestrator', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const o = new OrchestratorProcess(proc);
+  o.ca = readFileSync(opts.pki.ca);
+  const exited = o.exited.then((code) => {
+    throw new Error(`orchestrator exited (${String(code)}) before listening: ${o.stderr}`);
+  });
+  const listening = await Promise.race([o.waitForLog((l) => l.msg === 'listening'), exited]);
+  o.port = listening.port as number;
+  return o;
+}
+
+/** Follows a job's events until it ends; returns them all. */
+export async function waitForJobEnd(o: OrchestratorProcess, jobId: string): Promise<{ type: string; details: Record<string, unknown>; id: string }[]> {
+  const events: { type: string; details: Record<string, unknown>; id: string }[] = [];
+  let start = 1;
+  for (;;) {
+    const ended = o.waitForNextLog((l) => l.msg === 'job ended' && l.job === jobId);
+    const res = await o.api(`/orchestrator/v1/jobs/${jobId}/events?start=${start}`);
+    events.push(...res.json.items);
+    start = Number(res.json['next-events'].event);
+    if (events.some((e) => e.type === 'job_finished' || e.type === 'job_aborted')) return events;
+    await ended; // an event, not a sleep: the orchestrator says the job ended
+  }
+}
