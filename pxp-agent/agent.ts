@@ -18,6 +18,7 @@ import { createTaskModule, type TaskModuleConfig } from './modules/task.ts';
 import { Spool } from './spool.ts';
 import { TaskCache } from './task-cache.ts';
 import { Transactions } from './transactions.ts';
+import type { PxpModule } from './modules/types.ts';
 
 export const AGENT_CLIENT_TYPE = 'agent';
 
@@ -29,9 +30,11 @@ export class Agent {
   private readonly dispatcher: Dispatcher;
   private purgeTimer: NodeJS.Timeout | null = null;
 
+  /** `modules` replaces modules of the same name (simulated fleets swap in an in-memory task). */
   constructor(
     private readonly config: ResolvedAgentConfig,
     private readonly log: Logger,
+    modules: PxpModule[] = [],
   ) {
     const tls = {
       ca: readConfiguredFile(config, 'ssl-ca-cert'),
@@ -61,7 +64,7 @@ export class Agent {
         createStatusModule(this.transactions),
         createFactsModule({ environment: config.environment, factsDir: config['facts-dir'] }),
         createTaskModule(this.cache, moduleConfig<TaskModuleConfig>(config['modules-config-dir'], 'task')),
-      ],
+      ].map((m) => modules.find((o) => o.name === m.name) ?? m),
       transactions: this.transactions,
       send: (env) => this.send(env),
       maxConcurrentActions: config['max-concurrent-actions'],

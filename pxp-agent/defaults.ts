@@ -21,6 +21,9 @@ export const KILL_GRACE_MS = 2_000;
 export const MAX_RESULT_OUTPUT_BYTES = 16 * 1024 * 1024;
 /** Task file downloads: no bytes for this long aborts the download. */
 export const DOWNLOAD_IDLE_TIMEOUT_MS = 30_000;
+/** Rounds over master-uris before a download fails, and the first pause between rounds (it doubles). */
+export const DOWNLOAD_ATTEMPTS = 5;
+export const DOWNLOAD_RETRY_BASE_MS = 500;
 /** Blocking transactions remembered in memory so that a repeated id never runs twice. */
 export const BLOCKING_TRANSACTIONS_REMEMBERED = 10_000;
 

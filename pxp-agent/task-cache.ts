@@ -7,7 +7,7 @@ import { dirname, join, normalize, isAbsolute, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../lib/log.ts';
 import { BatonError } from '../protocol/errors.ts';
-import { DOWNLOAD_IDLE_TIMEOUT_MS } from './defaults.ts';
+import { DOWNLOAD_ATTEMPTS, DOWNLOAD_IDLE_TIMEOUT_MS, DOWNLOAD_RETRY_BASE_MS } from './defaults.ts';
 
 export const TaskFileErrorCode = {
   badFilename: 'task/bad-filename',
@@ -117,16 +117,24 @@ export class TaskCache {
     if (this.masterUris.length === 0) {
       throw new TaskFileError(TaskFileErrorCode.download, `cannot download '${file.filename}': master-uris is empty`);
     }
-    const errors: string[] = [];
-    for (const master of this.masterUris) {
-      const url = taskFileUrl(master, file.uri);
-      try {
-        await this.downloadFrom(url, file, path);
-        return path;
-      } catch (err) {
-        if (err instanceof TaskFileError && err.code !== TaskFileErrorCode.download) throw err;
-        errors.push(`${url.origin}: ${(err as Error).message}`);
+    // Every master in order; when none answers (a restarting server), again a few times with a
+    // growing pause. A definite answer (HTTP error, wrong size or checksum) is not retried.
+    let errors: string[] = [];
+    for (let attempt = 0; attempt < DOWNLOAD_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, DOWNLOAD_RETRY_BASE_MS * 2 ** (attempt - 1)));
+      errors = [];
+      for (const master of this.masterUris) {
+        const url = taskFileUrl(master, file.uri);
+        try {
+          await this.downloadFrom(url, file, path);
+          return path;
+        } catch (err) {
+          if (err instanceof TaskFileError && err.code !== TaskFileErrorCode.download) throw err;
+          if (err instanceof TaskFileError && /^HTTP \d+/.test(err.message)) throw new TaskFileError(TaskFileErrorCode.download, `cannot download '${file.filename}': ${url.origin}: ${err.message}`);
+          errors.push(`${url.origin}: ${(err as Error).message}`);
+        }
       }
+      this.log.warn({ file: file.filename, attempt: attempt + 1, errors }, 'no master answered; trying again');
     }
     throw new TaskFileError(TaskFileErrorCode.download, `cannot download '${file.filename}': ${errors.join('; ')}`);
   }

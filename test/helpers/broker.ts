@@ -49,6 +49,15 @@ export class ServiceProcess {
     return this.waitForNextLog(pred);
   }
 
+  /** Resolves once `n` log lines (past and future) match. */
+  async waitForCount(pred: (l: LogLine) => boolean, n: number): Promise<void> {
+    let seen = this.logs.filter(pred).length;
+    while (seen < n) {
+      await this.waitForNextLog(pred);
+      seen = this.logs.filter(pred).length; // several lines may have come in one chunk
+    }
+  }
+
   /** Resolves with the first matching log line from now on. */
   waitForNextLog(pred: (l: LogLine) => boolean): Promise<LogLine> {
     return new Promise((resolve) => this.waiters.push({ pred, resolve }));

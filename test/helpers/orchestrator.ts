@@ -29,6 +29,7 @@ export function makeCodedir(): string {
   task('wait_for', '#!/bin/sh\nwhile [ ! -f "$PT_gate" ]; do sleep 0.05; done\necho "$PT_word"\n', { parameters: { gate: { type: 'String' }, word: { type: 'Optional[String]', default: 'done' } } });
   task('secret', '#!/bin/sh\necho "length ${#PT_password}"\n', { parameters: { password: { type: 'String', sensitive: true } } });
   task('count', '#!/bin/sh\necho run >> "$PT_file"\necho counted\n', { parameters: { file: { type: 'String' } } });
+  task('gated_count', '#!/bin/sh\nwhile [ ! -f "$PT_gate" ]; do sleep 0.05; done\necho run >> "$PT_file"\necho counted\n', { parameters: { gate: { type: 'String' }, file: { type: 'String' } } });
   return dir;
 }
 

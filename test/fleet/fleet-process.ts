@@ -1,0 +1,72 @@
+// A fleet of agents in one process: real Agent instances (each its own certificate, TLS session,
+// spool and cache), for tests and benchmarks that need many nodes. Started with an IPC channel;
+// prints "ready N" when all are connected; stops them all on SIGTERM or when the parent goes.
+// argv[2]: JSON {brokerUris, pkiDir, names, masterUris, baseDir, inMemoryTask?}
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { pkiPaths } from '../../lib/pki.ts';
+import { compile } from '../../protocol/validate.ts';
+import { taskRunParamsSchema } from '../../schemas/pxp.ts';
+import { Agent } from '../../pxp-agent/agent.ts';
+import { AGENT_DEFAULTS, type ResolvedAgentConfig } from '../../pxp-agent/defaults.ts';
+import type { PxpModule } from '../../pxp-agent/modules/types.ts';
+
+interface FleetSpec {
+  brokerUris: string[];
+  pkiDir: string;
+  names: string[];
+  masterUris: string[];
+  baseDir: string;
+  /** Replace `task run` with an in-memory echo of the input (benchmarks of the orchestrator). */
+  inMemoryTask?: boolean;
+}
+
+const spec = JSON.parse(process.argv[2]!) as FleetSpec;
+const paths = pkiPaths(spec.pkiDir);
+const log = pino({ level: process.env.FLEET_LOG_LEVEL ?? 'warn' }, pino.destination(2));
+
+const inMemoryTask: PxpModule = {
+  name: 'task',
+  actions: {
+    run: {
+      kind: 'instant',
+      validate: compile(taskRunParamsSchema),
+      run: (params) => ({ exitcode: 0, stdout: JSON.stringify({ echoed: (params as { input: unknown }).input }), stderr: '' }),
+    },
+  },
+};
+
+const agents = spec.names.map((name) => {
+  const config: ResolvedAgentConfig = {
+    ...AGENT_DEFAULTS,
+    'broker-ws-uris': spec.brokerUris,
+    'ssl-ca-cert': paths.caCert,
+    'ssl-cert': paths.cert(name),
+    'ssl-key': paths.key(name),
+    'spool-dir': join(spec.baseDir, name, 'spool'),
+    'task-cache-dir': join(spec.baseDir, name, 'cache'),
+    'master-uris': spec.masterUris,
+    'reconnect-initial-delay': 100,
+    'reconnect-max-delay': 1000,
+  };
+  return new Agent(config, log.child({ node: name }), spec.inMemoryTask ? [inMemoryTask] : []);
+});
+
+let connected = 0;
+for (const a of agents) {
+  a.client.once('connected', () => {
+    if (++connected === agents.length) process.stdout.write(`ready ${connected}\n`);
+  });
+  a.start();
+}
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await Promise.all(agents.map((a) => a.stop()));
+  process.exit(0);
+};
+process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());
+if (process.connected) process.on('disconnect', () => void stop());
