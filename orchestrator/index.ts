@@ -45,16 +45,19 @@ export class Orchestrator {
     const tls = { ca: readConfiguredFile(c, 'ssl-ca-cert'), cert: readConfiguredFile(c, 'ssl-cert'), key: readConfiguredFile(c, 'ssl-key') };
     const tokens = TokenStore.fromFile(c['tokens-file']);
     const catalog = new TaskCatalog(c.codedir);
-    const redis = (opts: object) => {
+    const redis = (connection: string, opts: object) => {
       const r = new Redis(c.redis, { lazyConnect: false, ...opts });
-      r.on('error', (err) => this.log.debug({ err: err.message }, 'redis connection error'));
+      r.on('error', (err) => this.log.debug({ connection, err: err.message }, 'redis connection error'));
+      r.on('ready', () => this.log.info({ connection }, 'redis connected'));
+      r.on('end', () => this.log.debug({ connection }, 'redis connection ended'));
+      r.on('close', () => this.log.warn({ connection }, 'redis connection lost'));
       this.redis.push(r);
       return r;
     };
     // The API fails fast while Redis is away (503); the engine waits for it and goes on.
-    this.api = redis({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    this.api = redis('api', { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     const apiStore = new JobStore(this.api, c['key-prefix']);
-    const engineStore = new JobStore(redis({ maxRetriesPerRequest: null }), c['key-prefix']);
+    const engineStore = new JobStore(redis('engine', { maxRetriesPerRequest: null }), c['key-prefix']);
 
     this.client = new PcpClient({ brokerUris: c['broker-ws-uris'], clientType: CONTROLLER_CLIENT_TYPE, tls, log: this.log });
     const inventory = new InventoryTracker(this.client, this.log);
@@ -69,8 +72,8 @@ export class Orchestrator {
 
     this.engine = new Engine({
       store: engineStore,
-      queueConnection: redis({ maxRetriesPerRequest: null }),
-      workerConnection: redis({ maxRetriesPerRequest: null }),
+      queueConnection: redis('queue', { maxRetriesPerRequest: null }),
+      workerConnection: redis('worker', { maxRetriesPerRequest: null }),
       runner: new PxpRunner(this.client),
       inventory,
       log: this.log,
