@@ -120,6 +120,17 @@ export class Transactions extends EventEmitter<TransactionEvents> {
     await allEnded;
   }
 
+  /** Stops one running process action (a forced job stop); false when it is not running here. */
+  stop(transactionId: string, reason: string): boolean {
+    const entry = this.running.get(transactionId);
+    if (!entry || entry.stopping !== null) return false;
+    entry.stopping = reason;
+    signalGroup(entry.pid, 'SIGTERM');
+    setTimeout(() => signalGroup(entry.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+    if (!entry.child) this.ended(transactionId);
+    return true;
+  }
+
   /** Records the outcome and tells listeners. */
   finish(transactionId: string, outcome: Outcome): TransactionMetadata {
     this.reserved.delete(transactionId);

@@ -88,12 +88,18 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   /** No new runs start; `force` also stops running ones on agents that can (Baton's). */
-  async stop(jobId: string, login: string): Promise<void> {
+  async stop(jobId: string, login: string, force = false): Promise<void> {
     const { store } = this.opts;
-    if (await store.requestStop(jobId, login)) this.opts.log.info({ job: jobId, login }, 'job stopping');
+    if (await store.requestStop(jobId, login)) this.opts.log.info({ job: jobId, login, force }, 'job stopping');
     for (const node of await store.drainPending(jobId)) {
       await store.transition(jobId, { name: node, state: 'skipped', details: { message: 'the job was stopped before this node ran' } }, ['new'], { type: 'node_skipped' });
     }
+    if (!force) return;
+    const running = (await store.getNodes(jobId)).filter((n) => n.state === 'running');
+    await Promise.all(running.map(async (n) => {
+      const stopped = await this.opts.runner.stop(n.name, this.transactionId(jobId, n.name));
+      this.opts.log.info({ job: jobId, node: n.name, stopped }, stopped ? 'stopped a running node run' : 'the agent could not stop the run; it will finish');
+    }));
   }
 
   private async dispatch(jobId: string, concurrency: number): Promise<void> {

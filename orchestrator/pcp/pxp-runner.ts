@@ -71,6 +71,19 @@ export class PxpRunner {
     return { kind: 'results', results: { exitcode: r.exitcode ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ...(r.exitcode === 124 && /exceeded its timeout/.test(r.stderr ?? '') ? { timed_out: true } : {}) } };
   }
 
+  /** Asks the agent to stop a running action (Baton's agent; others refuse, and the run finishes). */
+  async stop(node: string, transactionId: string): Promise<boolean> {
+    try {
+      const reply = await this.client.request(
+        pxpRequest(agentUri(node), { transaction_id: `stop-${newMessageId()}`, module: 'status', action: 'stop', params: { transaction_id: transactionId } }, true),
+        REQUEST_TIMEOUT_MS,
+      );
+      return reply.message_type === PxpMessageType.blockingResponse && (reply.data as { results: { stopped?: boolean } }).results.stopped === true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Waits for the outcome until `deadlineMs` (epoch ms), checking by status query now and then. */
   async outcome(node: string, transactionId: string, deadlineMs: number): Promise<RunOutcome> {
     for (;;) {

@@ -211,6 +211,18 @@ describe('orchestrator: Puppet task API', () => {
     assert.equal((await orch.api(`/orchestrator/v1/jobs/${id}`)).json.state, 'stopped');
   });
 
+  it('stops running runs too with force (the agent kills them)', async () => {
+    const gate = join(scratch, 'never-opened');
+    const id = (await submit({ task: 'sample::wait_for', params: { gate }, scope: { nodes: ['node1'] } })).json.job.name;
+    await agents[0]!.waitForLog((l) => l.msg === 'action started');
+    assert.equal((await orch.api('/orchestrator/v1/command/stop', { body: { job: id, force: true } })).status, 202);
+    const events = await waitForJobEnd(orch, id);
+    assert.equal(events.at(-1)!.type, 'job_aborted');
+    const node = (await orch.api(`/orchestrator/v1/jobs/${id}/nodes`)).json.items[0];
+    assert.notEqual(node.state, 'finished');
+    assert.match(node.details.message, /stopped by request/);
+  });
+
   it('reports broker and Redis connectivity at /status/v1/services', async () => {
     const s = (await orch.api('/status/v1/services', { token: undefined })).json['orchestrator-service'];
     assert.equal(s.state, 'running');

@@ -111,7 +111,7 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     const id = String(b.job);
     const job = await ctx.store.getJob(id);
     if (!job) throw apiError(ApiErrorCode.unknownJob, `no job named ${id}`, { job: id });
-    if (!ENDED_JOB_STATES.includes(job.state)) await ctx.engine.stop(id, principal(req).login);
+    if (!ENDED_JOB_STATES.includes(job.state)) await ctx.engine.stop(id, principal(req).login, b.force === true);
     const all = ['new', 'ready', 'running', 'finished', 'failed', 'errored', 'skipped'];
     const counts = await ctx.store.counts(id);
     return reply.code(202).send({ job: { id: `${baseUrl(req)}${prefix}/jobs/${id}`, name: id, nodes: Object.fromEntries(all.map((s) => [s, counts[s] ?? 0])) } });
