@@ -36,6 +36,8 @@ export class Transactions extends EventEmitter<TransactionEvents> {
   private readonly running = new Map<string, Running>();
   /** Process actions accepted but not started yet (downloading, verifying). */
   private readonly reserved = new Set<string>();
+  /** Stops asked for while an action was still being prepared: it never starts. */
+  private readonly stopBeforeStart = new Map<string, string>();
 
   constructor(
     readonly spool: Spool,
@@ -62,6 +64,12 @@ export class Transactions extends EventEmitter<TransactionEvents> {
   start(meta: TransactionMetadata, spec: ProcessSpec): void {
     const files = this.spool.files(meta.transaction_id);
     this.reserved.delete(meta.transaction_id);
+    const stopped = this.stopBeforeStart.get(meta.transaction_id);
+    if (stopped !== undefined) {
+      this.stopBeforeStart.delete(meta.transaction_id);
+      this.finish(meta.transaction_id, { status: 'failure', error: stopped });
+      return;
+    }
     const child = startProcess(spec, files);
     const entry: Running = { pid: child.pid ?? -1, child, timer: null, poll: null, timedOut: false, stopping: null };
     if (child.pid === undefined) {
@@ -122,6 +130,10 @@ export class Transactions extends EventEmitter<TransactionEvents> {
 
   /** Stops one running process action (a forced job stop); false when it is not running here. */
   stop(transactionId: string, reason: string): boolean {
+    if (this.reserved.has(transactionId)) {
+      this.stopBeforeStart.set(transactionId, reason);
+      return true;
+    }
     const entry = this.running.get(transactionId);
     if (!entry || entry.stopping !== null) return false;
     entry.stopping = reason;
@@ -134,6 +146,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
   /** Records the outcome and tells listeners. */
   finish(transactionId: string, outcome: Outcome): TransactionMetadata {
     this.reserved.delete(transactionId);
+    this.stopBeforeStart.delete(transactionId);
     const entry = this.running.get(transactionId);
     if (entry) {
       if (entry.timer) clearTimeout(entry.timer);

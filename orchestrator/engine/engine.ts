@@ -47,6 +47,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private worker: Worker<NodeRunData> | null = null;
   private epoch = '';
   private readonly actions = new Map<string, PxpAction>();
+  /** Job records by id: what a node run needs of its job never changes but the state. */
+  private readonly jobs = new Map<string, JobRecord>();
 
   constructor(private readonly opts: EngineOptions) {
     super();
@@ -81,6 +83,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   async submit(sub: JobSubmission): Promise<JobRecord> {
     const job = await this.opts.store.createJob(sub);
     this.actions.set(job.id, sub.action);
+    this.jobs.set(job.id, job);
     this.opts.log.info({ job: job.id, type: job.type, nodes: job.node_count, owner: job.owner }, 'job submitted');
     this.emit('jobSubmitted', job);
     await this.dispatch(job.id, job.options.concurrency);
@@ -124,6 +127,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
   }
 
+  private async job(jobId: string): Promise<JobRecord | null> {
+    let job = this.jobs.get(jobId);
+    if (!job) {
+      job = (await this.opts.store.getJob(jobId)) ?? undefined;
+      if (job) this.jobs.set(jobId, job);
+    }
+    return job ?? null;
+  }
+
   private async action(jobId: string): Promise<PxpAction | null> {
     let a = this.actions.get(jobId);
     if (!a) {
@@ -136,9 +148,10 @@ export class Engine extends EventEmitter<EngineEvents> {
   private async runNode(bull: BullJob<NodeRunData>): Promise<void> {
     const { jobId, node } = bull.data;
     const { store, runner, inventory, log } = this.opts;
-    const job = await store.getJob(jobId);
+    const job = await this.job(jobId);
     const rec = await store.getNode(jobId, node);
     if (!job || !rec || TERMINAL_NODE_STATES.includes(rec.state)) return;
+    job.state = (await store.jobState(jobId)) ?? job.state;
     const txid = this.transactionId(jobId, node);
     const timeoutS = job.options.timeout_s;
     let outcome: RunOutcome | null = null;
@@ -200,12 +213,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.opts.log.info({ job: job.id, node, state: o.state }, 'node run ended');
     this.emit('nodeEnded', job.id, node, o.state);
     if (res.jobEnd) {
+      this.jobs.delete(job.id);
+      this.actions.delete(job.id);
       this.opts.log.info({ job: job.id, state: res.jobEnd }, 'job ended');
       this.emit('jobEnded', job.id, res.jobEnd);
     }
   }
 
   private async afterNode(job: JobRecord): Promise<void> {
-    await this.dispatch(job.id, job.options.concurrency);
+    // With no job concurrency every node was queued at submit; otherwise the next one may go.
+    if (job.options.concurrency > 0) await this.dispatch(job.id, job.options.concurrency);
   }
 }

@@ -128,6 +128,10 @@ export class JobStore {
     };
   }
 
+  async jobState(id: string): Promise<JobState | null> {
+    return (await this.r.hget(this.keys.job(id), 'state')) as JobState | null;
+  }
+
   /** Job ids, newest first unless `order` is asc, with the total. */
   async jobIds(opts: { limit: number; offset: number; order: 'asc' | 'desc' }): Promise<{ ids: string[]; total: number }> {
     const total = await this.r.zcard(this.keys.jobIndex());

@@ -52,13 +52,17 @@ const agents = spec.names.map((name) => {
   return new Agent(config, log.child({ node: name }), spec.inMemoryTask ? [inMemoryTask] : []);
 });
 
-let connected = 0;
-for (const a of agents) {
-  a.client.once('connected', () => {
-    if (++connected === agents.length) process.stdout.write(`ready ${connected}\n`);
-  });
-  a.start();
+// Agents start in waves, so that thousands of TLS handshakes do not all time out together.
+const WAVE = 50;
+for (let i = 0; i < agents.length; i += WAVE) {
+  const wave = agents.slice(i, i + WAVE);
+  await Promise.all(wave.map((a) => {
+    const up = new Promise((resolve) => a.client.once('connected', resolve));
+    a.start();
+    return up;
+  }));
 }
+process.stdout.write(`ready ${agents.length}\n`);
 
 let stopping = false;
 const stop = async () => {

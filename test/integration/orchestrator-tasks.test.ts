@@ -214,13 +214,23 @@ describe('orchestrator: Puppet task API', () => {
   it('stops running runs too with force (the agent kills them)', async () => {
     const gate = join(scratch, 'never-opened');
     const id = (await submit({ task: 'sample::wait_for', params: { gate }, scope: { nodes: ['node1'] } })).json.job.name;
-    await agents[0]!.waitForLog((l) => l.msg === 'action started');
+    const started = await orch.waitForLog((l) => l.msg === 'node run started' && l.job === id);
+    await agents[0]!.waitForLog((l) => l.msg === 'action started' && l.transaction_id === started.transaction_id);
     assert.equal((await orch.api('/orchestrator/v1/command/stop', { body: { job: id, force: true } })).status, 202);
     const events = await waitForJobEnd(orch, id);
     assert.equal(events.at(-1)!.type, 'job_aborted');
     const node = (await orch.api(`/orchestrator/v1/jobs/${id}/nodes`)).json.items[0];
     assert.notEqual(node.state, 'finished');
     assert.match(node.details.message, /stopped by request/);
+  });
+
+  it('keeps a finished job as it is when asked to stop it', async () => {
+    const id = (await submit({ task: 'sample::echo', params: { message: 'x' }, scope: { nodes: ['node1'] } })).json.job.name;
+    await waitForJobEnd(orch, id);
+    const res = await orch.api('/orchestrator/v1/command/stop', { body: { job: id } });
+    assert.equal(res.status, 202);
+    assert.equal(res.json.job.nodes.finished, 1);
+    assert.equal((await orch.api(`/orchestrator/v1/jobs/${id}`)).json.state, 'finished');
   });
 
   it('reports broker and Redis connectivity at /status/v1/services', async () => {
@@ -230,4 +240,29 @@ describe('orchestrator: Puppet task API', () => {
     assert.equal(s.status.redis.connected, true);
     assert.match((await orch.api('/metrics', { token: undefined })).text, /baton_orchestrator_node_runs_total\{state="finished"\}/);
   });
+  // Last: this second orchestrator shares the first one's certificate, so its controller session
+  // replaces the first one's while it runs.
+  it('limits runs in flight over all jobs to task-concurrency', async () => {
+    const gate = join(scratch, 'gate-global');
+    const single = await startOrchestratorProcess({
+      pki, brokerUris: [`wss://127.0.0.1:${broker.port}/pcp2/`], redisUrl: redis.url, codedir: makeCodedir(), keyPrefix: 'single', config: { 'task-concurrency': 1 },
+    });
+    try {
+      for (;;) {
+        const changed = single.waitForNextLog((l) => l.msg === 'inventory changed' || l.msg === 'listening');
+        if ((await single.api('/orchestrator/v1/inventory')).json.items.filter((i: { connected: boolean }) => i.connected).length === 2) break;
+        await changed;
+      }
+      const id = (await single.api('/orchestrator/v1/command/task', { body: { task: 'sample::wait_for', params: { gate }, scope: { nodes: ['node1', 'node2'] } } })).json.job.name;
+      await single.waitForLog((l) => l.msg === 'node run started' && l.job === id);
+      const states = (await single.api(`/orchestrator/v1/jobs/${id}/nodes`)).json.items.map((n: { state: string }) => n.state).sort();
+      assert.deepEqual(states, ['ready', 'running'], 'the second run waits for the worker');
+      writeFileSync(gate, '');
+      await waitForJobEnd(single, id);
+      assert.equal((await single.api(`/orchestrator/v1/jobs/${id}`)).json.state, 'finished');
+    } finally {
+      await single.stop();
+    }
+  });
+
 });
