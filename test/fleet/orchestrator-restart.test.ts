@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
-import { makeCodedir, startOrchestratorProcess, waitForJobEnd, type OrchestratorProcess } from '../helpers/orchestrator.ts';
+import { makeCodedir, startOrchestratorProcess, waitForConnected, waitForJobEnd, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { issueFleetCerts, startFleet, type Fleet } from './fleet.ts';
@@ -44,11 +44,7 @@ describe('orchestrator restart during a job', () => {
     const first = await start();
     orchestrators.push(first);
     fleet = await startFleet({ pkiDir: pki.dir, names, brokerUris, masterUris: [`https://127.0.0.1:${first.port}`] });
-    for (;;) {
-      const changed = first.waitForNextLog((l) => l.msg === 'inventory changed');
-      if ((await first.api('/orchestrator/v1/inventory')).json.items.filter((i: { connected: boolean }) => i.connected).length === NODES) break;
-      await changed;
-    }
+    await waitForConnected(first, NODES);
     const scratch = mkdtempSync(join(tmpdir(), 'baton-restart-'));
     const gate = join(scratch, 'gate');
     const marker = join(scratch, 'runs');

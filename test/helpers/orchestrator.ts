@@ -95,6 +95,16 @@ export async function startOrchestratorProcess(opts: StartOrchestratorOptions): 
   return o;
 }
 
+/** Resolves once the orchestrator's inventory shows `count` connected nodes (it follows a subscription). */
+export async function waitForConnected(o: OrchestratorProcess, count: number): Promise<void> {
+  for (;;) {
+    const changed = o.waitForNextLog((l) => l.msg === 'inventory changed');
+    const items = (await o.api('/orchestrator/v1/inventory')).json.items as { connected: boolean }[];
+    if (items.filter((i) => i.connected).length >= count) return;
+    await changed;
+  }
+}
+
 /** Follows a job's events until it ends; returns them all. */
 export async function waitForJobEnd(o: OrchestratorProcess, jobId: string): Promise<{ type: string; details: Record<string, unknown>; id: string }[]> {
   const events: { type: string; details: Record<string, unknown>; id: string }[] = [];

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
-import { makeCodedir, startOrchestratorProcess, waitForJobEnd, type OrchestratorProcess } from '../helpers/orchestrator.ts';
+import { makeCodedir, startOrchestratorProcess, waitForConnected, waitForJobEnd, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 
@@ -24,11 +24,7 @@ describe('orchestrator while Redis restarts', () => {
     const brokerUri = `wss://127.0.0.1:${broker.port}/pcp2/`;
     orch = await startOrchestratorProcess({ pki, brokerUris: [brokerUri], redisUrl: redis.url, codedir: makeCodedir(), config: { 'node-run-lock-duration': 2000 } });
     agent = await startAgentProcess({ pki, name: 'node1', brokerUris: [brokerUri], masterUris: [`https://127.0.0.1:${orch.port}`] });
-    for (;;) {
-      const changed = orch.waitForNextLog((l) => l.msg === 'inventory changed');
-      if ((await orch.api('/orchestrator/v1/inventory/node1')).json.connected) break;
-      await changed;
-    }
+    await waitForConnected(orch, 1);
   });
   after(async () => {
     await agent?.stop();

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
-import { ECHO_ONLY_TOKEN, makeCodedir, startOrchestratorProcess, VIEWER_TOKEN, waitForJobEnd, type OrchestratorProcess } from '../helpers/orchestrator.ts';
+import { ECHO_ONLY_TOKEN, makeCodedir, startOrchestratorProcess, VIEWER_TOKEN, waitForConnected, waitForJobEnd, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 
@@ -29,11 +29,7 @@ describe('orchestrator: Puppet task API', () => {
       agents.push(await startAgentProcess({ pki, name, brokerUris: [brokerUri], masterUris: [`https://127.0.0.1:${orch.port}`] }));
     }
     // The orchestrator learns of the agents from its inventory subscription.
-    for (;;) {
-      const changed = orch.waitForNextLog((l) => l.msg === 'inventory changed');
-      if ((await orch.api('/orchestrator/v1/inventory')).json.items.filter((i: { connected: boolean }) => i.connected).length === 2) break;
-      await changed;
-    }
+    await waitForConnected(orch, 2);
     scratch = mkdtempSync(join(tmpdir(), 'baton-orch-scratch-'));
   });
   after(async () => {
@@ -248,11 +244,7 @@ describe('orchestrator: Puppet task API', () => {
       pki, brokerUris: [`wss://127.0.0.1:${broker.port}/pcp2/`], redisUrl: redis.url, codedir: makeCodedir(), keyPrefix: 'single', config: { 'task-concurrency': 1 },
     });
     try {
-      for (;;) {
-        const changed = single.waitForNextLog((l) => l.msg === 'inventory changed' || l.msg === 'listening');
-        if ((await single.api('/orchestrator/v1/inventory')).json.items.filter((i: { connected: boolean }) => i.connected).length === 2) break;
-        await changed;
-      }
+      await waitForConnected(single, 2);
       const id = (await single.api('/orchestrator/v1/command/task', { body: { task: 'sample::wait_for', params: { gate }, scope: { nodes: ['node1', 'node2'] } } })).json.job.name;
       await single.waitForLog((l) => l.msg === 'node run started' && l.job === id);
       const states = (await single.api(`/orchestrator/v1/jobs/${id}/nodes`)).json.items.map((n: { state: string }) => n.state).sort();
