@@ -1,7 +1,7 @@
 // The orchestrator's HTTPS server (fastify): token authentication on every API route, client
 // certificate authentication for task file downloads (agents hold no token), status and metrics.
 import { createReadStream } from 'node:fs';
-import fastify, { type FastifyRequest } from 'fastify';
+import fastify, { LogController, type FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../lib/log.ts';
 import type { Principal, TokenStore } from '../auth.ts';
@@ -25,7 +25,8 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
   const app = fastify({
     https: { ...opts.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
     loggerInstance: opts.log,
-    disableRequestLogging: true,
+    // No line per request: errors are logged where they are handled.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_BODY_BYTES,
   });
 
