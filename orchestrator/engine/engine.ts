@@ -110,8 +110,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (nodes.length > 0) await this.enqueue(jobId, nodes);
   }
 
+  private queueJobId(jobId: string, node: string): string {
+    return `${jobId}-${createHash('sha256').update(node).digest('hex').slice(0, 24)}`;
+  }
+
   private async enqueue(jobId: string, nodes: string[]): Promise<void> {
-    await this.queue.addBulk(nodes.map((node) => ({ name: 'node-run', data: { jobId, node }, opts: { jobId: `${jobId}-${createHash('sha256').update(node).digest('hex').slice(0, 24)}` } })));
+    await this.queue.addBulk(nodes.map((node) => ({ name: 'node-run', data: { jobId, node }, opts: { jobId: this.queueJobId(jobId, node) } })));
   }
 
   /** After a restart: every job that has not ended gets its ready and running nodes queued again. */
@@ -120,7 +124,13 @@ export class Engine extends EventEmitter<EngineEvents> {
       const job = await this.opts.store.getJob(jobId);
       if (!job) continue;
       const inFlight = (await this.opts.store.getNodes(jobId)).filter((n) => n.state === 'ready' || n.state === 'running').map((n) => n.name);
-      if (inFlight.length > 0) await this.enqueue(jobId, inFlight); // ids already queued are ignored
+      // A run abandoned by a stopping orchestrator may sit in the queue as failed: its id would
+      // block the new one. Waiting or active (stalled) ones stay, and adding them again is ignored.
+      for (const node of inFlight) {
+        const queued = await this.queue.getJob(this.queueJobId(jobId, node));
+        if (queued && ((await queued.isFailed()) || (await queued.isCompleted()))) await queued.remove();
+      }
+      if (inFlight.length > 0) await this.enqueue(jobId, inFlight);
       if (job.state === 'stopping') await this.stop(jobId, job.owner);
       else await this.dispatch(jobId, job.options.concurrency);
       this.opts.log.info({ job: jobId, in_flight: inFlight.length }, 'recovered job after restart');

@@ -16,19 +16,24 @@ describe('orchestrator while Redis restarts', () => {
   let broker: BrokerProcess;
   let orch: OrchestratorProcess;
   let agent: AgentProcess;
+  let again: OrchestratorProcess | undefined;
+  let brokerUri: string;
+  let codedir: string;
 
   before(async () => {
     pki = await makePki(['node1']);
     redis = await startRedis({ persistent: true });
     broker = await startBrokerProcess({ pki, logLevel: 'info' });
-    const brokerUri = `wss://127.0.0.1:${broker.port}/pcp2/`;
-    orch = await startOrchestratorProcess({ pki, brokerUris: [brokerUri], redisUrl: redis.url, codedir: makeCodedir(), config: { 'node-run-lock-duration': 2000 } });
+    brokerUri = `wss://127.0.0.1:${broker.port}/pcp2/`;
+    codedir = makeCodedir();
+    orch = await startOrchestratorProcess({ pki, brokerUris: [brokerUri], redisUrl: redis.url, codedir, config: { 'node-run-lock-duration': 2000 } });
     agent = await startAgentProcess({ pki, name: 'node1', brokerUris: [brokerUri], masterUris: [`https://127.0.0.1:${orch.port}`] });
     await waitForConnected(orch, 1);
   });
   after(async () => {
     await agent?.stop();
     await orch?.stop();
+    await again?.stop();
     await broker?.stop();
     await redis?.stop();
     pki?.remove();
@@ -59,5 +64,20 @@ describe('orchestrator while Redis restarts', () => {
     assert.equal(job.state, 'finished');
     const node = (await orch.api(`/orchestrator/v1/jobs/${id}/nodes`)).json.items[0];
     assert.deepEqual(node.result, { _output: 'survived\n' });
+  });
+
+  it('picks a job up again after a graceful restart of the orchestrator in the middle of a run', async () => {
+    const gate = join(mkdtempSync(join(tmpdir(), 'baton-restart-gate-')), 'gate');
+    const id = (await orch.api('/orchestrator/v1/command/task', { body: { task: 'sample::wait_for', params: { gate, word: 'resumed' }, scope: { nodes: ['node1'] } } })).json.job.name;
+    const started = await orch.waitForLog((l) => l.msg === 'node run started' && l.job === id);
+    await agent.waitForLog((l) => l.msg === 'action started' && l.transaction_id === started.transaction_id);
+    await orch.stop(); // SIGTERM: it stops while the run goes on
+    writeFileSync(gate, '');
+    await agent.waitForLog((l) => l.msg === 'action ended' && l.transaction_id === started.transaction_id);
+    again = await startOrchestratorProcess({ pki, brokerUris: [brokerUri], redisUrl: redis.url, codedir, port: orch.port, config: { 'node-run-lock-duration': 2000 } });
+    await waitForJobEnd(again, id);
+    const node = (await again.api(`/orchestrator/v1/jobs/${id}/nodes`)).json.items[0];
+    assert.equal(node.state, 'finished');
+    assert.deepEqual(node.result, { _output: 'resumed\n' });
   });
 });
