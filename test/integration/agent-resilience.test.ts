@@ -14,12 +14,15 @@ import { resultsOf, runTask, statusQuery, errorOf } from '../helpers/tasks.ts';
 
 const AGENT = 'pcp://node1/agent';
 
-/** A task that writes its pid, then waits for a gate file before it says done. */
+/** A task that waits for a gate file before it says done. */
+function spoolMetadata(spoolDir: string, transactionId: string): { pid: number; status: string } {
+  return JSON.parse(readFileSync(join(spoolDir, transactionId, 'metadata.json'), 'utf8')) as { pid: number; status: string };
+}
+
 function gatedTask(files: FileServer, dir: string, name: string) {
   const gate = join(dir, `${name}.gate`);
-  const pidFile = join(dir, `${name}.pid`);
-  const file = files.add(`/tasks/${name}.sh`, `${name}.sh`, `#!/bin/sh\necho $$ > ${pidFile}\nwhile [ ! -f ${gate} ]; do sleep 0.05; done\necho finished\n`);
-  return { file, gate, pidFile, open: () => writeFileSync(gate, '') };
+  const file = files.add(`/tasks/${name}.sh`, `${name}.sh`, `#!/bin/sh\nwhile [ ! -f ${gate} ]; do sleep 0.05; done\necho finished\n`);
+  return { file, gate, open: () => writeFileSync(gate, '') };
 }
 
 describe('agent resilience', () => {
@@ -49,17 +52,23 @@ describe('agent resilience', () => {
     return a;
   }
 
-  /** Resolves once the broker shows the agent connected (an inventory query, not a sleep). */
+  /** Resolves once the agent says it is connected (a log line, not a sleep). */
   async function connectedAgain(a: AgentProcess): Promise<void> {
     await a.waitForLog((l) => l.msg === 'connected to broker');
+  }
+
+  /** Starts the gated task `name` on agent `a` and resolves once its process runs. */
+  async function startGatedRun(a: AgentProcess, dir: string, name: string, client: PcpClient = ctl) {
+    const t = gatedTask(files, dir, name);
+    const run = await runTask(client, AGENT, { task: `sample::${name}`, input: {}, files: [t.file] });
+    await a.waitForLog((l) => l.msg === 'action started' && l.transaction_id === run.transactionId);
+    return { t, run };
   }
 
   it('answers status queries after being killed during a run and restarted, and reports the result when the run ends', async () => {
     const dirs = agentDirs();
     const first = await agent(dirs);
-    const t = gatedTask(files, dirs.root, 'survivor');
-    const run = await runTask(ctl, AGENT, { task: 'sample::survivor', input: {}, files: [t.file] });
-    await first.waitForLog((l) => l.msg === 'action started' && l.transaction_id === run.transactionId);
+    const { t, run } = await startGatedRun(first, dirs.root, 'survivor');
     await first.stop('SIGKILL');
     const second = await agent(dirs);
     await second.waitForLog((l) => l.msg === 're-attached to an action that outlived the agent');
@@ -76,10 +85,8 @@ describe('agent resilience', () => {
   it('reports failure with a reason, never running, for a run whose process died with the agent', async () => {
     const dirs = agentDirs();
     const first = await agent(dirs);
-    const t = gatedTask(files, dirs.root, 'casualty');
-    const run = await runTask(ctl, AGENT, { task: 'sample::casualty', input: {}, files: [t.file] });
-    await first.waitForLog((l) => l.msg === 'action started' && l.transaction_id === run.transactionId);
-    const meta = JSON.parse(readFileSync(join(dirs.spool, run.transactionId, 'metadata.json'), 'utf8')) as { pid: number };
+    const { t, run } = await startGatedRun(first, dirs.root, 'casualty');
+    const meta = spoolMetadata(dirs.spool, run.transactionId);
     await first.stop('SIGKILL');
     process.kill(-meta.pid, 'SIGKILL'); // the whole process group dies too, as it would on a host crash
     const second = await agent(dirs);
@@ -96,9 +103,7 @@ describe('agent resilience', () => {
     const dirs = agentDirs();
     const a = await agent(dirs, [`wss://127.0.0.1:${port}/pcp2/`]);
     const c = await startController(pki, [`wss://127.0.0.1:${port}`]);
-    const t = gatedTask(files, dirs.root, 'through_outage');
-    const run = await runTask(c, AGENT, { task: 'sample::through_outage', input: {}, files: [t.file] });
-    await a.waitForLog((l) => l.msg === 'action started' && l.transaction_id === run.transactionId);
+    const { t, run } = await startGatedRun(a, dirs.root, 'through_outage', c);
     const lost = a.waitForLog((l) => l.msg === 'disconnected from broker');
     await local.stop('SIGKILL');
     await lost;
@@ -123,16 +128,14 @@ describe('agent resilience', () => {
   it('stops running actions on shutdown: no orphan processes, failure with a reason', async () => {
     const dirs = agentDirs();
     const a = await agent(dirs);
-    const t = gatedTask(files, dirs.root, 'interrupted');
-    const run = await runTask(ctl, AGENT, { task: 'sample::interrupted', input: {}, files: [t.file] });
-    await a.waitForLog((l) => l.msg === 'action started' && l.transaction_id === run.transactionId);
-    const { pid: pgid } = JSON.parse(readFileSync(join(dirs.spool, run.transactionId, 'metadata.json'), 'utf8')) as { pid: number };
+    const { t, run } = await startGatedRun(a, dirs.root, 'interrupted');
+    const { pid: pgid } = spoolMetadata(dirs.spool, run.transactionId);
     assert.ok(groupAlive(pgid));
     await a.stop('SIGTERM');
     assert.equal(await a.exited, 0);
     assert.equal(groupAlive(pgid), false, 'nothing of the task runs after the agent stopped');
     assert.match(errorOf(await run.outcome), /the agent shut down while the action ran/);
-    const meta = JSON.parse(readFileSync(join(dirs.spool, run.transactionId, 'metadata.json'), 'utf8')) as { status: string };
+    const meta = spoolMetadata(dirs.spool, run.transactionId);
     assert.equal(meta.status, 'failure');
   });
 
