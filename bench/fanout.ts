@@ -3,18 +3,17 @@
 // in place of a shell process), submits the job and prints one JSON line:
 // {agents, submit_to_all_done_s, node_runs_per_s, orchestrator_cpu_ms_per_node}.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { issueCert } from '../lib/pki.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { http } from '../test/helpers/http.ts';
 import { issueFleetCerts, startFleet } from '../test/fleet/fleet.ts';
 import { BATON_BIN, cpuMs, makeBenchPki, startBrokerChild } from './fixtures.ts';
 import { round } from './harness.ts';
-import { readFileSync } from 'node:fs';
-import { issueCert } from '../lib/pki.ts';
 
 const { values: args } = parseArgs({ options: { agents: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '250' } } });
 const N = Number(args.agents);

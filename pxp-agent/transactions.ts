@@ -179,13 +179,14 @@ export class Transactions extends EventEmitter<TransactionEvents> {
     if (meta.status === 'running') return { transaction_id: transactionId, status: 'running' };
     const files = this.spool.files(transactionId);
     if (meta.kind === 'process') {
-      const results = meta.results as { exitcode?: number; stdout?: string; stderr?: string } | undefined;
+      const results = meta.results as { exitcode?: number; stdout?: string; stderr?: string; timed_out?: boolean } | undefined;
       return {
         transaction_id: transactionId,
         status: meta.status,
         stdout: results?.stdout ?? readCapped(files.stdout, MAX_RESULT_OUTPUT_BYTES).text,
         stderr: results?.stderr ?? readCapped(files.stderr, MAX_RESULT_OUTPUT_BYTES).text,
         ...(results?.exitcode !== undefined ? { exitcode: results.exitcode } : {}),
+        ...(results?.timed_out ? { timed_out: true } : {}),
       };
     }
     return {

@@ -64,11 +64,11 @@ export class PxpRunner {
       return null;
     }
     if (reply.message_type !== PxpMessageType.blockingResponse) return null;
-    const r = (reply.data as { results: { status: string; stdout?: string; stderr?: string; exitcode?: number; error?: string } }).results;
+    const r = (reply.data as { results: { status: string; stdout?: string; stderr?: string; exitcode?: number; timed_out?: boolean } }).results;
     if (r.status === 'unknown') return 'unknown';
     if (r.status === 'running') return 'running';
     if (r.exitcode === undefined && r.status === 'failure') return { kind: 'agent-error', description: r.stderr?.trim() || 'the action failed on the agent' };
-    return { kind: 'results', results: { exitcode: r.exitcode ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ...(r.exitcode === 124 && /exceeded its timeout/.test(r.stderr ?? '') ? { timed_out: true } : {}) } };
+    return { kind: 'results', results: { exitcode: r.exitcode ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ...(r.timed_out ? { timed_out: true } : {}) } };
   }
 
   /** Asks the agent to stop a running action (Baton's agent; others refuse, and the run finishes). */

@@ -145,6 +145,8 @@ describe('agent: task run', () => {
     assert.equal(results.exitcode, 124);
     assert.equal(results.timed_out, true);
     assert.match(results.stderr, /exceeded its timeout of 1 s; its process group was killed/);
+    const status = await statusQuery(ctl, AGENT, run.transactionId);
+    assert.equal(status.timed_out, true, 'status query says so too, for an orchestrator that missed the response');
     for (const pid of readFileSync(pids, 'utf8').trim().split(' ').map(Number)) assert.equal(isAlive(pid), false, `pid ${pid} is gone`);
   });
 
