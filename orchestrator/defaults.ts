@@ -8,6 +8,8 @@ export const DEFAULT_ORCHESTRATOR_PORT = 8143;
 export const DEFAULT_TASK_CONCURRENCY = 250;
 export const DEFAULT_NODE_TIMEOUT_S = 3_600;
 export const DEFAULT_NODE_RUN_LOCK_DURATION_MS = 30_000;
+/** Cached facts older than this are asked for again (a node's reconnection also renews them). */
+export const DEFAULT_FACTS_TTL_S = 900;
 /** How long start-up waits for a broker before serving the API anyway. */
 export const BROKER_WAIT_AT_START_MS = 5_000;
 
@@ -19,6 +21,7 @@ export const ORCHESTRATOR_DEFAULTS = {
   'task-concurrency': DEFAULT_TASK_CONCURRENCY,
   'node-timeout': DEFAULT_NODE_TIMEOUT_S,
   'node-run-lock-duration': DEFAULT_NODE_RUN_LOCK_DURATION_MS,
+  'facts-ttl': DEFAULT_FACTS_TTL_S,
   'log-level': 'info',
 } as const satisfies Partial<OrchestratorConfig>;
 

@@ -14,6 +14,8 @@ import { OrchestratorMetrics } from './metrics.ts';
 import { InventoryTracker } from './pcp/inventory.ts';
 import { PxpRunner } from './pcp/pxp-runner.ts';
 import { TaskCatalog } from './tasks/catalog.ts';
+import { Classifier } from './deploy/classifier.ts';
+import { FactsStore } from './pcp/facts.ts';
 
 export const CONTROLLER_CLIENT_TYPE = 'controller';
 export const ORCHESTRATOR_SERVICE_NAME = 'orchestrator-service';
@@ -45,6 +47,7 @@ export class Orchestrator {
     const tls = { ca: readConfiguredFile(c, 'ssl-ca-cert'), cert: readConfiguredFile(c, 'ssl-cert'), key: readConfiguredFile(c, 'ssl-key') };
     const tokens = TokenStore.fromFile(c['tokens-file']);
     const catalog = new TaskCatalog(c.codedir);
+    const classifier = new Classifier(c['classifier-file']);
     const redis = (connection: string, opts: object) => {
       const r = new Redis(c.redis, { lazyConnect: false, ...opts });
       r.on('error', (err) => this.log.debug({ connection, err: err.message }, 'redis connection error'));
@@ -92,6 +95,7 @@ export class Orchestrator {
       engine: this.engine,
       catalog,
       inventory,
+      scope: { facts: new FactsStore(this.api, apiStore.keys, this.client, inventory, c['facts-ttl'], this.log), classifier, store: apiStore, catalog },
       nodeTimeoutS: c['node-timeout'],
       status: async () => this.status(),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),

@@ -13,6 +13,7 @@ import { PURGE_INTERVAL_MS, type ResolvedAgentConfig } from './defaults.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { echoModule, pingModule } from './modules/echo.ts';
 import { createFactsModule } from './modules/facts.ts';
+import { createPuppetModule } from './modules/puppet.ts';
 import { createStatusModule } from './modules/status.ts';
 import { createTaskModule, type TaskModuleConfig } from './modules/task.ts';
 import { Spool } from './spool.ts';
@@ -56,7 +57,8 @@ export class Agent {
     });
     this.spool = new Spool(config['spool-dir']);
     this.cache = new TaskCache(config['task-cache-dir'], config['master-uris'], tls, log.child({ component: 'task-cache' }));
-    this.transactions = new Transactions(this.spool, log);
+    // Modules' own results hooks, found through the dispatcher once it exists.
+    this.transactions = new Transactions(this.spool, log, (module, action) => this.dispatcher.processAction(module, action)?.results);
     this.dispatcher = new Dispatcher({
       modules: [
         echoModule,
@@ -64,6 +66,13 @@ export class Agent {
         createStatusModule(this.transactions),
         createFactsModule({ environment: config.environment, factsDir: config['facts-dir'] }),
         createTaskModule(this.cache, moduleConfig<TaskModuleConfig>(config['modules-config-dir'], 'task')),
+        createPuppetModule({
+          bin: config['puppet-bin'],
+          command: config['puppet-command'],
+          settings: config['puppet-settings'],
+          environment: config.environment,
+          timeoutS: config['puppet-run-timeout'],
+        }),
       ].map((m) => modules.find((o) => o.name === m.name) ?? m),
       transactions: this.transactions,
       send: (env) => this.send(env),

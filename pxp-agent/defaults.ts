@@ -27,6 +27,12 @@ export const DOWNLOAD_RETRY_BASE_MS = 500;
 /** Blocking transactions remembered in memory so that a repeated id never runs twice. */
 export const BLOCKING_TRANSACTIONS_REMEMBERED = 10_000;
 
+/** `puppet run`: the executable, and the arguments before the request's flags (as pxp-module-puppet runs it). */
+export const DEFAULT_PUPPET_BIN = 'puppet';
+export const DEFAULT_PUPPET_COMMAND: readonly string[] = ['agent', '--onetime', '--no-daemonize', '--verbose'];
+/** `puppet config print` (paths of the report and lock files) may take this long before it fails. */
+export const PUPPET_CONFIG_PRINT_TIMEOUT_MS = 60_000;
+
 export const AGENT_DEFAULTS = {
   'spool-dir-purge-ttl': DEFAULT_SPOOL_PURGE_TTL,
   'task-cache-dir-purge-ttl': DEFAULT_TASK_CACHE_PURGE_TTL,
@@ -37,6 +43,9 @@ export const AGENT_DEFAULTS = {
   'allowed-keepalive-timeouts': DEFAULT_ALLOWED_KEEPALIVE_TIMEOUTS,
   'connection-timeout': DEFAULT_AGENT_CONNECTION_TIMEOUT_MS,
   'log-level': 'info',
+  'puppet-bin': DEFAULT_PUPPET_BIN,
+  'puppet-command': [...DEFAULT_PUPPET_COMMAND],
+  'puppet-settings': [],
 } as const satisfies Partial<AgentConfig>;
 
 export type ResolvedAgentConfig = AgentConfig & Required<Pick<AgentConfig, keyof typeof AGENT_DEFAULTS>>;

@@ -14,7 +14,7 @@ import {
 } from '../protocol/pxp.ts';
 import { describeErrors } from '../protocol/validate.ts';
 import { BLOCKING_TRANSACTIONS_REMEMBERED } from './defaults.ts';
-import type { Action, PxpModule } from './modules/types.ts';
+import { ImmediateOutcome, type Action, type ProcessAction, type PxpModule } from './modules/types.ts';
 import type { Spool, TransactionMetadata } from './spool.ts';
 import type { Transactions } from './transactions.ts';
 
@@ -111,9 +111,20 @@ export class Dispatcher {
       this.transactions.start(meta, spec);
       log.info({ pid: this.spool.read(req.transactionId)?.pid }, 'action started');
     } catch (err) {
+      if (err instanceof ImmediateOutcome) {
+        log.info({ status: err.outcome.status }, 'action ended before its process started');
+        this.transactions.finish(req.transactionId, { status: err.outcome.status, results: err.outcome.results });
+        return;
+      }
       log.warn({ err: (err as Error).message }, 'action could not start');
       this.transactions.finish(req.transactionId, { status: 'failure', error: (err as Error).message });
     }
+  }
+
+  /** A module's process action (for the `results` hooks of Transactions). */
+  processAction(module: string, action: string): ProcessAction | undefined {
+    const a = this.modules.get(module)?.actions[action];
+    return a?.kind === 'process' ? a : undefined;
   }
 
   /** Sends outcomes that could not be sent while disconnected (or before an agent restart). */

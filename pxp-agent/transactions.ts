@@ -7,6 +7,7 @@ import { appendFileSync } from 'node:fs';
 import type { Logger } from '../lib/log.ts';
 import { KILL_GRACE_MS, MAX_RESULT_OUTPUT_BYTES, REATTACH_POLL_MS } from './defaults.ts';
 import { isAlive, isWrapperOf, readCapped, readExitcode, signalGroup, startProcess, waitGroupGone, type ProcessSpec } from './process-runner.ts';
+import type { ResultsHookLookup } from './modules/types.ts';
 import type { Spool, TransactionMetadata, TransactionStatus } from './spool.ts';
 
 /** Exit code reported for a process killed by its timeout (as timeout(1) does). */
@@ -39,9 +40,11 @@ export class Transactions extends EventEmitter<TransactionEvents> {
   /** Stops asked for while an action was still being prepared: it never starts. */
   private readonly stopBeforeStart = new Map<string, string>();
 
+  /** `resultsHook` finds a module's own `results` hook for an ended process (modules/types.ts). */
   constructor(
     readonly spool: Spool,
     private readonly log: Logger,
+    private readonly resultsHook: ResultsHookLookup = () => undefined,
   ) {
     super();
   }
@@ -178,6 +181,18 @@ export class Transactions extends EventEmitter<TransactionEvents> {
     if (!meta) return { transaction_id: transactionId, status: 'unknown' };
     if (meta.status === 'running') return { transaction_id: transactionId, status: 'running' };
     const files = this.spool.files(transactionId);
+    if (meta.kind === 'process' && this.resultsHook(meta.module, meta.action)) {
+      // Like Puppet's pxp-agent for its external modules: stdout is the results document.
+      const results = meta.results as { exitcode?: number; timed_out?: boolean } | undefined;
+      return {
+        transaction_id: transactionId,
+        status: meta.status,
+        stdout: results === undefined ? '' : JSON.stringify(results),
+        stderr: readCapped(files.stderr, MAX_RESULT_OUTPUT_BYTES).text,
+        ...(typeof results?.exitcode === 'number' ? { exitcode: results.exitcode } : {}),
+        ...(results?.timed_out ? { timed_out: true } : {}),
+      };
+    }
     if (meta.kind === 'process') {
       const results = meta.results as { exitcode?: number; stdout?: string; stderr?: string; timed_out?: boolean } | undefined;
       return {
@@ -243,6 +258,14 @@ export class Transactions extends EventEmitter<TransactionEvents> {
     if (code === null) {
       return { status: 'failure', error: 'the action\'s process was killed before it could record an exit code' };
     }
-    return { status: code === 0 ? 'success' : 'failure', results: { exitcode: code, stdout: out.text, stderr } };
+    const raw = { exitcode: code, stdout: out.text, stderr };
+    const hook = meta ? this.resultsHook(meta.module, meta.action) : undefined;
+    if (!hook || !meta) return { status: code === 0 ? 'success' : 'failure', results: raw };
+    try {
+      return hook(raw, files, meta);
+    } catch (err) {
+      this.log.error({ transaction_id: transactionId, err: (err as Error).message }, 'the module could not build the results of its action');
+      return { status: 'failure', error: `the action ended (exit code ${code}) but its results could not be built: ${(err as Error).message}` };
+    }
   }
 }

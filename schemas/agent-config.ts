@@ -32,5 +32,13 @@ export const agentConfigSchema = {
     'reconnect-max-delay': { type: 'integer', minimum: 1 },
     'log-level': logLevelSchema,
     logfile: { type: 'string', minLength: 1 },
+    /** The `puppet` executable run by `puppet run` (a name looked up in PATH, or a path). */
+    'puppet-bin': { type: 'string', minLength: 1 },
+    /** Arguments before the request's flags; `{environment}` in any of them becomes the run's environment. */
+    'puppet-command': { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+    /** Settings arguments (`--confdir`, `--vardir`, …) added to every run and to `puppet config print`. */
+    'puppet-settings': { type: 'array', items: { type: 'string', minLength: 1 } },
+    /** Seconds a `puppet run` may take before its process group is killed; no limit when absent. */
+    'puppet-run-timeout': { type: 'integer', minimum: 1 },
   },
 } as const;

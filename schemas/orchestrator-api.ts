@@ -2,6 +2,59 @@
 
 const nodeName = { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^/*\\s]+$' } as const;
 
+/** Re-run scope: the nodes of an earlier job that ended in one of `states`. */
+const rerunScope = {
+  type: 'object',
+  required: ['job'],
+  additionalProperties: false,
+  properties: {
+    job: { anyOf: [{ type: 'string', pattern: '^[0-9]+$' }, { type: 'integer', minimum: 1 }] },
+    states: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['finished', 'failed', 'errored', 'skipped'] } },
+  },
+} as const;
+
+/** PuppetDB AST (an array) or PQL text. */
+const query = { anyOf: [{ type: 'array', minItems: 1 }, { type: 'string', minLength: 1 }] } as const;
+
+const taskScopeProperties = {
+  nodes: { type: 'array', items: nodeName, maxItems: 100_000 },
+  query,
+  node_group: { type: 'string', minLength: 1 },
+  job: rerunScope,
+} as const;
+
+export const commandDeployBodySchema = {
+  $id: 'baton:api/puppet/command-deploy',
+  type: 'object',
+  required: ['environment'],
+  additionalProperties: false,
+  properties: {
+    environment: { type: 'string', minLength: 1 },
+    noop: { type: 'boolean' },
+    concurrency: { type: 'integer', minimum: 1 },
+    scope: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      maxProperties: 1,
+      properties: {
+        ...taskScopeProperties,
+        application: { type: 'string', minLength: 1 },
+        whole_environment: { type: 'boolean' },
+      },
+    },
+    enforce_environment: { type: 'boolean' },
+    debug: { type: 'boolean' },
+    trace: { type: 'boolean' },
+    evaltrace: { type: 'boolean' },
+    /** Deprecated: an application or application instance, as scope.application. */
+    target: { type: 'string' },
+    timeout: { type: 'integer', minimum: 1 },
+    description: { type: 'string', maxLength: 4096 },
+    userdata: { type: 'object' },
+  },
+} as const;
+
 export const commandTaskBodySchema = {
   $id: 'baton:api/puppet/command-task',
   type: 'object',
@@ -16,11 +69,7 @@ export const commandTaskBodySchema = {
       additionalProperties: false,
       minProperties: 1,
       maxProperties: 1,
-      properties: {
-        nodes: { type: 'array', items: nodeName, maxItems: 100_000 },
-        query: {},
-        node_group: { type: 'string' },
-      },
+      properties: taskScopeProperties,
     },
     noop: { type: 'boolean' },
     timeout: { type: 'integer', minimum: 1 },

@@ -17,6 +17,10 @@ export const orchestratorConfigSchema = {
     'key-prefix': { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
     codedir: nonEmptyString,
     'tokens-file': nonEmptyString,
+    /** JSON file of node groups ({groups: [{name, environment, rule}]}); none: no groups. */
+    'classifier-file': nonEmptyString,
+    /** Seconds a node's cached facts are used before they are asked for again. */
+    'facts-ttl': { type: 'integer', minimum: 0 },
     /** Node runs in flight over all jobs. */
     'task-concurrency': { type: 'integer', minimum: 1 },
     /** Seconds a node run may take when the request gives no timeout. */
@@ -24,5 +28,80 @@ export const orchestratorConfigSchema = {
     /** Milliseconds before a node run of a vanished orchestrator is picked up again. */
     'node-run-lock-duration': { type: 'integer', minimum: 1000 },
     'log-level': logLevelSchema,
+  },
+} as const;
+
+/** A node group's rule: a query (PuppetDB AST or PQL text) or the names of its nodes. */
+const groupRule = {
+  anyOf: [
+    { type: 'string', minLength: 1 },
+    { type: 'array', minItems: 1 },
+    {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      maxProperties: 1,
+      properties: { nodes: { type: 'array', items: nonEmptyString }, query: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1 }] } },
+    },
+  ],
+} as const;
+
+export const classifierFileSchema = {
+  $id: 'baton:config/classifier',
+  type: 'object',
+  additionalProperties: false,
+  required: ['groups'],
+  properties: {
+    groups: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'rule'],
+        properties: {
+          name: nonEmptyString,
+          environment: { type: 'string', pattern: '^[a-z0-9_]+$' },
+          description: { type: 'string' },
+          rule: groupRule,
+        },
+      },
+    },
+  },
+} as const;
+
+const componentName = { type: 'string', pattern: '^[A-Z][A-Za-z0-9_]*(::[A-Z][A-Za-z0-9_]*)*\\[[^\\]]+\\]$' } as const;
+
+/** `codedir/environments/<env>/applications.json`: application instances made of components. */
+export const applicationsFileSchema = {
+  $id: 'baton:codedir/applications',
+  type: 'object',
+  additionalProperties: false,
+  required: ['applications'],
+  properties: {
+    applications: {
+      type: 'object',
+      propertyNames: componentName,
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['components'],
+        properties: {
+          components: {
+            type: 'object',
+            propertyNames: componentName,
+            minProperties: 1,
+            additionalProperties: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['nodes'],
+              properties: {
+                nodes: { type: 'array', items: nonEmptyString },
+                requires: { type: 'array', items: componentName },
+              },
+            },
+          },
+        },
+      },
+    },
   },
 } as const;

@@ -104,3 +104,18 @@ export const taskRunParamsSchema = {
     timeout: { type: 'integer', minimum: 1 },
   },
 } as const;
+
+/** `puppet run`, as Puppet's pxp-module-puppet takes it: flags are checked against a whitelist by the module. */
+export const puppetRunParamsSchema = {
+  $id: 'baton:pxp/puppet.run.params',
+  type: 'object',
+  required: ['flags'],
+  additionalProperties: false,
+  properties: {
+    flags: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 1024 } },
+    /** The orchestrator's job id; `--job-id` of `puppet agent`. */
+    job: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$' },
+    /** `KEY=VALUE` strings added to the environment of the puppet process. */
+    env: { type: 'array', maxItems: 100, items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*=', maxLength: 65536 } },
+  },
+} as const;

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/log.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
 import type { PxpAction, PxpRunner, RunOutcome } from '../pcp/pxp-runner.ts';
-import { agentErrorOutcome, notConnectedOutcome, taskOutcome, type NodeOutcome } from './results.ts';
+import { agentErrorOutcome, notConnectedOutcome, puppetOutcome, taskOutcome, type NodeOutcome } from './results.ts';
 import { TERMINAL_NODE_STATES, type JobRecord, type JobStore, type NewJob, type NodeRecord } from './store.ts';
 
 /** Beyond the run's own timeout, how long to wait for the agent to report it. */
@@ -32,8 +32,13 @@ export interface EngineOptions {
   lockDurationMs: number;
 }
 
+/** A job's action; `node_flags` adds flags for some nodes (a deploy's per-node environment). */
+export interface JobAction extends PxpAction {
+  node_flags?: Record<string, string[]>;
+}
+
 export interface JobSubmission extends NewJob {
-  action: PxpAction;
+  action: JobAction;
 }
 
 export interface EngineEvents {
@@ -46,7 +51,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly queue: Queue<NodeRunData>;
   private worker: Worker<NodeRunData> | null = null;
   private epoch = '';
-  private readonly actions = new Map<string, PxpAction>();
+  private readonly actions = new Map<string, JobAction>();
   /** Job records by id: what a node run needs of its job never changes but the state. */
   private readonly jobs = new Map<string, JobRecord>();
 
@@ -94,15 +99,42 @@ export class Engine extends EventEmitter<EngineEvents> {
   async stop(jobId: string, login: string, force = false): Promise<void> {
     const { store } = this.opts;
     if (await store.requestStop(jobId, login)) this.opts.log.info({ job: jobId, login, force }, 'job stopping');
-    for (const node of await store.drainPending(jobId)) {
-      await store.transition(jobId, { name: node, state: 'skipped', details: { message: 'the job was stopped before this node ran' } }, ['new'], { type: 'node_skipped' });
-    }
+    for (const node of await store.drainPending(jobId)) await this.skip(jobId, node, 'the job was stopped before this node ran');
     if (!force) return;
     const running = (await store.getNodes(jobId)).filter((n) => n.state === 'running');
     await Promise.all(running.map(async (n) => {
       const stopped = await this.opts.runner.stop(n.name, this.transactionId(jobId, n.name));
       this.opts.log.info({ job: jobId, node: n.name, stopped }, stopped ? 'stopped a running node run' : 'the agent could not stop the run; it will finish');
     }));
+  }
+
+  /** Moves a node that has not run to skipped; ends the job when it was the last one. */
+  private async skip(jobId: string, node: string, message: string, from: NodeRecord['state'][] = ['new']): Promise<void> {
+    const res = await this.opts.store.transition(jobId, { name: node, state: 'skipped', details: { message } }, from, { type: 'node_skipped' });
+    if (res?.jobEnd) this.ended(jobId, res.jobEnd);
+  }
+
+  private ended(jobId: string, state: string): void {
+    this.jobs.delete(jobId);
+    this.actions.delete(jobId);
+    this.opts.log.info({ job: jobId, state }, 'job ended');
+    this.emit('jobEnded', jobId, state);
+  }
+
+  /**
+   * Ordered jobs: nodes whose prerequisites finished join the queue; nodes after one that did not
+   * finish are skipped (which may skip others after them in turn).
+   */
+  private async release(jobId: string): Promise<void> {
+    const { store } = this.opts;
+    for (;;) {
+      const { skip } = await store.release(jobId);
+      for (const [node, prerequisite] of skip) {
+        await this.skip(jobId, node, `skipped: ${prerequisite}, whose run it must follow, did not finish successfully`);
+        await store.unblock(jobId, node);
+      }
+      if (skip.length === 0) return;
+    }
   }
 
   private async dispatch(jobId: string, concurrency: number): Promise<void> {
@@ -132,7 +164,10 @@ export class Engine extends EventEmitter<EngineEvents> {
       }
       if (inFlight.length > 0) await this.enqueue(jobId, inFlight);
       if (job.state === 'stopping') await this.stop(jobId, job.owner);
-      else await this.dispatch(jobId, job.options.concurrency);
+      else {
+        if (job.options.ordered) await this.release(jobId);
+        await this.dispatch(jobId, job.options.concurrency);
+      }
       this.opts.log.info({ job: jobId, in_flight: inFlight.length }, 'recovered job after restart');
     }
   }
@@ -146,10 +181,10 @@ export class Engine extends EventEmitter<EngineEvents> {
     return job ?? null;
   }
 
-  private async action(jobId: string): Promise<PxpAction | null> {
+  private async action(jobId: string): Promise<JobAction | null> {
     let a = this.actions.get(jobId);
     if (!a) {
-      a = (await this.opts.store.getAction(jobId)) ?? undefined;
+      a = (await this.opts.store.getAction<JobAction>(jobId)) ?? undefined;
       if (a) this.actions.set(jobId, a);
     }
     return a ?? null;
@@ -168,11 +203,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     let startMs = rec.start_ms ?? Date.now();
 
     if (rec.state === 'ready' && (job.state === 'stopping' || job.state === 'stopped')) {
-      await store.transition(jobId, { name: node, state: 'skipped', details: { message: 'the job was stopped before this node ran' } }, ['ready'], { type: 'node_skipped' });
+      await this.skip(jobId, node, 'the job was stopped before this node ran', ['ready']);
       return this.afterNode(job);
     }
-    const action = await this.action(jobId);
-    if (!action) throw new Error(`job ${jobId} has no action recorded`);
+    const jobAction = await this.action(jobId);
+    if (!jobAction) throw new Error(`job ${jobId} has no action recorded`);
+    const action = nodeAction(jobAction, node, jobId);
 
     if (rec.state === 'running') {
       // Re-attach (the orchestrator restarted during this run): ask the agent before anything else.
@@ -192,14 +228,14 @@ export class Engine extends EventEmitter<EngineEvents> {
       outcome = await runner.start(node, txid, action);
     }
     outcome ??= await runner.outcome(node, txid, startMs + timeoutS * 1000 + OUTCOME_GRACE_MS);
-    await this.finish(job, node, txid, startMs, this.toNodeOutcome(node, outcome, timeoutS), ['running', 'ready']);
+    await this.finish(job, node, txid, startMs, this.toNodeOutcome(job, node, outcome, timeoutS), ['running', 'ready']);
     return this.afterNode(job);
   }
 
-  private toNodeOutcome(node: string, o: RunOutcome, timeoutS: number): NodeOutcome {
+  private toNodeOutcome(job: JobRecord, node: string, o: RunOutcome, timeoutS: number): NodeOutcome {
     switch (o.kind) {
       case 'results':
-        return taskOutcome(o.results, timeoutS);
+        return job.type === 'deploy' ? puppetOutcome(o.results) : taskOutcome(o.results, timeoutS);
       case 'agent-error':
         return agentErrorOutcome(o.description);
       case 'not-connected':
@@ -222,16 +258,20 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (!res) return; // already ended (a run re-attached twice)
     this.opts.log.info({ job: job.id, node, state: o.state }, 'node run ended');
     this.emit('nodeEnded', job.id, node, o.state);
-    if (res.jobEnd) {
-      this.jobs.delete(job.id);
-      this.actions.delete(job.id);
-      this.opts.log.info({ job: job.id, state: res.jobEnd }, 'job ended');
-      this.emit('jobEnded', job.id, res.jobEnd);
-    }
+    if (res.jobEnd) this.ended(job.id, res.jobEnd);
   }
 
   private async afterNode(job: JobRecord): Promise<void> {
-    // With no job concurrency every node was queued at submit; otherwise the next one may go.
-    if (job.options.concurrency > 0) await this.dispatch(job.id, job.options.concurrency);
+    if (job.options.ordered) await this.release(job.id);
+    // With no job concurrency and no order every node was queued at submit; otherwise the next may go.
+    if (job.options.concurrency > 0 || job.options.ordered) await this.dispatch(job.id, job.options.concurrency);
   }
+}
+
+/** The action as one node runs it: the job's flags plus the node's own; Puppet runs carry the job id. */
+export function nodeAction(a: JobAction, node: string, jobId: string): PxpAction {
+  const { node_flags: perNode, ...action } = a;
+  if (action.module !== 'puppet') return action;
+  const flags = Array.isArray(action.params.flags) ? (action.params.flags as string[]) : [];
+  return { ...action, params: { ...action.params, flags: [...flags, ...(perNode?.[node] ?? [])], job: jobId } };
 }

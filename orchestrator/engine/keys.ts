@@ -29,6 +29,18 @@ export class Keys {
   pending(id: string): string {
     return `${this.prefix}:job:${id}:pending`;
   }
+  /** SET of nodes waiting for the runs of other nodes (ordered jobs: applications). */
+  blocked(id: string): string {
+    return `${this.prefix}:job:${id}:blocked`;
+  }
+  /** HASH node → JSON array of the nodes whose runs must finish first. */
+  deps(id: string): string {
+    return `${this.prefix}:job:${id}:deps`;
+  }
+  /** HASH certname → JSON {facts, fetched_ms}: the facts agents last reported. */
+  facts(): string {
+    return `${this.prefix}:facts`;
+  }
   /** STREAM of events; entry ids are 0-N so that N is the API's event id. */
   events(id: string): string {
     return `${this.prefix}:job:${id}:events`;

@@ -64,3 +64,64 @@ export function notConnectedOutcome(node: string): NodeOutcome {
   const msg = `node ${node} is not connected to the broker`;
   return { state: 'failed', result: { _error: { kind: TaskErrorKind.notConnected, msg, details: {} } }, details: { message: 'not connected' } };
 }
+
+/** What pxp-module-puppet (and Baton's `puppet run`) returns. */
+export interface PuppetRunResults {
+  kind?: string;
+  time?: string;
+  transaction_uuid?: string;
+  environment?: string;
+  status?: string;
+  metrics?: Record<string, unknown>;
+  exitcode?: number;
+  version?: number;
+  error_type?: string;
+  error?: string;
+}
+
+export const PuppetErrorKind = {
+  runFailed: 'puppetlabs.orchestrator/puppet-run-failed',
+  runError: 'puppetlabs.orchestrator/puppet-run-error',
+  noResults: 'puppetlabs.orchestrator/invalid-puppet-results',
+} as const;
+
+/** The Puppet results of a run, whether they came as the response itself or as `status query` stdout. */
+export function puppetResults(r: unknown): PuppetRunResults | null {
+  if (!isObject(r)) return null;
+  if (typeof r.status === 'string' || typeof r.error_type === 'string' || typeof r.transaction_uuid === 'string') return r as PuppetRunResults;
+  if (typeof r.stdout === 'string') {
+    try {
+      const parsed = JSON.parse(r.stdout) as unknown;
+      if (isObject(parsed)) return puppetResults(parsed);
+    } catch {
+      // not Puppet results
+    }
+  }
+  return null;
+}
+
+/**
+ * A Puppet run's node state: a run that could not start (error_type) → errored; failed resources
+ * (status failed) → failed; otherwise finished. The result is the run's own results.
+ */
+export function puppetOutcome(raw: unknown): NodeOutcome {
+  const r = puppetResults(raw);
+  if (!r) {
+    const msg = 'the agent returned no Puppet run results';
+    return { state: 'errored', result: { _error: { kind: PuppetErrorKind.noResults, msg, details: {} } }, details: { message: msg } };
+  }
+  const details: Record<string, unknown> = {
+    kind: r.kind ?? r.status ?? null,
+    transaction_uuid: r.transaction_uuid ?? null,
+    environment: r.environment ?? null,
+    metrics: r.metrics ?? {},
+  };
+  if (r.error_type) {
+    const msg = r.error ? `${r.error_type}: ${r.error}` : r.error_type;
+    return { state: 'errored', result: { ...r }, details: { ...details, message: msg, error_type: r.error_type } };
+  }
+  if (r.status === 'failed') {
+    return { state: 'failed', result: { ...r }, details: { ...details, message: 'the Puppet run had failures' } };
+  }
+  return { state: 'finished', result: { ...r }, details };
+}

@@ -20,6 +20,13 @@ export interface JobOptions {
   noop: boolean;
   timeout_s: number;
   description?: string;
+  /** Some nodes wait for others (application components): see NewJob.deps. */
+  ordered?: boolean;
+  /** Deploy jobs: enforce_environment and the Puppet flags asked for. */
+  enforce_environment?: boolean;
+  debug?: boolean;
+  trace?: boolean;
+  evaltrace?: boolean;
 }
 
 export interface NewJob {
@@ -34,6 +41,8 @@ export interface NewJob {
   nodes: string[];
   /** What each node runs (for PXP: {module, action, params}); stored with the job, not shown by the API. */
   action: unknown;
+  /** Nodes that may start only once these other nodes of the job finished (without failure). */
+  deps?: Record<string, string[]>;
 }
 
 export interface JobRecord extends Omit<NewJob, 'nodes' | 'action'> {
@@ -67,6 +76,7 @@ interface Scripts {
   nodeTransition(...args: (string | number)[]): Promise<[string, string] | null>;
   refill(...args: (string | number)[]): Promise<string[]>;
   stop(...args: (string | number)[]): Promise<number>;
+  release(...args: (string | number)[]): Promise<[string[], string[]]>;
 }
 
 function lua(name: string): string {
@@ -82,6 +92,7 @@ export class JobStore {
     redis.defineCommand('nodeTransition', { numberOfKeys: 5, lua: lua('node-transition-5.lua') });
     redis.defineCommand('refill', { numberOfKeys: 4, lua: lua('refill-4.lua') });
     redis.defineCommand('stop', { numberOfKeys: 3, lua: lua('stop-3.lua') });
+    redis.defineCommand('release', { numberOfKeys: 4, lua: lua('release-4.lua') });
     this.r = redis as Redis & Scripts;
   }
 
@@ -110,7 +121,14 @@ export class JobStore {
     if (job.nodes.length > 0) {
       m.hset(this.keys.nodes(id), Object.fromEntries(job.nodes.map((n) => [n, JSON.stringify({ name: n, state: 'new' })])));
       m.hset(this.keys.counts(id), 'new', job.nodes.length);
-      m.rpush(this.keys.pending(id), ...job.nodes);
+      const deps = job.deps ?? {};
+      const free = job.nodes.filter((n) => !deps[n]?.length);
+      const blocked = job.nodes.filter((n) => deps[n]?.length);
+      if (free.length > 0) m.rpush(this.keys.pending(id), ...free);
+      if (blocked.length > 0) {
+        m.sadd(this.keys.blocked(id), ...blocked);
+        m.hset(this.keys.deps(id), Object.fromEntries(blocked.map((n) => [n, JSON.stringify(deps[n])])));
+      }
     }
     m.rpush(this.keys.history(id), JSON.stringify({ state: 'new', enter_time: iso }), JSON.stringify({ state: 'running', enter_time: iso }));
     await m.exec();
@@ -200,13 +218,30 @@ export class JobStore {
     return (await this.r.stop(this.keys.job(jobId), this.keys.events(jobId), this.keys.history(jobId), new Date().toISOString(), login)) === 1;
   }
 
-  /** Takes every node still waiting for its turn (used when a job stops). */
+  /** Takes every node still waiting for its turn or for other nodes (used when a job stops). */
   async drainPending(jobId: string): Promise<string[]> {
     const m = this.r.multi();
     m.lrange(this.keys.pending(jobId), 0, -1);
-    m.del(this.keys.pending(jobId));
+    m.smembers(this.keys.blocked(jobId));
+    m.del(this.keys.pending(jobId), this.keys.blocked(jobId));
     const res = await m.exec();
-    return (res?.[0]?.[1] as string[] | undefined) ?? [];
+    return [...((res?.[0]?.[1] as string[] | undefined) ?? []), ...((res?.[1]?.[1] as string[] | undefined) ?? [])];
+  }
+
+  /**
+   * Ordered jobs: blocked nodes whose prerequisites all finished go to the pending list; those
+   * with a prerequisite that did not finish are returned as `skip` ([node, prerequisite]).
+   */
+  async release(jobId: string): Promise<{ ready: string[]; skip: [string, string][] }> {
+    const [ready, flat] = await this.r.release(this.keys.blocked(jobId), this.keys.deps(jobId), this.keys.nodes(jobId), this.keys.pending(jobId));
+    const skip: [string, string][] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) skip.push([flat[i]!, flat[i + 1]!]);
+    return { ready, skip };
+  }
+
+  /** A blocked node was skipped: it waits no more. */
+  async unblock(jobId: string, node: string): Promise<void> {
+    await this.r.srem(this.keys.blocked(jobId), node);
   }
 
   /** Events from id `start` on (inclusive), at most `count`. */

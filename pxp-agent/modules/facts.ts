@@ -26,6 +26,14 @@ function osRelease(): Record<string, string> {
   }
 }
 
+/** Facter's os.family: the family the distribution belongs to (Debian for Ubuntu too). */
+const FAMILIES: Record<string, string> = { debian: 'Debian', ubuntu: 'Debian', rhel: 'RedHat', fedora: 'RedHat', centos: 'RedHat', suse: 'Suse', arch: 'Archlinux', alpine: 'Alpine', gentoo: 'Gentoo' };
+
+export function osFamily(os: Record<string, string>): string {
+  for (const id of [...(os.ID_LIKE ?? '').split(' '), os.ID ?? '']) if (FAMILIES[id]) return FAMILIES[id];
+  return os.ID ? os.ID.charAt(0).toUpperCase() + os.ID.slice(1) : type();
+}
+
 async function facter(log: Logger): Promise<Record<string, unknown>> {
   try {
     const { stdout } = await run('facter', ['--json'], { timeout: FACTER_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 });
@@ -67,10 +75,19 @@ export function createFactsModule(opts: { environment: string; factsDir?: string
         async run(_params, ctx) {
           const os = osRelease();
           const processors = cpus();
+          const fromFacter = await facter(ctx.log);
+          const facterOs = (fromFacter.os ?? {}) as Record<string, unknown>;
           return {
-            ...(await facter(ctx.log)),
+            ...fromFacter,
             hostname: hostname(),
-            os: { family: type(), name: os.ID ?? type(), release: os.VERSION_ID ?? release(), pretty_name: os.PRETTY_NAME, architecture: arch() },
+            os: {
+              ...facterOs,
+              family: facterOs.family ?? osFamily(os),
+              name: facterOs.name ?? os.NAME?.split(' ')[0] ?? type(),
+              release: facterOs.release ?? { full: os.VERSION_ID ?? release() },
+              pretty_name: os.PRETTY_NAME,
+              architecture: facterOs.architecture ?? arch(),
+            },
             kernel: { name: type(), release: release() },
             processors: { count: processors.length, models: [...new Set(processors.map((p) => p.model))] },
             memory: { total_bytes: totalmem(), available_bytes: freemem() },

@@ -39,6 +39,9 @@ export function jobJson(
       ...(job.task ? { task: job.task, params: maskParams(job.params, job.sensitive) } : {}),
       timeout: job.options.timeout_s,
       description: job.options.description ?? '',
+      ...(job.type === 'deploy'
+        ? { enforce_environment: job.options.enforce_environment !== false, debug: job.options.debug === true, trace: job.options.trace === true, evaltrace: job.options.evaltrace === true }
+        : {}),
     },
     timestamp: history.at(-1)?.enter_time ?? iso(job.created_ms),
     created_timestamp: iso(job.created_ms),

@@ -5,10 +5,12 @@ import { compile, describeErrors } from '../../../protocol/validate.ts';
 import { commandStopBodySchema, commandTaskBodySchema, inventoryBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission, permits, type Principal } from '../../auth.ts';
 import type { Engine } from '../../engine/engine.ts';
+import { resolveScope, type ScopeContext } from '../../deploy/scope.ts';
 import { ENDED_JOB_STATES, type JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
 import { sensitiveParameters, TaskCatalogError, validateParams, type TaskCatalog } from '../../tasks/catalog.ts';
 import { apiError, ApiErrorCode } from '../errors.ts';
+import { registerDeploy } from './deploy.ts';
 import { eventJson, jobJson, nextEvents, nodeJson } from './present.ts';
 
 export const DEFAULT_ENVIRONMENT = 'production';
@@ -19,6 +21,7 @@ export interface PuppetFaceContext {
   engine: Engine;
   catalog: TaskCatalog;
   inventory: InventoryTracker;
+  scope: ScopeContext;
   nodeTimeoutS: number;
 }
 
@@ -30,16 +33,16 @@ const validateTask = compile<TaskBody>(commandTaskBodySchema);
 const validateStop = compile<StopBody>(commandStopBodySchema);
 const validateInventory = compile<InventoryBody>(inventoryBodySchema);
 
-function body<T>(validate: ReturnType<typeof compile<T>>, value: unknown, what: string): T {
+export function body<T>(validate: ReturnType<typeof compile<T>>, value: unknown, what: string): T {
   if (!validate(value)) throw apiError(ApiErrorCode.validation, describeErrors(validate.errors, what));
   return value;
 }
 
-function principal(req: FastifyRequest): Principal {
+export function principal(req: FastifyRequest): Principal {
   return (req as FastifyRequest & { principal: Principal }).principal;
 }
 
-function demand(req: FastifyRequest, permission: string): void {
+export function demand(req: FastifyRequest, permission: string): void {
   if (!permits(principal(req), permission)) {
     throw apiError(ApiErrorCode.notPermitted, `${principal(req).login} lacks the permission ${permission}`, { permission });
   }
@@ -56,7 +59,7 @@ function intQuery(value: unknown, name: string, fallback: number, min = 0): numb
   return n;
 }
 
-function catalogError(err: unknown): never {
+export function catalogError(err: unknown): never {
   if (err instanceof TaskCatalogError) {
     const code = err.code === 'validation-error' ? ApiErrorCode.validation : err.code === 'invalid-task-metadata' ? ApiErrorCode.invalidTask : err.code;
     throw apiError(code, err.message, err.details ?? {});
@@ -74,10 +77,6 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     demand(req, Permission.jobsRun);
     const b = body(validateTask, req.body, 'body');
     demand(req, `tasks:run:${b.task}`);
-    if (b.scope.query !== undefined) throw apiError(ApiErrorCode.queryError, 'scope.query (PQL) is not supported yet; list the nodes in scope.nodes');
-    if (b.scope.node_group !== undefined) throw apiError(ApiErrorCode.validation, 'scope.node_group is not supported yet; list the nodes in scope.nodes');
-    const nodes = [...new Set(b.scope.nodes ?? [])];
-    if (nodes.length === 0) throw apiError(ApiErrorCode.emptyTarget, 'the scope names no nodes');
     const environment = b.environment ?? DEFAULT_ENVIRONMENT;
     let task;
     let params;
@@ -88,6 +87,7 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
       catalogError(err);
     }
     if (b.noop && task.metadata.supports_noop !== true) throw apiError(ApiErrorCode.validation, `task ${task.name} does not support noop`);
+    const { nodes } = await resolveScope(ctx.scope, b.scope, environment);
     const timeoutS = b.timeout ?? ctx.nodeTimeoutS;
     const input = b.noop ? { ...params, _noop: true } : params;
     const job = await ctx.engine.submit({
@@ -98,12 +98,14 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
       sensitive: sensitiveParameters(task),
       options: { concurrency: b.concurrency ?? 0, noop: b.noop === true, timeout_s: timeoutS, ...(b.description ? { description: b.description } : {}) },
       owner: principal(req).login,
-      scope: { nodes },
+      scope: b.scope as Record<string, unknown>,
       nodes,
       action: { module: 'task', action: 'run', params: { task: task.name, input, files: task.files, metadata: task.metadata, timeout: timeoutS } },
     });
     return reply.code(202).send({ job: { id: `${baseUrl(req)}${prefix}/jobs/${job.id}`, name: job.id } });
   });
+
+  registerDeploy(app, ctx, prefix);
 
   app.post(`${prefix}/command/stop`, async (req, reply) => {
     demand(req, Permission.jobsStop);

@@ -1,0 +1,135 @@
+// A job's scope → its nodes: a list, a query over the inventory, a node group, the nodes of an
+// earlier job in given states, an application, or a whole environment. Shared by task and deploy.
+import { BatonError } from '../../protocol/errors.ts';
+import type { JobStore, NodeState } from '../engine/store.ts';
+import { apiError, ApiErrorCode } from '../http/errors.ts';
+import { InventoryStoreError, type FactsStore } from '../pcp/facts.ts';
+import { parseQuery, QueryError, selectNodes, type NodeFacts } from '../query/index.ts';
+import type { TaskCatalog } from '../tasks/catalog.ts';
+import { ApplicationErrorCode, instancesOf, loadApplications, orderInstances, type OrderedNodes } from './applications.ts';
+import type { Classifier } from './classifier.ts';
+
+export const DEFAULT_RERUN_STATES: readonly NodeState[] = ['failed', 'errored'];
+
+export interface Scope {
+  nodes?: string[];
+  query?: unknown;
+  node_group?: string;
+  job?: { job: string | number; states?: string[] };
+  application?: string;
+  whole_environment?: boolean;
+}
+
+export interface ScopeContext {
+  facts: FactsStore;
+  classifier: Classifier;
+  store: JobStore;
+  catalog: TaskCatalog;
+}
+
+export interface ResolvedScope extends OrderedNodes {
+  /** The inventory as it was read (when the scope needed it), for per-node environments. */
+  inventory: NodeFacts[] | null;
+}
+
+/** Whether a query refers to facts or environments (else certname and connected need no facts). */
+function queryNeedsFacts(q: unknown): boolean {
+  return /facts|environment/i.test(typeof q === 'string' ? q : JSON.stringify(q));
+}
+
+async function inventory(ctx: ScopeContext, facts: boolean): Promise<NodeFacts[]> {
+  try {
+    const nodes = await ctx.facts.nodes({ facts });
+    // A node's environment is its group's, else the one its agent reports.
+    const classified = ctx.classifier.environments(nodes);
+    for (const n of nodes) n.environment = classified.get(n.certname) ?? n.environment;
+    return nodes;
+  } catch (err) {
+    if (err instanceof InventoryStoreError) throw apiError(ApiErrorCode.puppetdbError, err.message);
+    throw err;
+  }
+}
+
+function unordered(nodes: Iterable<string>, inv: NodeFacts[] | null = null): ResolvedScope {
+  return { nodes: [...new Set(nodes)].sort(), deps: {}, inventory: inv };
+}
+
+function applicationError(err: unknown): never {
+  if (err instanceof BatonError && err.code === ApplicationErrorCode.cycle) throw apiError(ApiErrorCode.dependencyCycle, err.message, err.details ?? {});
+  if (err instanceof BatonError && err.code === ApplicationErrorCode.invalid) throw apiError(ApiErrorCode.validation, err.message);
+  throw err;
+}
+
+/** The nodes of an application instance or type in an environment, in order. */
+function application(ctx: ScopeContext, environment: string, target: string): ResolvedScope {
+  try {
+    const apps = loadApplications(ctx.catalog.environmentDir(environment));
+    const instances = instancesOf(apps, target);
+    const ordered = orderInstances(apps, instances);
+    if (ordered.nodes.length === 0) {
+      throw apiError(ApiErrorCode.emptyTarget, instances.length === 0
+        ? `no application or application instance named '${target}' in environment '${environment}'`
+        : `application '${target}' in environment '${environment}' has no nodes`, { target, environment });
+    }
+    return { ...ordered, inventory: null };
+  } catch (err) {
+    return applicationError(err);
+  }
+}
+
+/** Every node classified into (or reporting) the environment, and every node of its applications. */
+async function wholeEnvironment(ctx: ScopeContext, environment: string): Promise<ResolvedScope> {
+  let ordered: OrderedNodes;
+  try {
+    const apps = loadApplications(ctx.catalog.environmentDir(environment));
+    ordered = orderInstances(apps, [...apps.keys()]);
+  } catch (err) {
+    return applicationError(err);
+  }
+  const inv = await inventory(ctx, true);
+  const nodes = new Set(ordered.nodes);
+  for (const n of inv) if (n.environment === environment) nodes.add(n.certname);
+  if (nodes.size === 0) throw apiError(ApiErrorCode.emptyEnvironment, `environment '${environment}' has no nodes and no applications`, { environment });
+  return { nodes: [...nodes].sort(), deps: ordered.deps, inventory: inv };
+}
+
+export async function resolveScope(ctx: ScopeContext, scope: Scope, environment: string): Promise<ResolvedScope> {
+  let resolved: ResolvedScope;
+  if (scope.nodes !== undefined) {
+    resolved = unordered(scope.nodes);
+  } else if (scope.query !== undefined) {
+    let query;
+    try {
+      query = parseQuery(scope.query);
+    } catch (err) {
+      if (err instanceof QueryError) throw apiError(ApiErrorCode.queryError, err.message, { query: scope.query });
+      throw err;
+    }
+    const inv = await inventory(ctx, queryNeedsFacts(scope.query));
+    resolved = unordered(selectNodes(query, inv), inv);
+  } else if (scope.node_group !== undefined) {
+    const group = ctx.classifier.group(scope.node_group);
+    if (!group) throw apiError(ApiErrorCode.emptyTarget, `no node group named '${scope.node_group}'`, { node_group: scope.node_group });
+    const inv = 'query' in group.rule ? await inventory(ctx, true) : [];
+    resolved = unordered(ctx.classifier.members(group, inv), inv);
+  } else if (scope.job !== undefined) {
+    const id = String(scope.job.job);
+    const job = await ctx.store.getJob(id);
+    if (!job) throw apiError(ApiErrorCode.unknownJob, `no job named ${id}`, { job: id });
+    const states = scope.job.states ?? DEFAULT_RERUN_STATES;
+    resolved = unordered((await ctx.store.getNodes(id)).filter((n) => states.includes(n.state)).map((n) => n.name));
+    if (resolved.nodes.length === 0) throw apiError(ApiErrorCode.emptyTarget, `no node of job ${id} ended ${states.join(' or ')}`, { job: id, states });
+  } else if (scope.application !== undefined) {
+    return application(ctx, environment, scope.application);
+  } else {
+    return wholeEnvironment(ctx, environment);
+  }
+  if (resolved.nodes.length === 0) throw apiError(ApiErrorCode.emptyTarget, 'the scope selects no nodes', { scope });
+  return resolved;
+}
+
+/** Node → environment from the classifier, for the nodes of a scope (deploys without enforce_environment). */
+export async function classifiedEnvironments(ctx: ScopeContext, resolved: ResolvedScope): Promise<Map<string, string>> {
+  const inv = resolved.inventory ?? (ctx.classifier.needsFacts() ? await inventory(ctx, true) : resolved.nodes.map((certname) => ({ certname, environment: null, connected: false, facts: {} })));
+  return ctx.classifier.environments(inv.filter((n) => resolved.nodes.includes(n.certname)));
+}

@@ -1,0 +1,78 @@
+// POST /orchestrator/v1/command/deploy: Puppet runs over a scope of nodes in an environment,
+// through the `puppet run` PXP action (Baton's agent or Puppet's pxp-module-puppet).
+import type { FromSchema } from 'json-schema-to-ts';
+import { compile } from '../../../protocol/validate.ts';
+import { commandDeployBodySchema } from '../../../schemas/orchestrator-api.ts';
+import { Permission } from '../../auth.ts';
+import { classifiedEnvironments, resolveScope, type Scope } from '../../deploy/scope.ts';
+import type { JobAction } from '../../engine/engine.ts';
+import { apiError, ApiErrorCode } from '../errors.ts';
+import { baseUrl, body, catalogError, demand, principal, type AnyFastify, type PuppetFaceContext } from './routes.ts';
+
+type DeployBody = FromSchema<typeof commandDeployBodySchema>;
+const validateDeploy = compile<DeployBody>(commandDeployBodySchema);
+
+/** The flags every node's run gets. */
+export function deployFlags(b: Pick<DeployBody, 'environment' | 'noop' | 'debug' | 'trace' | 'evaltrace' | 'enforce_environment'>): string[] {
+  const flags: string[] = [];
+  if (b.enforce_environment !== false) flags.push('--environment', b.environment);
+  if (b.noop === true) flags.push('--noop');
+  else if (b.noop === false) flags.push('--no-noop');
+  if (b.debug) flags.push('--debug');
+  if (b.trace) flags.push('--trace');
+  if (b.evaltrace) flags.push('--evaltrace');
+  return flags;
+}
+
+export function registerDeploy(app: AnyFastify, ctx: PuppetFaceContext, prefix: string): void {
+  app.post(`${prefix}/command/deploy`, async (req, reply) => {
+    demand(req, Permission.jobsRun);
+    const b = body(validateDeploy, req.body, 'body');
+    try {
+      ctx.catalog.environmentDir(b.environment);
+    } catch (err) {
+      catalogError(err);
+    }
+    if (b.scope && b.target !== undefined) throw apiError(ApiErrorCode.validation, 'give either scope or the deprecated target, not both');
+    const scope: Scope = b.scope ?? (b.target ? { application: b.target } : { whole_environment: true });
+    if (scope.whole_environment === false) throw apiError(ApiErrorCode.validation, 'scope.whole_environment must be true when given');
+    const resolved = await resolveScope(ctx.scope, scope, b.environment);
+
+    const enforce = b.enforce_environment !== false;
+    const action: JobAction = { module: 'puppet', action: 'run', params: { flags: deployFlags(b), env: [] } };
+    if (!enforce) {
+      // Each node runs in its own environment: the classifier's when it has one, else the agent's.
+      const envs = await classifiedEnvironments(ctx.scope, resolved);
+      const perNode: Record<string, string[]> = {};
+      for (const n of resolved.nodes) {
+        const env = envs.get(n);
+        if (env) perNode[n] = ['--environment', env];
+      }
+      if (Object.keys(perNode).length > 0) action.node_flags = perNode;
+    }
+    const ordered = Object.keys(resolved.deps).length > 0;
+    const job = await ctx.engine.submit({
+      type: 'deploy',
+      environment: b.environment,
+      params: {},
+      sensitive: [],
+      options: {
+        concurrency: b.concurrency ?? 0,
+        noop: b.noop === true,
+        timeout_s: b.timeout ?? ctx.nodeTimeoutS,
+        enforce_environment: enforce,
+        ...(ordered ? { ordered: true } : {}),
+        ...(b.description ? { description: b.description } : {}),
+        ...(b.debug ? { debug: true } : {}),
+        ...(b.trace ? { trace: true } : {}),
+        ...(b.evaltrace ? { evaltrace: true } : {}),
+      },
+      owner: principal(req).login,
+      scope: scope as Record<string, unknown>,
+      nodes: resolved.nodes,
+      ...(ordered ? { deps: resolved.deps } : {}),
+      action,
+    });
+    return reply.code(202).send({ job: { id: `${baseUrl(req)}${prefix}/jobs/${job.id}`, name: job.id } });
+  });
+}

@@ -1,0 +1,97 @@
+// What the orchestrator knows of each node for queries and classification: its facts, as its
+// agent last reported them (`facts get`), kept in Redis and asked for again when they are older
+// than `facts-ttl` or than the node's current connection. Redis failing here is the inventory
+// store failing: callers report it as puppetdb-error.
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../lib/log.ts';
+import type { PcpClient } from '../../protocol/client/pcp-client.ts';
+import { newMessageId } from '../../protocol/pcp-v2.ts';
+import { pxpRequest, PxpMessageType } from '../../protocol/pxp.ts';
+import type { Keys } from '../engine/keys.ts';
+import type { NodeFacts } from '../query/index.ts';
+import type { InventoryTracker } from './inventory.ts';
+import { agentUri } from './pxp-runner.ts';
+
+export const FACTS_REQUEST_TIMEOUT_MS = 60_000;
+/** Facts requests in flight at once. */
+export const FACTS_FETCH_PARALLELISM = 64;
+
+interface CachedFacts {
+  facts: Record<string, unknown>;
+  fetched_ms: number;
+}
+
+export class InventoryStoreError extends Error {
+  readonly code = 'puppetdb-error';
+}
+
+export class FactsStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly client: PcpClient,
+    private readonly inventory: InventoryTracker,
+    private readonly ttlS: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Every node known (connected now, or with stored facts); with `facts`, fresh facts of the connected ones. */
+  async nodes(opts: { facts: boolean }): Promise<NodeFacts[]> {
+    let cached: Record<string, string>;
+    try {
+      cached = opts.facts ? await this.redis.hgetall(this.keys.facts()) : {};
+    } catch (err) {
+      throw new InventoryStoreError(`the inventory store cannot answer: ${(err as Error).message}`);
+    }
+    const byNode = new Map<string, CachedFacts>();
+    for (const [name, raw] of Object.entries(cached)) byNode.set(name, JSON.parse(raw) as CachedFacts);
+    if (opts.facts) await this.refresh(byNode);
+    const names = new Set([...this.inventory.all().map((n) => n.name), ...byNode.keys()]);
+    return [...names].sort().map((certname) => {
+      const facts = byNode.get(certname)?.facts ?? {};
+      return { certname, environment: typeof facts.environment === 'string' ? facts.environment : null, connected: this.inventory.isConnected(certname), facts };
+    });
+  }
+
+  /** Asks connected nodes whose facts are missing or stale, a bounded number at a time. */
+  private async refresh(byNode: Map<string, CachedFacts>): Promise<void> {
+    const now = Date.now();
+    const stale = this.inventory.connectedNodes().filter((n) => {
+      const c = byNode.get(n);
+      const since = Date.parse(this.inventory.get(n).timestamp ?? '') || 0;
+      return !c || c.fetched_ms < since || now - c.fetched_ms > this.ttlS * 1000;
+    });
+    for (let i = 0; i < stale.length; i += FACTS_FETCH_PARALLELISM) {
+      await Promise.all(stale.slice(i, i + FACTS_FETCH_PARALLELISM).map(async (node) => {
+        const facts = await this.fetch(node);
+        if (!facts) return;
+        const entry = { facts, fetched_ms: Date.now() };
+        byNode.set(node, entry);
+        try {
+          await this.redis.hset(this.keys.facts(), node, JSON.stringify(entry));
+        } catch (err) {
+          throw new InventoryStoreError(`the inventory store cannot answer: ${(err as Error).message}`);
+        }
+      }));
+    }
+    if (stale.length > 0) this.log.info({ nodes: stale.length }, 'facts refreshed');
+  }
+
+  private async fetch(node: string): Promise<Record<string, unknown> | null> {
+    try {
+      const reply = await this.client.request(
+        pxpRequest(agentUri(node), { transaction_id: `facts-${newMessageId()}`, module: 'facts', action: 'get', params: {} }, true),
+        FACTS_REQUEST_TIMEOUT_MS,
+      );
+      const results = (reply.data as { results?: unknown }).results;
+      if (reply.message_type !== PxpMessageType.blockingResponse || typeof results !== 'object' || results === null) {
+        this.log.warn({ node, message_type: reply.message_type }, 'the agent did not return facts');
+        return null;
+      }
+      return results as Record<string, unknown>;
+    } catch (err) {
+      this.log.warn({ node, err: (err as Error).message }, 'could not get the facts of a node');
+      return null;
+    }
+  }
+}
