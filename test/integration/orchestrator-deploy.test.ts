@@ -78,7 +78,7 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
       const facts = join(dirs.root, 'facts');
       mkdirSync(facts);
       writeFileSync(join(facts, 'role.json'), JSON.stringify({ role: name.startsWith('web') ? 'web' : 'db' }));
-      agents.set(name, await startAgentProcess({ pki, name, brokerUris: [brokerUri], dirs, config: { ...sandbox.config, environment: own[name], 'facts-dir': facts } }));
+      agents.set(name, await startAgentProcess({ pki, name, brokerUris: [brokerUri], masterUris: [`https://127.0.0.1:${orch.port}`], dirs, config: { ...sandbox.config, environment: own[name], 'facts-dir': facts } }));
     }
     await waitForConnected(orch, NODES.length);
   });
