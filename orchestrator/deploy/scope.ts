@@ -124,7 +124,7 @@ export async function resolveScope(ctx: ScopeContext, scope: Scope, environment:
   } else {
     return wholeEnvironment(ctx, environment);
   }
-  if (resolved.nodes.length === 0) throw apiError(ApiErrorCode.emptyTarget, 'the scope selects no nodes', { scope });
+  if (resolved.nodes.length === 0) throw apiError(ApiErrorCode.emptyTarget, scope.nodes !== undefined ? 'the scope names no nodes' : 'the scope selects no nodes', { scope });
   return resolved;
 }
 
