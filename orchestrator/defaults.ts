@@ -10,6 +10,16 @@ export const DEFAULT_NODE_TIMEOUT_S = 3_600;
 export const DEFAULT_NODE_RUN_LOCK_DURATION_MS = 30_000;
 /** Cached facts older than this are asked for again (a node's reconnection also renews them). */
 export const DEFAULT_FACTS_TTL_S = 900;
+/** Chef face defaults (Chef push jobs' own). */
+export const DEFAULT_VOTING_TIMEOUT_S = 60;
+export const DEFAULT_CHEF_RUN_TIMEOUT_S = 3_600;
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
+export const DEFAULT_JOB_FEED_LINGER_S = 5;
+export const DEFAULT_ORG_FEED_EXPIRATION_S = 60;
+export const SSE_KEEPALIVE_MS = 15_000;
+/** Largest `file` of a Chef job, decoded. */
+export const MAX_CHEF_FILE_BYTES = 100 * 1024;
+export const MAX_CHEF_BODY_BYTES = 1024 * 1024;
 /** How long start-up waits for a broker before serving the API anyway. */
 export const BROKER_WAIT_AT_START_MS = 5_000;
 
@@ -22,6 +32,10 @@ export const ORCHESTRATOR_DEFAULTS = {
   'node-timeout': DEFAULT_NODE_TIMEOUT_S,
   'node-run-lock-duration': DEFAULT_NODE_RUN_LOCK_DURATION_MS,
   'facts-ttl': DEFAULT_FACTS_TTL_S,
+  'voting-timeout': DEFAULT_VOTING_TIMEOUT_S,
+  'max-output-bytes': DEFAULT_MAX_OUTPUT_BYTES,
+  'job-feed-linger': DEFAULT_JOB_FEED_LINGER_S,
+  'org-feed-expiration': DEFAULT_ORG_FEED_EXPIRATION_S,
   'log-level': 'info',
 } as const satisfies Partial<OrchestratorConfig>;
 

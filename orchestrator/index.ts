@@ -16,6 +16,8 @@ import { PxpRunner } from './pcp/pxp-runner.ts';
 import { TaskCatalog } from './tasks/catalog.ts';
 import { Classifier } from './deploy/classifier.ts';
 import { FactsStore } from './pcp/facts.ts';
+import { ChefJobs } from './chef/jobs.ts';
+import { OutputStore } from './chef/output.ts';
 
 export const CONTROLLER_CLIENT_TYPE = 'controller';
 export const ORCHESTRATOR_SERVICE_NAME = 'orchestrator-service';
@@ -60,7 +62,10 @@ export class Orchestrator {
     // The API fails fast while Redis is away (503); the engine waits for it and goes on.
     this.api = redis('api', { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     const apiStore = new JobStore(this.api, c['key-prefix']);
-    const engineStore = new JobStore(redis('engine', { maxRetriesPerRequest: null }), c['key-prefix']);
+    const engineRedis = redis('engine', { maxRetriesPerRequest: null });
+    const engineStore = new JobStore(engineRedis, c['key-prefix']);
+    const output = new OutputStore(engineRedis, engineStore.keys, c['max-output-bytes']);
+    let chef: ChefJobs | null = null;
 
     this.client = new PcpClient({ brokerUris: c['broker-ws-uris'], clientType: CONTROLLER_CLIENT_TYPE, tls, log: this.log });
     const inventory = new InventoryTracker(this.client, this.log);
@@ -73,11 +78,15 @@ export class Orchestrator {
       this.client.once('connected', () => void inventory.start().catch((e: Error) => this.log.warn({ err: e.message }, 'inventory subscription failed')));
     }
 
+    const runner = new PxpRunner(this.client);
     this.engine = new Engine({
+      outputSink: async (jobId, node, results) => {
+        if ((await chef?.spec(jobId))?.capture_output) await output.save(jobId, node, results.stdout ?? '', results.stderr ?? '');
+      },
       store: engineStore,
       queueConnection: redis('queue', { maxRetriesPerRequest: null }),
       workerConnection: redis('worker', { maxRetriesPerRequest: null }),
-      runner: new PxpRunner(this.client),
+      runner,
       inventory,
       log: this.log,
       taskConcurrency: c['task-concurrency'],
@@ -85,7 +94,12 @@ export class Orchestrator {
     });
     this.engine.on('jobSubmitted', (job) => this.metrics.jobsSubmitted.labels(job.type).inc());
     this.engine.on('nodeEnded', (_job, _node, state) => this.metrics.nodeRuns.labels(state).inc());
+    chef = new ChefJobs({
+      engine: this.engine, store: engineStore, redis: engineRedis, keys: engineStore.keys, client: this.client, inventory,
+      votingTimeoutS: c['voting-timeout'], orgFeedExpirationS: c['org-feed-expiration'], log: this.log,
+    });
     await this.engine.start();
+    await chef.recover();
 
     this.http = createHttpServer({
       tls,
@@ -98,6 +112,10 @@ export class Orchestrator {
       scope: { facts: new FactsStore(this.api, apiStore.keys, this.client, inventory, c['facts-ttl'], this.log), classifier, store: apiStore, catalog },
       nodeTimeoutS: c['node-timeout'],
       status: async () => this.status(),
+      chef: {
+        chef, store: apiStore, keys: apiStore.keys, redis: this.api, inventory, output, runner,
+        jobFeedLingerS: c['job-feed-linger'], orgFeedExpirationS: c['org-feed-expiration'],
+      },
       metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),
     });
     await this.http.listen({ host: c.host, port: c.port });

@@ -9,8 +9,10 @@ import { PcpClient } from '../protocol/client/pcp-client.ts';
 import { BrokerMessageType } from '../protocol/message-types.ts';
 import type { EnvelopeV2 } from '../protocol/pcp-v2.ts';
 import { isPxpRequest } from '../protocol/pxp.ts';
+import { parseUri } from '../protocol/uri.ts';
 import { PURGE_INTERVAL_MS, type ResolvedAgentConfig } from './defaults.ts';
 import { Dispatcher } from './dispatcher.ts';
+import { createCommandModule } from './modules/command.ts';
 import { echoModule, pingModule } from './modules/echo.ts';
 import { createFactsModule } from './modules/facts.ts';
 import { createPuppetModule } from './modules/puppet.ts';
@@ -72,6 +74,13 @@ export class Agent {
           settings: config['puppet-settings'],
           environment: config.environment,
           timeoutS: config['puppet-run-timeout'],
+        }),
+        createCommandModule({
+          transactions: this.transactions,
+          nodeName: parseUri(this.client.uri).commonName,
+          whitelist: config['command-whitelist'],
+          allowedEnv: config['allowed-overwritable-env-vars'],
+          commitTtlS: config['command-commit-ttl'],
         }),
       ].map((m) => modules.find((o) => o.name === m.name) ?? m),
       transactions: this.transactions,

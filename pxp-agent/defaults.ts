@@ -33,6 +33,17 @@ export const DEFAULT_PUPPET_COMMAND: readonly string[] = ['agent', '--onetime', 
 /** `puppet config print` (paths of the report and lock files) may take this long before it fails. */
 export const PUPPET_CONFIG_PRINT_TIMEOUT_MS = 60_000;
 
+/** `command commit` holds the node for its job this long unless the run starts first. */
+export const DEFAULT_COMMAND_COMMIT_TTL_S = 300;
+/** `command output`: bytes of each stream per answer, at most (and by default). */
+export const COMMAND_OUTPUT_MAX_BYTES = 256 * 1024;
+/**
+ * Variables a `command` job's env may not set unless `allowed-overwritable-env-vars` lists them:
+ * the search path, and what makes the dynamic loader or a shell run code of the job's choosing.
+ * CHEF_PUSH_* are the agent's own and never settable.
+ */
+export const PROTECTED_ENV_VARS: readonly string[] = ['PATH', 'IFS', 'ENV', 'BASH_ENV', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'];
+
 export const AGENT_DEFAULTS = {
   'spool-dir-purge-ttl': DEFAULT_SPOOL_PURGE_TTL,
   'task-cache-dir-purge-ttl': DEFAULT_TASK_CACHE_PURGE_TTL,
@@ -46,6 +57,9 @@ export const AGENT_DEFAULTS = {
   'puppet-bin': DEFAULT_PUPPET_BIN,
   'puppet-command': [...DEFAULT_PUPPET_COMMAND],
   'puppet-settings': [],
+  'command-whitelist': {},
+  'allowed-overwritable-env-vars': [],
+  'command-commit-ttl': DEFAULT_COMMAND_COMMIT_TTL_S,
 } as const satisfies Partial<AgentConfig>;
 
 export type ResolvedAgentConfig = AgentConfig & Required<Pick<AgentConfig, keyof typeof AGENT_DEFAULTS>>;

@@ -13,11 +13,20 @@ export interface ProcessSpec {
   input?: string;
   cwd?: string;
   timeoutS?: number;
+  /**
+   * Run as this user and group (an agent running as root). Such a process cannot write to the
+   * spool, so its wrapper records the exit code through a descriptor the agent opened for it.
+   */
+  uid?: number;
+  gid?: number;
 }
 
 // $1 is the exit code file; the rest is the command and its arguments, run as "$@".
 const WRAPPER = 'out=$1; shift; "$@"; code=$?; printf "%s\\n" "$code" > "$out.tmp" && mv -f "$out.tmp" "$out"';
 export const WRAPPER_NAME = 'baton-action';
+// The same for a process of another user: descriptor 3 is the exit code file (closed for the
+// command); $1 still names it, which is how a re-attaching agent recognises the wrapper.
+const WRAPPER_FD3 = 'out=$1; shift; "$@" 3>&-; code=$?; printf "%s\\n" "$code" >&3';
 
 export function startProcess(spec: ProcessSpec, files: TransactionFiles): ChildProcess {
   let stdin: number | 'ignore' = 'ignore';
@@ -28,17 +37,22 @@ export function startProcess(spec: ProcessSpec, files: TransactionFiles): ChildP
   }
   const out = openSync(files.stdout, 'a', 0o600);
   const err = openSync(files.stderr, 'a', 0o600);
+  const asUser = spec.uid !== undefined || spec.gid !== undefined;
+  const code = asUser ? openSync(files.exitcode, 'w', 0o600) : null;
   try {
-    return spawn('/bin/sh', ['-c', WRAPPER, WRAPPER_NAME, files.exitcode, spec.command, ...spec.args], {
+    return spawn('/bin/sh', ['-c', asUser ? WRAPPER_FD3 : WRAPPER, WRAPPER_NAME, files.exitcode, spec.command, ...spec.args], {
       detached: true,
-      stdio: [stdin, out, err],
+      stdio: code === null ? [stdin, out, err] : [stdin, out, err, code],
       env: spec.env,
       ...(spec.cwd ? { cwd: spec.cwd } : {}),
+      ...(spec.uid !== undefined ? { uid: spec.uid } : {}),
+      ...(spec.gid !== undefined ? { gid: spec.gid } : {}),
     });
   } finally {
     if (typeof stdin === 'number') closeSync(stdin);
     closeSync(out);
     closeSync(err);
+    if (code !== null) closeSync(code);
   }
 }
 

@@ -40,5 +40,11 @@ export const agentConfigSchema = {
     'puppet-settings': { type: 'array', items: { type: 'string', minLength: 1 } },
     /** Seconds a `puppet run` may take before its process group is killed; no limit when absent. */
     'puppet-run-timeout': { type: 'integer', minimum: 1 },
+    /** `command run`: job command (exact, or `/regex/` whose groups become $1..$n) → the admin's /bin/sh command line. */
+    'command-whitelist': { type: 'object', additionalProperties: { type: 'string', minLength: 1 } },
+    /** Protected variables (PATH, loader and shell start-up ones) a job's env may set anyway; never CHEF_PUSH_*. */
+    'allowed-overwritable-env-vars': { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
+    /** Seconds a `command commit` holds the node for its job before it lapses. */
+    'command-commit-ttl': { type: 'integer', minimum: 1 },
   },
 } as const;

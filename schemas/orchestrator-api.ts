@@ -112,3 +112,22 @@ export const tokensFileSchema = {
     },
   },
 } as const;
+
+/** Chef Push Jobs: POST /organizations/:org/pushy/jobs. */
+export const chefJobBodySchema = {
+  $id: 'baton:api/chef/job',
+  type: 'object',
+  required: ['command', 'nodes'],
+  additionalProperties: false,
+  properties: {
+    command: { type: 'string', minLength: 1, maxLength: 65_536 },
+    nodes: { type: 'array', minItems: 1, maxItems: 100_000, items: nodeName },
+    run_timeout: { type: 'integer', minimum: 1 },
+    quorum: { type: 'integer', minimum: 0 },
+    user: { type: 'string', minLength: 1, maxLength: 255 },
+    dir: { type: 'string', minLength: 1, maxLength: 4096 },
+    env: { type: 'object', additionalProperties: { type: 'string' }, propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
+    file: { type: 'string', pattern: '^(raw|base64):' },
+    capture_output: { type: 'boolean' },
+  },
+} as const;

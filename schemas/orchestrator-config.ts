@@ -27,6 +27,14 @@ export const orchestratorConfigSchema = {
     'node-timeout': { type: 'integer', minimum: 1 },
     /** Milliseconds before a node run of a vanished orchestrator is picked up again. */
     'node-run-lock-duration': { type: 'integer', minimum: 1000 },
+    /** Chef face: seconds nodes have to answer a job's commit before they count as unavailable. */
+    'voting-timeout': { type: 'integer', minimum: 1 },
+    /** Chef face: captured output kept per node and channel (bytes); the end is kept. */
+    'max-output-bytes': { type: 'integer', minimum: 1024 },
+    /** Chef face: seconds after a job completes during which its feed still replays every event. */
+    'job-feed-linger': { type: 'integer', minimum: 0 },
+    /** Chef face: seconds organisation feed events are kept. */
+    'org-feed-expiration': { type: 'integer', minimum: 1 },
     'log-level': logLevelSchema,
   },
 } as const;

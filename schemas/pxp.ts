@@ -119,3 +119,50 @@ export const puppetRunParamsSchema = {
     env: { type: 'array', maxItems: 100, items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*=', maxLength: 65536 } },
   },
 } as const;
+
+/** Job ids of the orchestrator (Chef Push Jobs' are 32 hex digits). */
+const jobId = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$' } as const;
+
+/**
+ * `command commit` and `command run`: a Chef Push Jobs job on this node. Whether the command is
+ * whitelisted, and whether dir, user, file and env are usable, is the module's to judge (a commit
+ * answers {ack: false, code} rather than an error).
+ */
+export const commandJobParamsSchema = {
+  $id: 'baton:pxp/command.job.params',
+  type: 'object',
+  required: ['job_id', 'command'],
+  additionalProperties: false,
+  properties: {
+    job_id: jobId,
+    /** Looked up in the agent's `command-whitelist`; never run as written. */
+    command: { type: 'string', minLength: 1, maxLength: 4096 },
+    /** Working directory (absolute); default: the run user's home, else `/`. */
+    dir: { type: 'string', minLength: 1, maxLength: 4096 },
+    /** The user the command runs as (needs an agent running as root unless it is the agent's own). */
+    user: { type: 'string', minLength: 1, maxLength: 256 },
+    /** `raw:<text>` or `base64:<data>`: written to a private file named by CHEF_PUSH_JOB_FILE. */
+    file: { type: 'string', maxLength: 1_048_576 },
+    /** Variables added to the command's environment (names and protected variables are the module's to check). */
+    env: { type: 'object', maxProperties: 256, additionalProperties: { type: 'string', maxLength: 65_536 } },
+    /** Seconds; the whole process group is killed when it is exceeded. */
+    run_timeout: { type: 'integer', minimum: 1 },
+    /** Whether the orchestrator keeps the output; the agent spools it either way. */
+    capture_output: { type: 'boolean' },
+  },
+} as const;
+
+/** `command output`: a chunk of a transaction's spooled stdout and stderr, from byte offsets. */
+export const commandOutputParamsSchema = {
+  $id: 'baton:pxp/command.output.params',
+  type: 'object',
+  required: ['transaction_id'],
+  additionalProperties: false,
+  properties: {
+    transaction_id: transactionId,
+    stdout_offset: { type: 'integer', minimum: 0 },
+    stderr_offset: { type: 'integer', minimum: 0 },
+    /** Per stream; larger values are capped (defaults.ts COMMAND_OUTPUT_MAX_BYTES). */
+    max_bytes: { type: 'integer', minimum: 1 },
+  },
+} as const;

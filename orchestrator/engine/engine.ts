@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/log.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
 import type { PxpAction, PxpRunner, RunOutcome } from '../pcp/pxp-runner.ts';
-import { agentErrorOutcome, notConnectedOutcome, puppetOutcome, taskOutcome, type NodeOutcome } from './results.ts';
+import { agentErrorOutcome, commandOutcome, notConnectedOutcome, puppetOutcome, taskOutcome, type AgentTaskResults, type NodeOutcome } from './results.ts';
 import { TERMINAL_NODE_STATES, type JobRecord, type JobStore, type NewJob, type NodeRecord } from './store.ts';
 
 /** Beyond the run's own timeout, how long to wait for the agent to report it. */
@@ -30,6 +30,8 @@ export interface EngineOptions {
   log: Logger;
   taskConcurrency: number;
   lockDurationMs: number;
+  /** Command jobs (Chef face): keeps a node's output before its run is recorded as ended. */
+  outputSink?: (jobId: string, node: string, results: AgentTaskResults) => Promise<void>;
 }
 
 /** A job's action; `node_flags` adds flags for some nodes (a deploy's per-node environment). */
@@ -85,14 +87,27 @@ export class Engine extends EventEmitter<EngineEvents> {
     return `${this.epoch}-${jobId}-${createHash('sha256').update(node).digest('hex').slice(0, 16)}`;
   }
 
-  async submit(sub: JobSubmission): Promise<JobRecord> {
+  /** Creates a job and starts its runs; with `hold`, runs wait for `begin` (a Chef job votes first). */
+  async submit(sub: JobSubmission, opts: { hold?: boolean } = {}): Promise<JobRecord> {
     const job = await this.opts.store.createJob(sub);
     this.actions.set(job.id, sub.action);
     this.jobs.set(job.id, job);
     this.opts.log.info({ job: job.id, type: job.type, nodes: job.node_count, owner: job.owner }, 'job submitted');
     this.emit('jobSubmitted', job);
-    await this.dispatch(job.id, job.options.concurrency);
+    if (!opts.hold) await this.dispatch(job.id, job.options.concurrency);
     return job;
+  }
+
+  /** Starts the runs of a job submitted with `hold` (nodes no longer `new` are passed over). */
+  async begin(jobId: string): Promise<void> {
+    const job = await this.job(jobId);
+    if (job) await this.dispatch(jobId, job.options.concurrency);
+  }
+
+  /** Moves a node that has not run to a terminal state without running it (a Chef vote). */
+  async settle(jobId: string, node: string, state: 'skipped' | 'failed', details: Record<string, unknown>, event: { type: string; details?: Record<string, unknown> }): Promise<void> {
+    const res = await this.opts.store.transition(jobId, { name: node, state, details }, ['new'], event);
+    if (res?.jobEnd) this.ended(jobId, res.jobEnd);
   }
 
   /** No new runs start; `force` also stops running ones on agents that can (Baton's). */
@@ -199,7 +214,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     job.state = (await store.jobState(jobId)) ?? job.state;
     const txid = this.transactionId(jobId, node);
     const timeoutS = job.options.timeout_s;
-    let outcome: RunOutcome | null = null;
+    let outcome: RunOutcome | { kind: 'crashed' } | null = null;
     let startMs = rec.start_ms ?? Date.now();
 
     if (rec.state === 'ready' && (job.state === 'stopping' || job.state === 'stopped')) {
@@ -227,18 +242,36 @@ export class Engine extends EventEmitter<EngineEvents> {
       log.info({ job: jobId, node, transaction_id: txid }, 'node run started');
       outcome = await runner.start(node, txid, action);
     }
-    outcome ??= await runner.outcome(node, txid, startMs + timeoutS * 1000 + OUTCOME_GRACE_MS);
-    await this.finish(job, node, txid, startMs, this.toNodeOutcome(job, node, outcome, timeoutS), ['running', 'ready']);
+    if (!outcome) {
+      const deadline = startMs + timeoutS * 1000 + OUTCOME_GRACE_MS;
+      // A Chef run whose node drops its session has crashed (the node may never report it).
+      outcome = job.type === 'command' ? await this.outcomeOrCrash(node, txid, deadline) : await runner.outcome(node, txid, deadline);
+    }
+    const nodeOutcome = this.toNodeOutcome(job, node, outcome, timeoutS);
+    if (job.type === 'command' && outcome.kind === 'results' && this.opts.outputSink) await this.opts.outputSink(jobId, node, outcome.results);
+    await this.finish(job, node, txid, startMs, nodeOutcome, ['running', 'ready']);
     return this.afterNode(job);
   }
 
-  private toNodeOutcome(job: JobRecord, node: string, o: RunOutcome, timeoutS: number): NodeOutcome {
+  private async outcomeOrCrash(node: string, txid: string, deadlineMs: number): Promise<RunOutcome | { kind: 'crashed' }> {
+    const { runner, inventory } = this.opts;
+    const lost = inventory.whenDisconnected(node);
+    try {
+      return await Promise.race([runner.outcome(node, txid, deadlineMs), lost.promise.then(() => ({ kind: 'crashed' as const }))]);
+    } finally {
+      lost.cancel();
+    }
+  }
+
+  private toNodeOutcome(job: JobRecord, node: string, o: RunOutcome | { kind: 'crashed' }, timeoutS: number): NodeOutcome {
+    if (job.type === 'command') return chefOutcome(o);
     switch (o.kind) {
       case 'results':
         return job.type === 'deploy' ? puppetOutcome(o.results) : taskOutcome(o.results, timeoutS);
       case 'agent-error':
         return agentErrorOutcome(o.description);
       case 'not-connected':
+      case 'crashed':
         return notConnectedOutcome(node);
       case 'timeout':
         return taskOutcome({ exitcode: null, stdout: '', stderr: '', timed_out: true }, timeoutS);
@@ -268,9 +301,25 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 }
 
-/** The action as one node runs it: the job's flags plus the node's own; Puppet runs carry the job id. */
+/** Chef node states for every way a command run can end. */
+function chefOutcome(o: RunOutcome | { kind: 'crashed' }): NodeOutcome {
+  switch (o.kind) {
+    case 'results':
+      return commandOutcome(o.results);
+    case 'agent-error':
+      return { state: 'errored', result: { exitcode: null }, details: { chef_state: 'failed', message: o.description } };
+    case 'not-connected':
+    case 'crashed':
+      return { state: 'failed', result: { exitcode: null }, details: { chef_state: 'crashed', message: 'the node went down while the command ran' } };
+    case 'timeout':
+      return { state: 'failed', result: { exitcode: null }, details: { chef_state: 'timed_out', message: 'no outcome within run_timeout' } };
+  }
+}
+
+/** The action as one node runs it: the job's flags plus the node's own; Puppet and command runs carry the job id. */
 export function nodeAction(a: JobAction, node: string, jobId: string): PxpAction {
   const { node_flags: perNode, ...action } = a;
+  if (action.module === 'command') return { ...action, params: { ...action.params, job_id: jobId } };
   if (action.module !== 'puppet') return action;
   const flags = Array.isArray(action.params.flags) ? (action.params.flags as string[]) : [];
   return { ...action, params: { ...action.params, flags: [...flags, ...(perNode?.[node] ?? [])], job: jobId } };

@@ -41,6 +41,14 @@ export class Keys {
   facts(): string {
     return `${this.prefix}:facts`;
   }
+  /** STRING: a node's captured output of a command job (Chef face), `channel` stdout or stderr. */
+  output(id: string, node: string, channel: string): string {
+    return `${this.prefix}:job:${id}:output:${channel}:${node}`;
+  }
+  /** STREAM of the organisation's job starts and completions (Chef face), trimmed by age. */
+  orgEvents(): string {
+    return `${this.prefix}:org-events`;
+  }
   /** STREAM of events; entry ids are 0-N so that N is the API's event id. */
   events(id: string): string {
     return `${this.prefix}:job:${id}:events`;

@@ -125,3 +125,14 @@ export function puppetOutcome(raw: unknown): NodeOutcome {
   }
   return { state: 'finished', result: { ...r }, details };
 }
+
+/** Chef face node states beyond the engine's own (kept in the node's details as `chef_state`). */
+export type ChefNodeState = 'new' | 'ready' | 'running' | 'complete' | 'failed' | 'crashed' | 'nacked' | 'unavailable' | 'was_ready' | 'aborted' | 'timed_out';
+
+/** A command run's node state: exit 0 → complete; non-zero → failed; killed by run_timeout → timed_out. */
+export function commandOutcome(r: AgentTaskResults): NodeOutcome {
+  const code = typeof r.exitcode === 'number' ? r.exitcode : null;
+  if (r.timed_out) return { state: 'failed', result: { exitcode: code }, details: { chef_state: 'timed_out', message: 'the command exceeded its run_timeout and was killed' } };
+  if (code === null) return { state: 'failed', result: { exitcode: null }, details: { chef_state: 'crashed', message: 'the agent did not report an exit code' } };
+  return { state: code === 0 ? 'finished' : 'failed', result: { exitcode: code }, details: { chef_state: code === 0 ? 'complete' : 'failed', exit_code: code } };
+}

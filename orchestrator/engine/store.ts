@@ -244,6 +244,21 @@ export class JobStore {
     await this.r.srem(this.keys.blocked(jobId), node);
   }
 
+  /** Appends an event of a face's own (a Chef vote, start or completion) to the job's stream. */
+  async appendEvent(jobId: string, type: string, details: Record<string, unknown>, nowMs = Date.now()): Promise<number> {
+    const id = await this.r.xadd(this.keys.events(jobId), '0-*', 'event', JSON.stringify({ type, timestamp: new Date(nowMs).toISOString(), details }));
+    return Number(id!.split('-')[1]);
+  }
+
+  /** Fields a face keeps on the job record (Chef: its job state and spec). */
+  async setJobFields(jobId: string, fields: Record<string, string | number>): Promise<void> {
+    await this.r.hset(this.keys.job(jobId), fields);
+  }
+
+  async jobFields(jobId: string, ...names: string[]): Promise<(string | null)[]> {
+    return this.r.hmget(this.keys.job(jobId), ...names);
+  }
+
   /** Events from id `start` on (inclusive), at most `count`. */
   async events(jobId: string, start: number, count = 1000): Promise<JobEvent[]> {
     const entries = await this.r.xrange(this.keys.events(jobId), `0-${Math.max(1, start)}`, '+', 'COUNT', count);

@@ -20,6 +20,7 @@ export const ApiErrorCode = {
   unauthenticated: 'unauthenticated',
   unavailable: 'service-unavailable',
   notFound: 'not-found',
+  notAcceptable: 'not-acceptable',
 } as const;
 
 const STATUS: Record<string, number> = {
@@ -38,6 +39,7 @@ const STATUS: Record<string, number> = {
   [ApiErrorCode.unauthenticated]: 401,
   [ApiErrorCode.unavailable]: 503,
   [ApiErrorCode.notFound]: 404,
+  [ApiErrorCode.notAcceptable]: 406,
 };
 
 export class ApiError extends BatonError {}
@@ -62,4 +64,12 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   }
   reply.log.error({ err }, 'unexpected error');
   return reply.code(500).send({ kind: `${PUPPET_KIND_PREFIX}unknown-error`, msg: 'an unexpected error occurred; see the orchestrator log', details: {} });
+}
+
+/** The Chef face's errors: `{"error": [message]}` with the same statuses. */
+export function sendChefError(reply: FastifyReply, err: unknown): FastifyReply {
+  if (err instanceof BatonError && STATUS[err.code] !== undefined) return reply.code(STATUS[err.code]!).send({ error: [err.message] });
+  if (isUnavailable(err)) return reply.code(503).send({ error: ['the job store (Redis) is unavailable; try again shortly'] });
+  reply.log.error({ err }, 'unexpected error');
+  return reply.code(500).send({ error: ['an unexpected error occurred; see the orchestrator log'] });
 }

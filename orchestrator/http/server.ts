@@ -7,7 +7,8 @@ import type { Logger } from '../../lib/log.ts';
 import type { Principal, TokenStore } from '../auth.ts';
 import type { TaskCatalog } from '../tasks/catalog.ts';
 import { TASK_FILE_PATH_PREFIX } from '../tasks/catalog.ts';
-import { apiError, ApiErrorCode, sendError } from './errors.ts';
+import { registerChefFace, type ChefFaceContext } from './chef/routes.ts';
+import { apiError, ApiErrorCode, sendChefError, sendError } from './errors.ts';
 import { registerPuppetFace, type AnyFastify, type PuppetFaceContext } from './puppet/routes.ts';
 
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -19,7 +20,11 @@ export interface HttpOptions extends PuppetFaceContext {
   log: Logger;
   status: () => Promise<Record<string, unknown>>;
   metrics: () => Promise<{ contentType: string; text: string }>;
+  chef: ChefFaceContext;
 }
+
+/** Routes of the Chef face answer errors in Chef's format. */
+const isChefPath = (url: string) => url.startsWith('/organizations/');
 
 export function createHttpServer(opts: HttpOptions): AnyFastify {
   const app = fastify({
@@ -44,18 +49,20 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
     (req as FastifyRequest & { principal: Principal }).principal = principal;
   });
 
-  app.setErrorHandler((err, _req, reply) => {
+  app.setErrorHandler((err, req, reply) => {
+    const send = isChefPath(req.url) ? sendChefError : sendError;
     const e = err as Error & { code?: string; statusCode?: number };
     if (e.code === 'FST_ERR_CTP_INVALID_JSON' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (e.statusCode === 400 && /JSON/.test(e.message))) {
-      return sendError(reply, apiError(ApiErrorCode.validation, `the body is not valid JSON: ${e.message}`));
+      return send(reply, apiError(ApiErrorCode.validation, `the body is not valid JSON: ${e.message}`));
     }
-    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, apiError(ApiErrorCode.validation, 'send the body as application/json'));
-    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, apiError(ApiErrorCode.validation, `the body is larger than ${MAX_BODY_BYTES} bytes`));
-    return sendError(reply, err);
+    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return send(reply, apiError(ApiErrorCode.validation, 'send the body as application/json'));
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return send(reply, apiError(ApiErrorCode.validation, `the body is larger than ${req.routeOptions.bodyLimit ?? MAX_BODY_BYTES} bytes`));
+    return send(reply, err);
   });
-  app.setNotFoundHandler((req, reply) => sendError(reply, apiError(ApiErrorCode.notFound, `no route ${req.method} ${req.url.split('?')[0]}`)));
+  app.setNotFoundHandler((req, reply) => (isChefPath(req.url) ? sendChefError : sendError)(reply, apiError(ApiErrorCode.notFound, `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   registerPuppetFace(app, opts);
+  registerChefFace(app, opts.chef);
 
   app.get(`${TASK_FILE_PATH_PREFIX}/:module/:file`, async (req, reply) => {
     const { module, file } = req.params as { module: string; file: string };

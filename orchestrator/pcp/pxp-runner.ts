@@ -84,6 +84,21 @@ export class PxpRunner {
     }
   }
 
+  /** Live output of a command run from byte offsets (Baton's agent); null when it cannot be asked. */
+  async commandOutput(node: string, transactionId: string, offsets: { stdout: number; stderr: number }): Promise<{ status: string; stdout: Buffer; stderr: Buffer; stdout_offset: number; stderr_offset: number } | null> {
+    try {
+      const reply = await this.client.request(
+        pxpRequest(agentUri(node), { transaction_id: `output-${newMessageId()}`, module: 'command', action: 'output', params: { transaction_id: transactionId, stdout_offset: offsets.stdout, stderr_offset: offsets.stderr } }, true),
+        REQUEST_TIMEOUT_MS,
+      );
+      if (reply.message_type !== PxpMessageType.blockingResponse) return null;
+      const r = (reply.data as { results: { status: string; stdout: string; stderr: string; stdout_offset: number; stderr_offset: number } }).results;
+      return { status: r.status, stdout: Buffer.from(r.stdout, 'base64'), stderr: Buffer.from(r.stderr, 'base64'), stdout_offset: r.stdout_offset, stderr_offset: r.stderr_offset };
+    } catch {
+      return null;
+    }
+  }
+
   /** Waits for the outcome until `deadlineMs` (epoch ms), checking by status query now and then. */
   async outcome(node: string, transactionId: string, deadlineMs: number): Promise<RunOutcome> {
     for (;;) {

@@ -16,6 +16,7 @@ export interface HttpOptions {
   ca?: Buffer;
   cert?: Buffer;
   key?: Buffer;
+  headers?: Record<string, string>;
 }
 
 export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse> {
@@ -28,6 +29,7 @@ export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse>
         headers: {
           ...(opts.token ? { 'X-Authentication': opts.token } : {}),
           ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...opts.headers,
         },
         ...(opts.ca ? { ca: opts.ca } : { rejectUnauthorized: false }),
         ...(opts.cert ? { cert: opts.cert, key: opts.key } : {}),

@@ -120,7 +120,7 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
     assert.equal(noop.job.type, 'deploy');
     assert.equal(noop.job.options.noop, true);
     assert.equal(existsSync(join(out, 'web1.production')), false, 'noop wrote nothing');
-    const [n] = noop.nodes;
+    const n = noop.nodes[0]!;
     assert.equal(n.state, 'finished');
     assert.match(n.result.transaction_uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-/);
     assert.equal(n.result.environment, 'production');
@@ -128,10 +128,10 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
     assert.ok(n.details.metrics.resources, 'metrics in the node details');
 
     const enforce = await run({ environment: 'production', scope: { nodes: ['web1'] } });
-    assert.equal(enforce.nodes[0].state, 'finished');
-    assert.equal(enforce.nodes[0].result.status, 'changed');
-    assert.equal(enforce.nodes[0].details.kind, 'changed');
-    assert.ok(enforce.nodes[0].result.metrics.resources.changed >= 1);
+    assert.equal(enforce.nodes[0]!.state, 'finished');
+    assert.equal(enforce.nodes[0]!.result.status, 'changed');
+    assert.equal(enforce.nodes[0]!.details.kind, 'changed');
+    assert.ok(enforce.nodes[0]!.result.metrics.resources.changed >= 1);
     assert.equal(readFileSync(join(out, 'web1.production'), 'utf8'), 'production\n');
   });
 
@@ -171,7 +171,7 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
     const first = await run({ environment: 'production', scope: { application: 'Wordpress_app[demo]' } });
     assert.equal(first.job.state, 'failed');
     assert.deepEqual(states(first.nodes), { db1: 'failed', web1: 'skipped', web2: 'skipped' });
-    assert.equal(first.nodes[0].result.status, 'failed');
+    assert.equal(first.nodes[0]!.result.status, 'failed');
     rmSync(join(out, 'broken-db1'));
     const rerun = await run({ environment: 'production', scope: { job: { job: first.id, states: ['failed', 'errored'] } } });
     assert.deepEqual(states(rerun.nodes), { db1: 'finished' });
@@ -207,9 +207,9 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
     writeFileSync(lock, JSON.stringify({ disabled_message: 'maintenance window' }));
     try {
       const job = await run({ environment: 'production', scope: { nodes: ['web1'] } });
-      assert.equal(job.nodes[0].state, 'errored');
-      assert.equal(job.nodes[0].result.error_type, 'agent_disabled');
-      assert.match(job.nodes[0].details.message, /agent_disabled: maintenance window/);
+      assert.equal(job.nodes[0]!.state, 'errored');
+      assert.equal(job.nodes[0]!.result.error_type, 'agent_disabled');
+      assert.match(job.nodes[0]!.details.message, /agent_disabled: maintenance window/);
     } finally {
       rmSync(lock);
     }

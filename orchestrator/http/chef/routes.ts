@@ -1,0 +1,243 @@
+// The Chef Push Jobs face: /organizations/:org/pushy/{jobs, node_states, jobs_status_feed}, on the
+// shared engine. Errors are Chef's `{"error": [message]}`; feeds are Server-Sent Events.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FromSchema } from 'json-schema-to-ts';
+import type { Redis } from 'ioredis';
+import { compile, describeErrors } from '../../../protocol/validate.ts';
+import { chefJobBodySchema } from '../../../schemas/orchestrator-api.ts';
+import { Permission } from '../../auth.ts';
+import { ChefJobs, FINAL_CHEF_STATES, type ChefJobSpec } from '../../chef/jobs.ts';
+import { OUTPUT_CHANNELS, type OutputChannel, type OutputStore } from '../../chef/output.ts';
+import { chefFeedEvent, chefJobJson, httpDate } from '../../chef/present.ts';
+import { DEFAULT_CHEF_RUN_TIMEOUT_S, MAX_CHEF_BODY_BYTES, MAX_CHEF_FILE_BYTES, SSE_KEEPALIVE_MS } from '../../defaults.ts';
+import type { Keys } from '../../engine/keys.ts';
+import type { JobRecord, JobStore } from '../../engine/store.ts';
+import type { InventoryTracker } from '../../pcp/inventory.ts';
+import type { PxpRunner } from '../../pcp/pxp-runner.ts';
+import { apiError, ApiErrorCode } from '../errors.ts';
+import { demand, principal, type AnyFastify } from '../puppet/routes.ts';
+import { SseStream, wantsEventStream } from '../sse.ts';
+
+export const CHEF_PREFIX = '/organizations/:org/pushy';
+/** How often a followed output is asked of the agent while the command runs. */
+export const OUTPUT_FOLLOW_POLL_MS = 250;
+
+type ChefJobBody = FromSchema<typeof chefJobBodySchema>;
+const validateJob = compile<ChefJobBody>(chefJobBodySchema);
+
+export interface ChefFaceContext {
+  chef: ChefJobs;
+  store: JobStore;
+  keys: Keys;
+  redis: Redis;
+  inventory: InventoryTracker;
+  output: OutputStore;
+  runner: PxpRunner;
+  jobFeedLingerS: number;
+  orgFeedExpirationS: number;
+}
+
+/** The body's meaning beyond its schema: file encoding and size, quorum within the nodes. */
+export function chefSpec(body: unknown): ChefJobSpec {
+  if (!validateJob(body)) throw apiError(ApiErrorCode.validation, describeErrors(validateJob.errors, 'body'));
+  const nodes = [...new Set(body.nodes)];
+  if (body.file !== undefined) {
+    const [prefix, ...rest] = body.file.split(':');
+    const content = rest.join(':');
+    if (prefix === 'base64' && !/^[A-Za-z0-9+/]*={0,2}$/.test(content.replace(/\s/g, ''))) throw apiError(ApiErrorCode.validation, "body.file: the text after 'base64:' is not valid base64");
+    const bytes = prefix === 'base64' ? Buffer.from(content, 'base64').length : Buffer.byteLength(content);
+    if (bytes > MAX_CHEF_FILE_BYTES) throw apiError(ApiErrorCode.validation, `body.file is ${bytes} bytes decoded; the largest is ${MAX_CHEF_FILE_BYTES}`);
+  }
+  const quorum = body.quorum ?? nodes.length;
+  if (quorum > nodes.length) throw apiError(ApiErrorCode.validation, `body.quorum (${quorum}) is larger than the number of nodes (${nodes.length})`);
+  return {
+    command: body.command, nodes, quorum, run_timeout: body.run_timeout ?? DEFAULT_CHEF_RUN_TIMEOUT_S, env: (body.env ?? {}) as Record<string, string>,
+    capture_output: body.capture_output === true, ...(body.user ? { user: body.user } : {}), ...(body.dir ? { dir: body.dir } : {}), ...(body.file !== undefined ? { file: body.file } : {}),
+  };
+}
+
+export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
+  const { store, chef } = ctx;
+
+  async function commandJob(id: string): Promise<{ job: JobRecord; spec: ChefJobSpec }> {
+    const job = /^[0-9]+$/.test(id) ? await store.getJob(id) : null;
+    const spec = job?.type === 'command' ? await chef.spec(id) : null;
+    if (!job || !spec) throw apiError(ApiErrorCode.notFound, `no push job ${id}`, { job: id });
+    return { job, spec };
+  }
+
+  async function jobJson(job: JobRecord, spec: ChefJobSpec, includeFile: boolean): Promise<Record<string, unknown>> {
+    const [state, updated] = await store.jobFields(job.id, 'chef_state', 'updated_ms');
+    return chefJobJson(job, spec, state ?? 'new', Number(updated ?? job.created_ms), await store.getNodes(job.id), includeFile);
+  }
+
+  app.post(`${CHEF_PREFIX}/jobs`, { bodyLimit: MAX_CHEF_BODY_BYTES }, async (req, reply) => {
+    demand(req, Permission.jobsRun);
+    const spec = chefSpec(req.body);
+    const job = await chef.submit(spec, principal(req).login);
+    const { org } = req.params as { org: string };
+    return reply.code(201).header('location', `https://${req.headers.host ?? 'localhost'}/organizations/${org}/pushy/jobs/${job.id}`).send({ id: job.id, uri: `/organizations/${org}/pushy/jobs/${job.id}` });
+  });
+
+  app.get(`${CHEF_PREFIX}/jobs`, async (req) => {
+    demand(req, Permission.jobsView);
+    const { ids } = await store.jobIds({ limit: 0, offset: 0, order: 'desc' });
+    const out = [];
+    for (const id of ids) {
+      const job = await store.getJob(id);
+      if (job?.type !== 'command') continue;
+      const spec = await chef.spec(id);
+      const [state, updated] = await store.jobFields(id, 'chef_state', 'updated_ms');
+      if (spec) out.push({ id, command: spec.command, status: state, created_at: httpDate(job.created_ms), updated_at: httpDate(Number(updated ?? job.created_ms)) });
+    }
+    return out;
+  });
+
+  app.get(`${CHEF_PREFIX}/jobs/:id`, async (req) => {
+    demand(req, Permission.jobsView);
+    const { job, spec } = await commandJob((req.params as { id: string }).id);
+    return jobJson(job, spec, (req.query as { include_file?: string }).include_file === 'true');
+  });
+
+  app.get(`${CHEF_PREFIX}/jobs/:id/output/:node/:channel`, async (req, reply) => {
+    demand(req, Permission.jobsView);
+    const { id, node, channel } = req.params as { id: string; node: string; channel: string };
+    if (!OUTPUT_CHANNELS.includes(channel as OutputChannel)) throw apiError(ApiErrorCode.notFound, `no output channel '${channel}'; channels are stdout and stderr`);
+    const { job, spec } = await commandJob(id);
+    if (!spec.capture_output) throw apiError(ApiErrorCode.notFound, `job ${job.id} did not capture output (capture_output was false)`);
+    const rec = await store.getNode(job.id, node);
+    if (!rec) throw apiError(ApiErrorCode.notFound, `node ${node} is not part of job ${job.id}`);
+    const follow = (req.query as { follow?: string }).follow === 'true';
+    if (follow && rec.state === 'running' && rec.transaction_uuid) return followOutput(req, reply, ctx, node, rec.transaction_uuid, channel as OutputChannel);
+    const stored = await ctx.output.get(job.id, node, channel as OutputChannel);
+    if (!stored) throw apiError(ApiErrorCode.notFound, `no ${channel} for ${node} in job ${job.id} yet: output is kept when the node's run ends (use ?follow=true while it runs)`);
+    return reply.type('application/octet-stream').send(stored);
+  });
+
+  app.get(`${CHEF_PREFIX}/node_states`, async (req) => {
+    demand(req, Permission.inventoryView);
+    return ctx.inventory.all().map((n) => nodeState(ctx, n.name));
+  });
+
+  app.get(`${CHEF_PREFIX}/node_states/:node`, async (req) => {
+    demand(req, Permission.inventoryView);
+    const { node } = req.params as { node: string };
+    if (!ctx.inventory.all().some((n) => n.name === node)) throw apiError(ApiErrorCode.notFound, `no node named ${node} has connected`, { node });
+    return nodeState(ctx, node);
+  });
+
+  app.get(`${CHEF_PREFIX}/jobs_status_feed/:id`, async (req, reply) => {
+    demand(req, Permission.jobsView);
+    acceptEventStream(req);
+    const { job, spec } = await commandJob((req.params as { id: string }).id);
+    const [state, doneMs] = await store.jobFields(job.id, 'chef_state', 'updated_ms');
+    const lingerOver = typeof state === 'string' && FINAL_CHEF_STATES.includes(state) && Date.now() - Number(doneMs) > ctx.jobFeedLingerS * 1000;
+    reply.hijack();
+    const sse = new SseStream(reply.raw);
+    if (lingerOver) {
+      sse.send({ event: 'summary', data: await jobJson(job, spec, false) });
+      return sse.end();
+    }
+    const last = lastEventId(req);
+    const after = last !== null && /^[0-9]+$/.test(last) ? `0-${last}` : '0-0';
+    await tail(ctx, sse, ctx.keys.events(job.id), after, (id, raw) => {
+      const e = chefFeedEvent({ id: Number(id.split('-')[1]), ...(JSON.parse(raw) as { type: string; timestamp: string; details: Record<string, unknown> }) });
+      return { event: e, end: e?.event === 'job_complete' };
+    });
+  });
+
+  app.get(`${CHEF_PREFIX}/jobs_status_feed`, async (req, reply) => {
+    demand(req, Permission.jobsView);
+    acceptEventStream(req);
+    const key = ctx.keys.orgEvents();
+    const minId = `${Date.now() - ctx.orgFeedExpirationS * 1000}-0`;
+    const last = lastEventId(req);
+    let after = '$';
+    let history = false;
+    if (last !== null) {
+      const known = /^[0-9]+-[0-9]+$/.test(last) && (await ctx.redis.xrange(key, last, last)).length === 1 && compareIds(last, minId) >= 0;
+      after = known ? last : minId;
+      history = !known;
+    }
+    reply.hijack();
+    const sse = new SseStream(reply.raw);
+    if (history) sse.send({ event: 'start_of_history', data: { timestamp: new Date().toISOString() } });
+    await tail(ctx, sse, key, after, (id, raw) => {
+      const { type, ...data } = JSON.parse(raw) as { type: string } & Record<string, unknown>;
+      return { event: { event: type, id, data }, end: false };
+    });
+  });
+}
+
+function acceptEventStream(req: FastifyRequest): void {
+  if (!wantsEventStream(req.headers.accept)) throw apiError(ApiErrorCode.notAcceptable, 'this feed is Server-Sent Events: send Accept: text/event-stream');
+}
+
+function lastEventId(req: FastifyRequest): string | null {
+  const v = req.headers['last-event-id'];
+  return (Array.isArray(v) ? v[0] : v) ?? null;
+}
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number) as [number, number];
+  const [bm, bs] = b.split('-').map(Number) as [number, number];
+  return am - bm || as - bs;
+}
+
+function nodeState(ctx: ChefFaceContext, node: string): Record<string, unknown> {
+  const n = ctx.inventory.get(node);
+  return { node_name: node, status: n.connected ? 'up' : 'down', updated_at: n.timestamp ? httpDate(Date.parse(n.timestamp)) : null, availability: ctx.chef.isBusy(node) ? 'busy' : 'available' };
+}
+
+/**
+ * Sends a stream's entries after `after` as events, then follows it (XREAD BLOCK on a connection of
+ * its own) until `map` says the end came or the client went; a comment every keep-alive period.
+ */
+async function tail(ctx: ChefFaceContext, sse: SseStream, key: string, after: string, map: (id: string, raw: string) => { event: ReturnType<typeof chefFeedEvent>; end: boolean }): Promise<void> {
+  const reader = ctx.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  reader.on('error', () => {});
+  sse.whenClosed(() => reader.disconnect());
+  let last = after;
+  try {
+    while (!sse.closed) {
+      const res = await reader.xread('BLOCK', SSE_KEEPALIVE_MS, 'STREAMS', key, last);
+      if (!res) {
+        sse.keepalive();
+        continue;
+      }
+      for (const [id, fields] of res[0]![1]) {
+        last = id;
+        const { event, end } = map(id, fields[1]!);
+        if (event) sse.send(event);
+        if (end) return;
+      }
+    }
+  } catch {
+    // the client went (its reader was disconnected) or Redis did: the feed ends
+  } finally {
+    reader.disconnect();
+    sse.end();
+  }
+}
+
+/** Streams a running command's output from the agent's spool as it grows, to its end. */
+async function followOutput(req: FastifyRequest, reply: FastifyReply, ctx: ChefFaceContext, node: string, txid: string, channel: OutputChannel): Promise<void> {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, { 'content-type': 'application/octet-stream', 'x-accel-buffering': 'no', 'cache-control': 'no-cache' });
+  let closed = false;
+  raw.on('close', () => (closed = true));
+  const offsets = { stdout: 0, stderr: 0 };
+  while (!closed) {
+    const chunk = await ctx.runner.commandOutput(node, txid, offsets);
+    if (!chunk) break;
+    const data = chunk[channel];
+    if (data.length > 0) raw.write(data);
+    offsets.stdout = chunk.stdout_offset;
+    offsets.stderr = chunk.stderr_offset;
+    if (chunk.status !== 'running' && chunk.stdout.length === 0 && chunk.stderr.length === 0) break;
+    if (chunk.status === 'running' && data.length === 0) await new Promise((r) => setTimeout(r, OUTPUT_FOLLOW_POLL_MS));
+  }
+  req.log.debug({ node, channel, bytes: offsets[channel] }, 'followed output ended');
+  raw.end();
+}
