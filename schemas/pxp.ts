@@ -166,3 +166,12 @@ export const commandOutputParamsSchema = {
     max_bytes: { type: 'integer', minimum: 1 },
   },
 } as const;
+
+/** `command release`: the job a node committed to will not run (its quorum failed). */
+export const commandReleaseParamsSchema = {
+  $id: 'baton:pxp/command.release.params',
+  type: 'object',
+  required: ['job_id'],
+  additionalProperties: false,
+  properties: { job_id: { type: 'string', minLength: 1, maxLength: 256 } },
+} as const;

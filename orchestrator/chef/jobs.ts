@@ -18,6 +18,8 @@ export const ChefJobState = {
   voting: 'voting', running: 'running', complete: 'complete', quorumFailed: 'quorum_failed', timedOut: 'timed_out', aborted: 'aborted', crashed: 'crashed',
 } as const;
 export type ChefJobState = (typeof ChefJobState)[keyof typeof ChefJobState];
+/** How long a ready node has to confirm it was released after a failed quorum. */
+export const RELEASE_TIMEOUT_MS = 10_000;
 export const FINAL_CHEF_STATES: readonly string[] = ['complete', 'quorum_failed', 'timed_out', 'aborted', 'crashed'];
 
 export interface ChefJobSpec {
@@ -129,10 +131,13 @@ export class ChefJobs {
       await store.setJobFields(jobId, { chef_state: ChefJobState.quorumFailed, updated_ms: now });
       await store.appendEvent(jobId, 'quorum_failed', { ready: ready.length, quorum: spec.quorum }, now);
       log.info({ job: jobId, ready: ready.length, quorum: spec.quorum }, 'quorum failed');
-      for (const node of ready) {
+      await Promise.all(ready.map(async (node) => {
         await engine.settle(jobId, node, 'skipped', { chef_state: 'was_ready', message: 'ready, but the quorum was not met' }, { type: 'node_skipped' });
         this.release(node, jobId);
-      }
+        // The node holds itself for this job until told (or until its commitment lapses).
+        await client.request(pxpRequest(agentUri(node), { transaction_id: `release-${jobId}-${newMessageId()}`, module: 'command', action: 'release', params: { job_id: jobId } }, true), RELEASE_TIMEOUT_MS)
+          .catch((err: Error) => log.warn({ job: jobId, node, err: err.message }, 'could not release a node from its commitment'));
+      }));
     }
     if (ENDED_JOB_STATES.includes((await store.jobState(jobId))!)) await this.finalize(jobId);
   }

@@ -2,14 +2,15 @@
 // user?, file?, env?, run_timeout?, capture_output?} answers {ack: true} or {ack: false, reason,
 // code} and holds the node for the job; `run` (same params) runs the whitelisted command line as
 // `/bin/sh -c <line> baton-command <captures…>`, one run at a time, results {exitcode, stdout,
-// stderr, timed_out?} as every process action; `output` reads a transaction's spooled stdout and
+// stderr, timed_out?} as every process action; `release` {job_id} lets go of a commitment whose job
+// will not run (its quorum failed); `output` reads a transaction's spooled stdout and
 // stderr from byte offsets while it runs and after. The rules are in ../command-whitelist.ts.
 import { chownSync, closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { BatonError } from '../../protocol/errors.ts';
 import { compile } from '../../protocol/validate.ts';
-import { commandJobParamsSchema, commandOutputParamsSchema } from '../../schemas/pxp.ts';
+import { commandJobParamsSchema, commandOutputParamsSchema, commandReleaseParamsSchema } from '../../schemas/pxp.ts';
 import {
   agentEnvironment,
   compileWhitelist,
@@ -274,6 +275,17 @@ export function createCommandModule(config: CommandModuleConfig): PxpModule {
             ...(p.run_timeout ? { timeoutS: p.run_timeout } : {}),
             ...(user.switched ? { uid: user.uid, gid: user.gid } : {}),
           };
+        },
+      },
+      release: {
+        kind: 'instant',
+        validate: compile(commandReleaseParamsSchema),
+        run(raw, ctx) {
+          const { job_id: jobId } = raw as { job_id: string };
+          const released = committed?.jobId === jobId;
+          if (released) committed = null;
+          ctx.log.info({ job: jobId, released }, 'command commitment released');
+          return { released };
         },
       },
       output: {

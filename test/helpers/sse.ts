@@ -17,9 +17,13 @@ export class SseClient {
   private waiters: (() => void)[] = [];
   private ended = false;
   readonly done: Promise<void>;
+  /** Resolves once the response headers came (the feed is open). */
+  readonly open: Promise<void>;
+  private opened!: () => void;
   private abort!: () => void;
 
   constructor(url: string, opts: { ca: Buffer; token: string; lastEventId?: string; accept?: string }) {
+    this.open = new Promise((resolve) => (this.opened = resolve));
     this.done = new Promise((resolve, reject) => {
       const req = request(url, {
         ca: opts.ca,
@@ -27,6 +31,7 @@ export class SseClient {
       }, (res) => {
         this.status = res.statusCode ?? 0;
         this.headers = res.headers;
+        this.opened();
         const parser = createParser({
           onEvent: (m: EventSourceMessage) => {
             this.events.push({ event: m.event ?? 'message', id: m.id, data: JSON.parse(m.data) as Record<string, unknown> });

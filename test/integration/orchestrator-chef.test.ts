@@ -149,7 +149,7 @@ describe('orchestrator: Chef Push Jobs API', () => {
     await complete(id);
     const out = (await orch.api(`${PUSHY}/jobs/${id}/output/n1/stdout`)).text;
     assert.ok(Buffer.byteLength(out) <= 2048, `${Buffer.byteLength(out)} bytes`);
-    assert.match(out, /^\[baton: output truncated: the first \d+ of 5004 bytes were dropped\]\n x*/.source ? /^\[baton: output truncated: the first \d+ of 5004 bytes were dropped\]\nx+END\n$/ : /x/);
+    assert.match(out, /^\[baton: output truncated: the first \d+ of 5004 bytes were dropped\]\nx+END\n$/);
   });
 
   it('follows output live while the command runs', async () => {
@@ -228,7 +228,7 @@ describe('orchestrator: Chef Push Jobs API', () => {
 
   it('organisation feed: only new events without Last-Event-ID; start_of_history for an unknown one; expiry', async () => {
     const live = sse('/jobs_status_feed');
-    await live.waitFor(() => true).catch(() => {}); // nothing comes until there is activity…
+    await live.open; // nothing comes until there is activity
     const id = await start({ command: 'echo hello', nodes: ['n2'] });
     const done = await live.waitFor((e) => e.event === 'job_complete' && e.data.job === id);
     live.close();
