@@ -1,24 +1,34 @@
 // The `baton` command.
 import { Command, CommanderError } from 'commander';
-import { BatonError } from '../protocol/errors.ts';
 import { registerAgent } from './agent-command.ts';
 import { registerBroker } from './broker-command.ts';
+import { registerDeployment } from './commands/deployment.ts';
+import { registerInventory } from './commands/inventory.ts';
+import { registerJob } from './commands/job.ts';
+import { registerPush } from './commands/push.ts';
+import { registerTask } from './commands/task.ts';
+import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from './errors.ts';
 import { registerOrchestrator } from './orchestrator-command.ts';
 import { registerPki } from './pki-command.ts';
 import { registerUp } from './up-command.ts';
 
-/** Exit codes: 0 success, 1 failure, 2 usage or configuration error. */
-export const ExitCode = { ok: 0, failure: 1, usage: 2 } as const;
+export { ExitCode } from './errors.ts';
 
 const program = new Command('baton')
   .description('Baton: push orchestration for server fleets')
-  .showHelpAfterError()
-  .exitOverride();
+  .showHelpAfterError('(add --help for usage)')
+  .exitOverride()
+  .addHelpText('after', `${EXIT_CODES_HELP}\n\nClient commands talk to the orchestrator: --url (BATON_URL, default https://127.0.0.1:8143),\n--token (BATON_TOKEN, else ~/.baton/token), --ca (BATON_CA, else ./var/pki/certs/ca.pem).`);
+registerUp(program);
+registerTask(program);
+registerJob(program);
+registerPush(program);
+registerInventory(program);
+registerDeployment(program);
 registerBroker(program);
 registerAgent(program);
 registerOrchestrator(program);
 registerPki(program);
-registerUp(program);
 
 try {
   await program.parseAsync(process.argv);
@@ -26,7 +36,6 @@ try {
   if (err instanceof CommanderError) {
     process.exit(err.exitCode === 0 ? ExitCode.ok : ExitCode.usage);
   }
-  const code = err instanceof BatonError && err.code.startsWith('config/') ? ExitCode.usage : ExitCode.failure;
   process.stderr.write(`baton: ${(err as Error).message}\n`);
-  process.exit(code);
+  process.exit(exitCodeFor(err));
 }

@@ -1,58 +1,217 @@
-// `baton up` (what `npm start` runs): a local development fleet. Today that is a dev CA under
-// ./var/pki (made once, reused) and a broker; the orchestrator and agents join it as they land.
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+// `baton up` (what `npm start` runs): a whole local fleet in one supervised process tree — a private
+// redis-server, a dev CA, a broker, the orchestrator and N agents, with a sample codedir and an
+// admin token. Ctrl-C (or SIGTERM) stops everything in order and keeps Redis's data.
+import { accessSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { delimiter, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_BROKER_PORT } from '../broker/defaults.ts';
-import { onShutdown } from './shutdown.ts';
+import { freePort } from '../lib/net.ts';
+import { projectPath } from '../lib/paths.ts';
+import { DEFAULT_ORCHESTRATOR_PORT } from '../orchestrator/defaults.ts';
+import { ApiClient } from './client.ts';
+import { CliError, CliErrorCode, ExitCode } from './errors.ts';
+import { agentNames, ensurePki, ensureSampleCode, ensureToken, fleetPaths, SAMPLE_COMMAND_WHITELIST, SAMPLE_TASKS, writeJson, type FleetPaths } from './up/fleet-files.ts';
+import { Supervisor, type Child } from './up/supervisor.ts';
+import { positiveInt } from './args.ts';
 
 export const DEV_VAR_DIR = 'var';
-const DEV_IDENTITIES = ['broker', 'orchestrator'] as const;
+export const DEFAULT_REDIS_PORT = 6380;
+export const DEFAULT_AGENT_COUNT = 3;
+/** How long `baton up` waits for the orchestrator to see every agent, and how often it looks. */
+const INVENTORY_WAIT_MS = 30_000;
+const INVENTORY_POLL_MS = 200;
+
+interface UpOptions {
+  dir: string;
+  agents: string;
+  brokerPort: string;
+  orchestratorPort: string;
+  redisPort: string;
+  redis?: string;
+  logLevel: string;
+}
+
+const BATON_BIN = () => projectPath('bin', 'baton.mjs');
+const jsonLog = (msg: string) => (line: string) => {
+  try {
+    const l = JSON.parse(line) as { msg?: string };
+    return l.msg === msg ? l : null;
+  } catch {
+    return null;
+  }
+};
+
+function onPath(program: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const p = join(dir || '.', program);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+function port(flag: string, value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) > 65535) throw new CliError(CliErrorCode.usage, `${flag} must be a port number (0 picks a free one), got '${value}'`);
+  return Number(value);
+}
+
+/** A redis-server left behind by a `baton up` that was killed: stopped before a new one starts. */
+async function stopStaleRedis(pidFile: string): Promise<void> {
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  let cmdline = '';
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return; // gone
+  }
+  if (!cmdline.includes('redis-server')) return;
+  process.stderr.write(`stopping a redis-server left over from an earlier run (pid ${pid})\n`);
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+}
+
+async function waitForAgents(client: ApiClient, names: string[]): Promise<void> {
+  const deadline = Date.now() + INVENTORY_WAIT_MS;
+  for (;;) {
+    const { items } = (await client.get('/orchestrator/v1/inventory')) as { items: { name: string; connected: boolean }[] };
+    const connected = new Set(items.filter((i) => i.connected).map((i) => i.name));
+    const missing = names.filter((n) => !connected.has(n));
+    if (missing.length === 0) return;
+    if (Date.now() > deadline) throw new CliError(CliErrorCode.childFailed, `the orchestrator does not see ${missing.join(', ')} connected after ${INVENTORY_WAIT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, INVENTORY_POLL_MS));
+  }
+}
+
+async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise<() => string> {
+  const names = agentNames(positiveInt('--agents', o.agents)!);
+  const ports = { broker: port('--broker-port', o.brokerPort), orchestrator: port('--orchestrator-port', o.orchestratorPort), redis: port('--redis-port', o.redisPort) };
+  const redisBin = o.redis ? null : onPath('redis-server');
+  if (!o.redis && !redisBin) {
+    throw new CliError(CliErrorCode.missingProgram, 'baton up needs redis-server (7.0 or newer) on PATH: install the Debian package redis-server (apt-get install redis-server), or give --redis redis://HOST:PORT');
+  }
+  await ensurePki(p.pki, ['broker', 'orchestrator'], names);
+  ensureSampleCode(p.code);
+  const { token, file: tokenFile } = ensureToken();
+  writeJson(p.tokensFile, [{ token, login: 'admin', permissions: ['*'] }], 0o600);
+  const pki = (name: string) => ({ 'ssl-ca-cert': join(p.pki, 'certs', 'ca.pem'), 'ssl-cert': join(p.pki, 'certs', `${name}.pem`), 'ssl-key': join(p.pki, 'private_keys', `${name}.pem`) });
+  const node = (name: string, args: string[], ready: string) => ({ name, command: process.execPath, args: [BATON_BIN(), ...args], ipc: true, ready: jsonLog(ready) });
+  const lines: string[] = [];
+  const pidOf = (c: Child) => `(pid ${c.pid})`;
+  const rel = (path: string) => relative(process.cwd(), path) || '.';
+
+  let redisUrl = o.redis;
+  if (!redisUrl) {
+    const redisPort = ports.redis === 0 ? await freePort() : ports.redis;
+    const pidFile = join(p.redis, 'redis.pid');
+    await stopStaleRedis(pidFile);
+    mkdirSync(p.redis, { recursive: true });
+    const { child } = await sup.start({
+      name: 'redis', command: redisBin!, ipc: false, ready: (l) => l.includes('Ready to accept connections'),
+      args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', p.redis, '--appendonly', 'yes', '--pidfile', pidFile, '--daemonize', 'no', '--loglevel', 'notice'],
+    });
+    redisUrl = `redis://127.0.0.1:${redisPort}`;
+    lines.push(`  redis         ${redisUrl}   data: ${rel(p.redis)} (append-only file)   ${pidOf(child)}`);
+  } else {
+    lines.push(`  redis         ${redisUrl} (given with --redis)`);
+  }
+
+  writeJson(p.brokerConfig, { host: '127.0.0.1', port: ports.broker, ...pki('broker'), 'log-level': o.logLevel });
+  const broker = await sup.start(node('broker', ['broker', '--config', p.brokerConfig], 'listening'));
+  const brokerPort = (broker.ready as { port: number }).port;
+  const brokerUri = `wss://127.0.0.1:${brokerPort}/pcp2/`;
+  lines.push(`  broker        wss://127.0.0.1:${brokerPort}/pcp2/<client type>   ${pidOf(broker.child)}`);
+
+  writeJson(p.orchestratorConfig, {
+    host: '127.0.0.1', port: ports.orchestrator, ...pki('orchestrator'), 'broker-ws-uris': [brokerUri], redis: redisUrl,
+    codedir: p.code, 'tokens-file': p.tokensFile, 'log-level': o.logLevel,
+  });
+  const orch = await sup.start(node('orchestrator', ['orchestrator', '--config', p.orchestratorConfig], 'listening'));
+  const orchPort = (orch.ready as { port: number }).port;
+  const apiUrl = `https://127.0.0.1:${orchPort}`;
+  lines.push(`  orchestrator  ${apiUrl}   ${pidOf(orch.child)}`);
+
+  for (const name of names) {
+    const a = p.agent(name);
+    writeJson(a.config, {
+      'broker-ws-uris': [brokerUri], ...pki(name), 'spool-dir': a.spool, 'task-cache-dir': a.cache, 'master-uris': [apiUrl],
+      'command-whitelist': SAMPLE_COMMAND_WHITELIST, 'log-level': o.logLevel,
+    });
+    const agent = await sup.start(node(name, ['agent', '--config', a.config], 'connected to broker'));
+    lines.push(`  agent         ${name.padEnd(14)} ${rel(a.dir)}   ${pidOf(agent.child)}`);
+  }
+  await waitForAgents(new ApiClient(apiUrl, token, readFileSync(join(p.pki, 'certs', 'ca.pem'))), names);
+
+  const ca = join(p.pki, 'certs', 'ca.pem');
+  const env: string[] = [];
+  if (orchPort !== DEFAULT_ORCHESTRATOR_PORT) env.push(`export BATON_URL=${apiUrl}`);
+  if (resolve(ca) !== resolve('var/pki/certs/ca.pem')) env.push(`export BATON_CA=${ca}`);
+  const nodes = names.join(',');
+  return () => [
+    '',
+    'Baton is up.',
+    '',
+    ...lines,
+    `  code          ${rel(p.code)}   tasks: ${Object.keys(SAMPLE_TASKS).map((t) => `sample::${t}`).join(', ')}`,
+    `  CA            ${rel(ca)}`,
+    `  admin token   ${tokenFile}   (header X-Authentication)`,
+    `  logs          ${rel(p.logs)}/<program>.log`,
+    '',
+    'Try:',
+    ...env.map((e) => `  ${e}`),
+    `  npx baton task run sample::echo message=hi --nodes ${nodes}`,
+    `  npx baton push run uptime --nodes ${nodes}`,
+    '  npx baton inventory',
+    '',
+    'Ctrl-C stops everything.',
+    '',
+  ].join('\n');
+}
 
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description('run a local development fleet (dev CA in ./var/pki and a broker)')
-    .option('--dir <dir>', 'state directory', DEV_VAR_DIR)
-    .option('--port <port>', 'broker port', String(DEFAULT_BROKER_PORT))
-    .action(async (opts: { dir: string; port: string }) => {
-      const { initCa, issueCert, pkiPaths } = await import('../lib/pki.ts');
-      const { resolveBrokerConfig, startBroker } = await import('../broker/index.ts');
-      const pkiDir = resolve(opts.dir, 'pki');
-      const paths = pkiPaths(pkiDir);
-      if (!existsSync(paths.caCert)) await initCa(pkiDir, { commonName: 'Baton dev CA' });
-      for (const name of DEV_IDENTITIES) {
-        if (!existsSync(paths.cert(name))) await issueCert(pkiDir, name, { altNames: name === 'broker' ? ['localhost', '127.0.0.1'] : [] });
-      }
-      const config = resolveBrokerConfig({
-        env: process.env,
-        flags: {
-          host: '127.0.0.1',
-          port: opts.port,
-          'ssl-ca-cert': paths.caCert,
-          'ssl-cert': paths.cert('broker'),
-          'ssl-key': paths.key('broker'),
-          'log-level': 'warn',
-        },
+    .description('run a local fleet: redis-server, dev CA, broker, orchestrator and agents, with sample tasks and an admin token')
+    .option('--dir <dir>', 'state directory: pki, code, redis, agents, logs', DEV_VAR_DIR)
+    .option('--agents <n>', 'how many local agents (agent1.local, …)', String(DEFAULT_AGENT_COUNT))
+    .option('--broker-port <port>', 'broker port (0: a free one)', String(DEFAULT_BROKER_PORT))
+    .option('--orchestrator-port <port>', 'orchestrator port (0: a free one)', String(DEFAULT_ORCHESTRATOR_PORT))
+    .option('--redis-port <port>', 'port of the private redis-server (0: a free one)', String(DEFAULT_REDIS_PORT))
+    .option('--redis <url>', 'use this Redis instead of starting one (redis://HOST:PORT)')
+    .option('--log-level <level>', "the programs' log level (logs go to <dir>/logs)", 'info')
+    .action(async (o: UpOptions) => {
+      const paths = fleetPaths(resolve(o.dir));
+      let finished = false;
+      const finish = async (code: number, message?: string) => {
+        if (finished) return;
+        finished = true;
+        if (message) process.stderr.write(`${message}\n`);
+        await sup.stopAll();
+        if (code === ExitCode.ok) process.stdout.write(`Stopped.${o.redis ? '' : ` Redis data is kept in ${relative(process.cwd(), paths.redis) || '.'}.`}\n`);
+        process.exit(code);
+      };
+      const sup = new Supervisor(paths.logs, (child, code, signal) => {
+        void finish(ExitCode.failure, `baton up: ${child.name} exited unexpectedly (${signal ?? `code ${String(code)}`}); stopping the rest. Its log is ${child.logFile}${child.tail.length ? `:\n  ${child.tail.slice(-5).join('\n  ')}` : ''}`);
       });
-      const broker = await startBroker(config);
-      process.stderr.write(
-        [
-          '',
-          'Baton dev fleet is up.',
-          `  broker        wss://localhost:${broker.port}/pcp2/<client type>   status: https://localhost:${broker.port}/status/v1/services`,
-          `  dev CA        ${paths.caCert}`,
-          `  controller    ${paths.cert('orchestrator')} (CN=orchestrator)`,
-          '',
-          'Try:',
-          `  curl -sk https://localhost:${broker.port}/status/v1/services`,
-          `  npx baton pki issue --dir ${pkiDir} web01     # a certificate for an agent`,
-          `  curl -sk https://localhost:${broker.port}/metrics | grep baton_broker_sessions`,
-          '',
-          'Ctrl-C stops everything.',
-          '',
-        ].join('\n'),
-      );
-      onShutdown(() => broker.close());
+      const stop = () => {
+        process.stdout.write('\nStopping…\n');
+        void finish(ExitCode.ok);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      if (process.connected) process.on('disconnect', stop);
+      try {
+        const banner = await startFleet(sup, paths, o);
+        if (!finished) process.stdout.write(banner());
+      } catch (err) {
+        if (finished) return;
+        const usage = err instanceof CliError && (err.code === CliErrorCode.usage || err.code === CliErrorCode.missingProgram);
+        await finish(usage ? ExitCode.usage : ExitCode.failure, `baton up: ${(err as Error).message}`);
+      }
     });
 }

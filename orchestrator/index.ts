@@ -18,6 +18,8 @@ import { Classifier } from './deploy/classifier.ts';
 import { FactsStore } from './pcp/facts.ts';
 import { ChefJobs } from './chef/jobs.ts';
 import { OutputStore } from './chef/output.ts';
+import { DeploymentController } from './nomad/controller.ts';
+import { NomadStore } from './nomad/store.ts';
 
 export const CONTROLLER_CLIENT_TYPE = 'controller';
 export const ORCHESTRATOR_SERVICE_NAME = 'orchestrator-service';
@@ -98,8 +100,12 @@ export class Orchestrator {
       engine: this.engine, store: engineStore, redis: engineRedis, keys: engineStore.keys, client: this.client, inventory,
       votingTimeoutS: c['voting-timeout'], orgFeedExpirationS: c['org-feed-expiration'], log: this.log,
     });
+    const scope = { facts: new FactsStore(this.api, apiStore.keys, this.client, inventory, c['facts-ttl'], this.log), classifier, store: apiStore, catalog };
+    const nomadStore = new NomadStore(engineRedis, c['key-prefix']);
+    const deployments = new DeploymentController({ store: nomadStore, engine: this.engine, scope, catalog, inventory, nodeTimeoutS: c['node-timeout'], log: this.log });
     await this.engine.start();
     await chef.recover();
+    await deployments.recover();
 
     this.http = createHttpServer({
       tls,
@@ -109,7 +115,8 @@ export class Orchestrator {
       engine: this.engine,
       catalog,
       inventory,
-      scope: { facts: new FactsStore(this.api, apiStore.keys, this.client, inventory, c['facts-ttl'], this.log), classifier, store: apiStore, catalog },
+      scope,
+      nomad: { controller: deployments, store: nomadStore },
       nodeTimeoutS: c['node-timeout'],
       status: async () => this.status(),
       chef: {

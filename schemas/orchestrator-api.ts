@@ -131,3 +131,71 @@ export const chefJobBodySchema = {
     capture_output: { type: 'boolean' },
   },
 } as const;
+
+/** A Nomad-style duration: nanoseconds (as Nomad's API sends them) or text such as "10s", "5m", "500ms". */
+const nomadDuration = { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h)$' }] } as const;
+
+/** Nomad face: a service spec registered with PUT /v1/jobs ({Job: spec}). */
+export const nomadJobSchema = {
+  $id: 'baton:api/nomad/job',
+  type: 'object',
+  required: ['ID', 'TaskGroups'],
+  additionalProperties: false,
+  properties: {
+    ID: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' },
+    Name: { type: 'string' },
+    TaskGroups: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        required: ['Name', 'Scope'],
+        additionalProperties: false,
+        properties: {
+          Name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' },
+          Scope: {
+            type: 'object',
+            additionalProperties: false,
+            minProperties: 1,
+            maxProperties: 1,
+            properties: { nodes: { type: 'array', minItems: 1, items: nodeName }, query, node_group: { type: 'string', minLength: 1 } },
+          },
+          Task: {
+            type: 'object',
+            required: ['task'],
+            additionalProperties: false,
+            properties: { task: { type: 'string', minLength: 1 }, params: { type: 'object' }, environment: { type: 'string', minLength: 1 } },
+          },
+          Puppet: {
+            type: 'object',
+            required: ['environment'],
+            additionalProperties: false,
+            properties: { environment: { type: 'string', minLength: 1 }, noop: { type: 'boolean' } },
+          },
+          Update: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              MaxParallel: { type: 'integer', minimum: 1 },
+              Canary: { type: 'integer', minimum: 0 },
+              AutoPromote: { type: 'boolean' },
+              AutoRevert: { type: 'boolean' },
+              MinHealthyTime: nomadDuration,
+              HealthyDeadline: nomadDuration,
+              ProgressDeadline: nomadDuration,
+              HealthCheck: { enum: ['task_states', 'manual'] },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+export const nomadRegisterBodySchema = {
+  $id: 'baton:api/nomad/register',
+  type: 'object',
+  required: ['Job'],
+  additionalProperties: false,
+  properties: { Job: nomadJobSchema, EnforceIndex: { type: 'boolean' }, JobModifyIndex: { type: 'integer' } },
+} as const;

@@ -45,6 +45,7 @@ export interface JobSubmission extends NewJob {
 
 export interface EngineEvents {
   jobSubmitted: [job: JobRecord];
+  nodeStarted: [jobId: string, node: string];
   nodeEnded: [jobId: string, node: string, state: string];
   jobEnded: [jobId: string, state: string];
 }
@@ -96,6 +97,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.emit('jobSubmitted', job);
     if (!opts.hold) await this.dispatch(job.id, job.options.concurrency);
     return job;
+  }
+
+  /** A job's record and one node's, as the store has them (faces built on the engine read them). */
+  jobRecord(jobId: string): Promise<JobRecord | null> {
+    return this.opts.store.getJob(jobId);
+  }
+
+  nodeRecord(jobId: string, node: string): Promise<NodeRecord | null> {
+    return this.opts.store.getNode(jobId, node);
   }
 
   /** Starts the runs of a job submitted with `hold` (nodes no longer `new` are passed over). */
@@ -240,6 +250,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       const moved = await store.transition(jobId, { name: node, state: 'running', transaction_uuid: txid, start_ms: startMs }, ['ready'], { type: 'node_running' });
       if (!moved) return; // someone else moved it
       log.info({ job: jobId, node, transaction_id: txid }, 'node run started');
+      this.emit('nodeStarted', jobId, node);
       outcome = await runner.start(node, txid, action);
     }
     if (!outcome) {

@@ -73,3 +73,22 @@ export function sendChefError(reply: FastifyReply, err: unknown): FastifyReply {
   reply.log.error({ err }, 'unexpected error');
   return reply.code(500).send({ error: ['an unexpected error occurred; see the orchestrator log'] });
 }
+
+/** The Nomad face's errors: the message as plain text with its status, as Nomad answers. */
+const NOMAD_STATUS: Record<string, number> = {
+  'nomad/bad-request': 400,
+  'nomad/not-found': 404,
+  'unknown-task': 400,
+  'unknown-environment': 400,
+  'invalid-task-metadata': 400,
+};
+
+export function sendNomadError(reply: FastifyReply, err: unknown): FastifyReply {
+  if (err instanceof BatonError) {
+    const status = NOMAD_STATUS[err.code] ?? STATUS[err.code];
+    if (status !== undefined) return reply.code(status).type('text/plain; charset=utf-8').send(err.message);
+  }
+  if (isUnavailable(err)) return reply.code(503).type('text/plain; charset=utf-8').send('the job store (Redis) is unavailable; try again shortly');
+  reply.log.error({ err }, 'unexpected error');
+  return reply.code(500).type('text/plain; charset=utf-8').send('an unexpected error occurred; see the orchestrator log');
+}

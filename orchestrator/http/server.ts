@@ -8,7 +8,8 @@ import type { Principal, TokenStore } from '../auth.ts';
 import type { TaskCatalog } from '../tasks/catalog.ts';
 import { TASK_FILE_PATH_PREFIX } from '../tasks/catalog.ts';
 import { registerChefFace, type ChefFaceContext } from './chef/routes.ts';
-import { apiError, ApiErrorCode, sendChefError, sendError } from './errors.ts';
+import { apiError, ApiErrorCode, sendChefError, sendError, sendNomadError } from './errors.ts';
+import { registerNomadFace, type NomadFaceContext } from './nomad/routes.ts';
 import { registerPuppetFace, type AnyFastify, type PuppetFaceContext } from './puppet/routes.ts';
 
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -21,10 +22,15 @@ export interface HttpOptions extends PuppetFaceContext {
   status: () => Promise<Record<string, unknown>>;
   metrics: () => Promise<{ contentType: string; text: string }>;
   chef: ChefFaceContext;
+  nomad: NomadFaceContext;
 }
 
-/** Routes of the Chef face answer errors in Chef's format. */
-const isChefPath = (url: string) => url.startsWith('/organizations/');
+/** Each face answers errors in its own format: Chef's JSON, Nomad's text, else Puppet's JSON. */
+function errorSender(url: string): typeof sendError {
+  if (url.startsWith('/organizations/')) return sendChefError;
+  if (url.startsWith('/v1/')) return sendNomadError;
+  return sendError;
+}
 
 export function createHttpServer(opts: HttpOptions): AnyFastify {
   const app = fastify({
@@ -50,7 +56,7 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const send = isChefPath(req.url) ? sendChefError : sendError;
+    const send = errorSender(req.url);
     const e = err as Error & { code?: string; statusCode?: number };
     if (e.code === 'FST_ERR_CTP_INVALID_JSON' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (e.statusCode === 400 && /JSON/.test(e.message))) {
       return send(reply, apiError(ApiErrorCode.validation, `the body is not valid JSON: ${e.message}`));
@@ -59,10 +65,11 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return send(reply, apiError(ApiErrorCode.validation, `the body is larger than ${req.routeOptions.bodyLimit ?? MAX_BODY_BYTES} bytes`));
     return send(reply, err);
   });
-  app.setNotFoundHandler((req, reply) => (isChefPath(req.url) ? sendChefError : sendError)(reply, apiError(ApiErrorCode.notFound, `no route ${req.method} ${req.url.split('?')[0]}`)));
+  app.setNotFoundHandler((req, reply) => errorSender(req.url)(reply, apiError(ApiErrorCode.notFound, `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   registerPuppetFace(app, opts);
   registerChefFace(app, opts.chef);
+  registerNomadFace(app, opts.nomad);
 
   app.get(`${TASK_FILE_PATH_PREFIX}/:module/:file`, async (req, reply) => {
     const { module, file } = req.params as { module: string; file: string };

@@ -1,0 +1,217 @@
+// `baton push run|show|output|nodes`: commands on nodes through the Chef Push Jobs face
+// (/organizations/baton/pushy/...), followed through the job's Server-Sent Events feed.
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Command } from 'commander';
+import { createParser } from 'eventsource-parser';
+import { action } from '../action.ts';
+import { collect, parseEnv, parseNodeList, parseQuorum, positiveInt } from '../args.ts';
+import { addApiOptions, apiClient, apiErrorOf, PUSH_ORG, type ApiClient, type ApiOptions } from '../client.ts';
+import { ExitCode, usageError } from '../errors.ts';
+import { firstLine, out, printJson, table } from '../format.ts';
+import { POLL_INTERVAL_MS } from '../follow.ts';
+import { Interrupt } from '../interrupt.ts';
+import { Reporter } from '../progress.ts';
+
+export const PUSH_PREFIX = `/organizations/${PUSH_ORG}/pushy`;
+/** Chef job states after which nothing changes. */
+export const FINAL_PUSH_STATES: readonly string[] = ['complete', 'quorum_failed', 'timed_out', 'aborted', 'crashed'];
+
+interface PushRunOptions extends ApiOptions {
+  nodes: string;
+  quorum?: string;
+  timeout?: string;
+  capture?: boolean;
+  env: string[];
+  file?: string;
+  wait: boolean;
+}
+
+interface PushJob {
+  id: string;
+  command: string;
+  status: string;
+  nodes: Record<string, string[]>;
+  capture_output?: boolean;
+}
+
+/** The body of POST /organizations/baton/pushy/jobs for `baton push run`'s arguments. */
+export function pushBody(command: string, o: PushRunOptions): Record<string, unknown> {
+  const nodes = parseNodeList('--nodes', o.nodes);
+  const quorum = parseQuorum(o.quorum, nodes.length);
+  let file: string | undefined;
+  if (o.file !== undefined) {
+    try {
+      file = `base64:${readFileSync(o.file).toString('base64')}`;
+    } catch (err) {
+      throw usageError(`--file: cannot read ${o.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  const env = parseEnv(o.env);
+  return {
+    command,
+    nodes,
+    ...(quorum !== undefined ? { quorum } : {}),
+    ...(o.timeout !== undefined ? { run_timeout: positiveInt('--timeout', o.timeout) } : {}),
+    ...(o.capture ? { capture_output: true } : {}),
+    ...(Object.keys(env).length > 0 ? { env } : {}),
+    ...(file !== undefined ? { file } : {}),
+  };
+}
+
+const VERB: Record<string, string> = { complete: 'completed', aborted: 'stopped', quorum_failed: 'failed (quorum not reached)', timed_out: 'timed out', crashed: 'failed' };
+
+/** Reads a feed until it ends, calling `onEvent` for each event. */
+async function readFeed(res: IncomingMessage, onEvent: (event: string, data: Record<string, unknown>) => Promise<void>): Promise<void> {
+  let chain = Promise.resolve();
+  const parser = createParser({
+    onEvent: (m) => {
+      let data: Record<string, unknown> = {};
+      try {
+        data = JSON.parse(m.data) as Record<string, unknown>;
+      } catch {
+        // not JSON: the event's name is enough
+      }
+      chain = chain.then(() => onEvent(m.event ?? 'message', data));
+    },
+  });
+  res.setEncoding('utf8');
+  try {
+    for await (const chunk of res) parser.feed(chunk as string);
+  } catch {
+    // closed early (job_complete, or a dropped connection)
+  }
+  await chain;
+}
+
+async function followPush(client: ApiClient, id: string, body: Record<string, unknown>, json: boolean | undefined): Promise<ExitCode> {
+  const nodes = body.nodes as string[];
+  const capture = body.capture_output === true;
+  const reporter = new Reporter(nodes.length, json ? 'json' : undefined);
+  reporter.start(`Started push job ${id}: '${String(body.command)}' on ${nodes.length} node${nodes.length === 1 ? '' : 's'}`);
+  const interrupt = new Interrupt(`Stop job ${id}? [y/N] `, reporter);
+  const feedPath = `${PUSH_PREFIX}/jobs_status_feed/${id}`;
+  const res = await client.open('GET', feedPath, { accept: 'text/event-stream' });
+  if ((res.statusCode ?? 0) >= 400) {
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    throw apiErrorOf({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }, 'GET', feedPath);
+  }
+  const feed = readFeed(res, async (event, data) => {
+    const node = typeof data.node === 'string' ? data.node : '';
+    if (event === 'quorum_vote' && data.status !== 'success') reporter.log(`${node}: did not commit (${String(data.status)}${data.message ? `: ${String(data.message)}` : ''})`);
+    if (event === 'quorum_failed') reporter.log('Quorum not reached: nothing runs.');
+    if (event === 'run_complete') {
+      const status = String(data.status);
+      let summary = typeof data.exit_code === 'number' ? `exit ${data.exit_code}` : '';
+      if (capture) summary = [summary, await outputLine(client, id, node)].filter(Boolean).join('  ');
+      reporter.node(node, status, status === 'success' ? 'ok' : 'failed', summary);
+    }
+    if (event === 'job_complete' || event === 'summary') res.destroy();
+  }).catch(() => undefined); // a dropped feed: the job's record below says how it ended
+  let stopSent = false;
+  try {
+    for (;;) {
+      const ended = await Promise.race([feed.then(() => true), interrupt.changed().then(() => false)]);
+      if (ended) break;
+      if (interrupt.state === 'detach') {
+        res.destroy();
+        reporter.stop();
+        process.stderr.write(`Detached from push job ${id}; it goes on. See it with: baton push show ${id}\n`);
+        return ExitCode.detached;
+      }
+      if (interrupt.state === 'stop' && !stopSent) {
+        stopSent = true;
+        await client.post('/orchestrator/v1/command/stop', { job: id });
+        reporter.log(`Stopping job ${id}…`);
+      }
+    }
+    let job = (await client.get(`${PUSH_PREFIX}/jobs/${id}`)) as PushJob;
+    while (!FINAL_PUSH_STATES.includes(job.status)) {
+      await interrupt.pause(POLL_INTERVAL_MS);
+      if (interrupt.state === 'detach') return ExitCode.detached;
+      job = (await client.get(`${PUSH_PREFIX}/jobs/${id}`)) as PushJob;
+    }
+    for (const [state, names] of Object.entries(job.nodes)) for (const n of names) reporter.node(n, state, state === 'complete' ? 'ok' : 'failed', '');
+    const succeeded = job.nodes.complete?.length ?? 0;
+    reporter.summary({ jobId: id, verb: VERB[job.status] ?? job.status, succeeded, total: nodes.length, durationMs: reporter.elapsedMs() });
+    if (json) printJson(job);
+    else if (capture) out(`Output: baton push output ${id} <node> [--stderr]`);
+    if (job.status === 'aborted' && stopSent) return ExitCode.detached;
+    return job.status === 'complete' && succeeded === nodes.length ? ExitCode.ok : ExitCode.failure;
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+async function outputLine(client: ApiClient, id: string, node: string): Promise<string> {
+  try {
+    const res = await client.send('GET', `${PUSH_PREFIX}/jobs/${id}/output/${encodeURIComponent(node)}/stdout`, undefined, 'application/octet-stream');
+    return firstLine(res.body.toString('utf8'), 60);
+  } catch {
+    return '';
+  }
+}
+
+export function registerPush(program: Command): void {
+  const push = program.command('push').description('run whitelisted commands on nodes (Chef Push Jobs API)');
+
+  addApiOptions(
+    push
+      .command('run')
+      .description('run a command on nodes and follow it (POST /organizations/baton/pushy/jobs)')
+      .argument('<command>', "the command, as the agents' command-whitelist knows it")
+      .requiredOption('--nodes <names>', 'comma-separated node names, or @file with one per line')
+      .option('--quorum <n>', 'nodes (N) or share of nodes (N%) that must commit before it runs (default all)')
+      .option('--timeout <seconds>', 'run_timeout: the command is killed after this long (default 3600)')
+      .option('--capture', 'keep stdout and stderr (baton push output)')
+      .option('--env <name=value>', 'an environment variable for the command (repeatable)', collect, [])
+      .option('--file <path>', 'a file for the command (CHEF_PUSH_JOB_FILE), at most 100 KB')
+      .option('--no-wait', 'print the job id and return instead of following the job'),
+  ).action(
+    action(async (command: string, o: PushRunOptions) => {
+      const body = pushBody(command, o);
+      const client = apiClient(o);
+      const res = (await client.post(`${PUSH_PREFIX}/jobs`, body)) as { id: string };
+      if (!o.wait) {
+        if (o.json) return printJson(res);
+        return out(`Started push job ${res.id}. See it with: baton push show ${res.id}`);
+      }
+      return followPush(client, res.id, body, o.json);
+    }),
+  );
+
+  addApiOptions(push.command('show').description('show a push job (GET .../pushy/jobs/:id)').argument('<id>', 'job id')).action(
+    action(async (id: string, o: ApiOptions) => {
+      const job = (await apiClient(o).get(`${PUSH_PREFIX}/jobs/${encodeURIComponent(id)}`)) as PushJob & Record<string, unknown>;
+      if (o.json) return printJson(job);
+      out(`Push job ${job.id}: '${job.command}'  ${job.status}`);
+      out(table(['node', 'state'], Object.entries(job.nodes).flatMap(([state, names]) => names.map((n) => [n, state]))));
+      return FINAL_PUSH_STATES.includes(job.status) && job.status !== 'complete' ? ExitCode.failure : ExitCode.ok;
+    }),
+  );
+
+  addApiOptions(
+    push
+      .command('output')
+      .description("print a node's captured output (GET .../pushy/jobs/:id/output/:node/stdout|stderr)")
+      .argument('<id>', 'job id')
+      .argument('<node>', 'node name')
+      .option('--stderr', 'stderr instead of stdout'),
+  ).action(
+    action(async (id: string, node: string, o: ApiOptions & { stderr?: boolean }) => {
+      const channel = o.stderr ? 'stderr' : 'stdout';
+      const res = await apiClient(o).send('GET', `${PUSH_PREFIX}/jobs/${encodeURIComponent(id)}/output/${encodeURIComponent(node)}/${channel}`, undefined, 'application/octet-stream');
+      process.stdout.write(res.body);
+    }),
+  );
+
+  addApiOptions(push.command('nodes').description('nodes and whether they are up and available (GET .../pushy/node_states)')).action(
+    action(async (o: ApiOptions) => {
+      const states = (await apiClient(o).get(`${PUSH_PREFIX}/node_states`)) as { node_name: string; status: string; availability: string; updated_at: string | null }[];
+      if (o.json) return printJson(states);
+      if (states.length === 0) return out('No nodes have connected.');
+      out(table(['node', 'status', 'availability', 'updated'], states.map((s) => [s.node_name, s.status, s.availability, s.updated_at])));
+    }),
+  );
+}

@@ -1,0 +1,137 @@
+// Follows a Puppet-face job (task, deploy, or a push job seen through that face) until it ends:
+// its events (GET /jobs/:id/events?start=N, polled every POLL_INTERVAL_MS), each ended node's
+// result (GET /jobs/:id/nodes), a progress display, a summary and the exit code.
+import type { ApiClient } from './client.ts';
+import { ExitCode } from './errors.ts';
+import { deployResultLine, out, printJson, taskResultLine } from './format.ts';
+import { Interrupt } from './interrupt.ts';
+import { Reporter, type NodeOutcomeKind } from './progress.ts';
+
+/** How often a followed job's events are asked for. */
+export const POLL_INTERVAL_MS = 500;
+export const NODE_END_EVENTS: readonly string[] = ['node_finished', 'node_failed', 'node_errored', 'node_skipped'];
+export const JOB_END_EVENTS: readonly string[] = ['job_finished', 'job_aborted'];
+export const ENDED_JOB_STATES: readonly string[] = ['finished', 'failed', 'stopped'];
+
+export interface JobJson {
+  name: string;
+  type: string;
+  state: string;
+  node_count: number;
+  node_states: Record<string, number>;
+  environment: { name: string };
+  options: Record<string, unknown> & { task?: string; params?: Record<string, unknown>; scope?: Record<string, unknown> };
+  duration: number | null;
+  owner: { login: string };
+  created_timestamp: string | null;
+  description?: string;
+}
+
+export interface NodeJson {
+  name: string;
+  state: string;
+  duration: number | null;
+  result: unknown;
+  details: Record<string, unknown>;
+}
+
+interface EventJson {
+  id: string;
+  type: string;
+  details: { node?: string; [k: string]: unknown };
+}
+
+const jobPath = (id: string) => `/orchestrator/v1/jobs/${encodeURIComponent(id)}`;
+
+export function outcomeKind(state: string): NodeOutcomeKind {
+  return state === 'finished' ? 'ok' : state === 'skipped' ? 'skipped' : 'failed';
+}
+
+/** A node's result in one line, by job type. */
+export function resultLine(type: string, n: NodeJson): string {
+  if (type === 'deploy') return deployResultLine(n.result, n.details);
+  if (type === 'command') {
+    const code = (n.result as { exitcode?: unknown } | null)?.exitcode;
+    const message = typeof n.details.message === 'string' ? n.details.message : '';
+    return [typeof code === 'number' ? `exit ${code}` : '', message].filter(Boolean).join(', ');
+  }
+  return taskResultLine(n.result, n.details);
+}
+
+export async function jobNodes(client: ApiClient, id: string): Promise<NodeJson[]> {
+  return ((await client.get(`${jobPath(id)}/nodes`)) as { items: NodeJson[] }).items;
+}
+
+/** 0 when every node succeeded; 1 otherwise; 4 when the user stopped it. */
+export function jobExitCode(job: JobJson, stoppedByUser: boolean): ExitCode {
+  if (job.state === 'stopped') return stoppedByUser ? ExitCode.detached : ExitCode.failure;
+  const succeeded = job.node_states.finished ?? 0;
+  return job.state === 'finished' && succeeded === job.node_count ? ExitCode.ok : ExitCode.failure;
+}
+
+export interface FollowOptions {
+  json?: boolean;
+  /** The first line printed (what was started or is followed). */
+  headline: (job: JobJson) => string;
+}
+
+export async function followJob(client: ApiClient, id: string, opts: FollowOptions): Promise<ExitCode> {
+  let job = (await client.get(jobPath(id))) as JobJson;
+  const reporter = new Reporter(job.node_count, opts.json ? 'json' : undefined);
+  reporter.start(opts.headline(job));
+  const interrupt = new Interrupt(`Stop job ${id}? [y/N] `, reporter);
+  let start = 1;
+  let stopSent = false;
+  let ended = false;
+  try {
+    while (!ended) {
+      if (interrupt.state === 'detach') {
+        reporter.stop();
+        process.stderr.write(`Detached from job ${id}; it goes on. Follow it again with: baton job show ${id} --watch\n`);
+        return ExitCode.detached;
+      }
+      if (interrupt.state === 'prompting') {
+        await interrupt.pause(POLL_INTERVAL_MS);
+        continue;
+      }
+      if (interrupt.state === 'stop' && !stopSent) {
+        stopSent = true;
+        await client.post('/orchestrator/v1/command/stop', { job: id });
+        reporter.log(`Stopping job ${id}…`);
+      }
+      const page = (await client.get(`${jobPath(id)}/events?start=${start}`)) as { items: EventJson[]; 'next-events': { event: string } };
+      start = Number(page['next-events'].event);
+      const endedNodes: string[] = [];
+      for (const e of page.items) {
+        if (NODE_END_EVENTS.includes(e.type) && typeof e.details.node === 'string') endedNodes.push(e.details.node);
+        if (JOB_END_EVENTS.includes(e.type)) ended = true;
+      }
+      if (endedNodes.length > 0) {
+        const byName = new Map((await jobNodes(client, id)).map((n) => [n.name, n]));
+        for (const name of endedNodes) {
+          const n = byName.get(name);
+          if (n) reporter.node(name, n.state, outcomeKind(n.state), resultLine(job.type, n));
+        }
+      }
+      if (!ended && page.items.length === 0) await interrupt.pause(POLL_INTERVAL_MS);
+    }
+  } finally {
+    interrupt.dispose();
+  }
+  job = (await client.get(jobPath(id))) as JobJson;
+  const succeeded = job.node_states.finished ?? 0;
+  const verb = job.state === 'stopped' ? 'stopped' : job.state === 'failed' || succeeded < job.node_count ? 'failed' : 'completed';
+  reporter.summary({ jobId: id, verb, succeeded, total: job.node_count, durationMs: job.duration !== null ? job.duration * 1000 : reporter.elapsedMs() });
+  if (opts.json) printJson({ job, nodes: await jobNodes(client, id) });
+  return jobExitCode(job, stopSent);
+}
+
+/** Prints "Started job N" and follows it, unless --no-wait. */
+export async function startedJob(client: ApiClient, id: string, what: string, opts: { json?: boolean; wait: boolean }): Promise<ExitCode> {
+  if (!opts.wait) {
+    if (opts.json) printJson({ job: id });
+    else out(`Started job ${id} (${what}). Follow it with: baton job show ${id} --watch`);
+    return ExitCode.ok;
+  }
+  return followJob(client, id, { json: opts.json, headline: (job) => `Started job ${id}: ${what} on ${job.node_count} node${job.node_count === 1 ? '' : 's'}` });
+}

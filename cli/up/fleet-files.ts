@@ -1,0 +1,125 @@
+// The files of a local fleet (`baton up`): the dev CA and certificates, a sample codedir, the admin
+// token, and each program's JSON config. Made once and reused; configs are written on every start
+// (ports may change).
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { tokenFilePath } from '../client.ts';
+
+export const LOCAL_ALT_NAMES = ['localhost', '127.0.0.1'];
+export const TOKEN_BYTES = 24;
+
+/** Commands the local agents run for `baton push run` (exact, or /regex/ whose groups become $1..$n). */
+export const SAMPLE_COMMAND_WHITELIST: Record<string, string> = {
+  uptime: 'uptime',
+  hostname: 'hostname',
+  date: 'date',
+  '/^echo (.+)$/': 'echo "$1"',
+  '/^sleep ([0-9]{1,3})$/': 'sleep "$1"',
+  false: 'false',
+};
+
+/** The sample module: tasks and their metadata. */
+export const SAMPLE_TASKS: Record<string, { script: string; metadata: Record<string, unknown> }> = {
+  echo: {
+    script: '#!/bin/sh\n# Prints its message.\necho "$PT_message"\n',
+    metadata: { description: 'Print a message', supports_noop: true, input_method: 'environment', parameters: { message: { type: 'String[1]', description: 'what to print' } } },
+  },
+  sleep: {
+    script: '#!/bin/sh\n# Sleeps, then says so.\nsleep "$PT_seconds"\necho "slept $PT_seconds seconds"\n',
+    metadata: { description: 'Sleep for a while', input_method: 'environment', parameters: { seconds: { type: 'Integer[0, 3600]', description: 'how long', default: 5 } } },
+  },
+  fail: {
+    script: '#!/bin/sh\n# Always fails: to see what a failure looks like.\necho "this task always fails" >&2\nexit 1\n',
+    metadata: { description: 'Fail on purpose', parameters: {} },
+  },
+};
+
+export interface FleetPaths {
+  root: string;
+  pki: string;
+  code: string;
+  redis: string;
+  logs: string;
+  brokerConfig: string;
+  orchestratorConfig: string;
+  tokensFile: string;
+  agent(name: string): { dir: string; config: string; spool: string; cache: string };
+}
+
+export function fleetPaths(root: string): FleetPaths {
+  return {
+    root,
+    pki: join(root, 'pki'),
+    code: join(root, 'code'),
+    redis: join(root, 'redis'),
+    logs: join(root, 'logs'),
+    brokerConfig: join(root, 'broker', 'broker.json'),
+    orchestratorConfig: join(root, 'orchestrator', 'orchestrator.json'),
+    tokensFile: join(root, 'orchestrator', 'tokens.json'),
+    agent: (name) => {
+      const dir = join(root, 'agents', name);
+      return { dir, config: join(dir, 'agent.json'), spool: join(dir, 'spool'), cache: join(dir, 'cache') };
+    },
+  };
+}
+
+export const agentNames = (n: number): string[] => Array.from({ length: n }, (_, i) => `agent${i + 1}.local`);
+
+/** Whether a certificate file lists every one of `names` as a subject alternative name. */
+function hasAltNames(certFile: string, names: string[]): boolean {
+  try {
+    const san = new X509Certificate(readFileSync(certFile)).subjectAltName ?? '';
+    return names.every((n) => san.includes(n));
+  } catch {
+    return false;
+  }
+}
+
+/** The dev CA (made once) and a certificate for each name that lacks one. */
+export async function ensurePki(dir: string, servers: string[], clients: string[]): Promise<void> {
+  const { initCa, issueCert, pkiPaths } = await import('../../lib/pki.ts');
+  const paths = pkiPaths(dir);
+  if (!existsSync(paths.caCert)) await initCa(dir, { commonName: 'Baton dev CA' });
+  for (const name of servers) {
+    // Servers are reached as 127.0.0.1: an older certificate without that name is made again.
+    if (!existsSync(paths.cert(name)) || !hasAltNames(paths.cert(name), LOCAL_ALT_NAMES)) await issueCert(dir, name, { altNames: LOCAL_ALT_NAMES, force: true });
+  }
+  for (const name of clients) if (!existsSync(paths.cert(name))) await issueCert(dir, name);
+}
+
+function writeIfMissing(path: string, text: string, mode?: number): void {
+  if (existsSync(path)) return;
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text, mode === undefined ? undefined : { mode });
+}
+
+/** environments/production/modules/sample/tasks with sample::echo, sample::sleep and sample::fail. */
+export function ensureSampleCode(codedir: string): void {
+  mkdirSync(join(codedir, 'environments', 'production', 'manifests'), { recursive: true });
+  const tasks = join(codedir, 'environments', 'production', 'modules', 'sample', 'tasks');
+  for (const [name, t] of Object.entries(SAMPLE_TASKS)) {
+    writeIfMissing(join(tasks, `${name}.sh`), t.script, 0o755);
+    writeIfMissing(join(tasks, `${name}.json`), `${JSON.stringify(t.metadata, null, 2)}\n`);
+  }
+}
+
+/** The admin token in ~/.baton/token (0600): made once, random. */
+export function ensureToken(): { token: string; file: string } {
+  const file = tokenFilePath();
+  if (existsSync(file)) {
+    const token = readFileSync(file, 'utf8').trim();
+    if (token.length >= 16) return { token, file };
+  }
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const token = randomBytes(TOKEN_BYTES).toString('hex');
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return { token, file };
+}
+
+export function writeJson(path: string, value: unknown, mode = 0o644): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`, { mode });
+  chmodSync(path, mode);
+}

@@ -1,0 +1,514 @@
+// Progressive deployments over the shared engine. Registering a changed spec makes a new job
+// version and a deployment for it (cancelling an older one still going). A deployment places
+// allocations (one node's run of its group, as an engine job): canaries first, then at most
+// MaxParallel in flight; an allocation is healthy when its run succeeded and its node stayed
+// connected for MinHealthyTime (or by hand, HealthCheck manual), unhealthy when the run failed or
+// HealthyDeadline passed. An unhealthy allocation, or no progress within ProgressDeadline, fails
+// the deployment, and AutoRevert registers the last stable version again.
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../../lib/log.ts';
+import { BatonError } from '../../protocol/errors.ts';
+import { resolveScope, type ScopeContext } from '../deploy/scope.ts';
+import type { Engine, JobAction } from '../engine/engine.ts';
+import type { InventoryTracker } from '../pcp/inventory.ts';
+import { sensitiveParameters, validateParams, type TaskCatalog } from '../tasks/catalog.ts';
+import {
+  Description, DeploymentStatus, msToNs, normalizeSpec, sameSpec, taskName, TERMINAL_DEPLOYMENT,
+  type Allocation, type Deployment, type GroupState, type JobSpec, type JobVersion, type NomadJobInput, type TaskGroupSpec,
+} from './model.ts';
+import type { NomadStore } from './store.ts';
+
+export const NomadErrorCode = { badRequest: 'nomad/bad-request', notFound: 'nomad/not-found' } as const;
+const bad = (msg: string) => new BatonError(NomadErrorCode.badRequest, msg);
+
+export interface ControllerOptions {
+  store: NomadStore;
+  engine: Engine;
+  scope: ScopeContext;
+  catalog: TaskCatalog;
+  inventory: InventoryTracker;
+  nodeTimeoutS: number;
+  log: Logger;
+}
+
+export interface WriteResult {
+  EvalID: string;
+  EvalCreateIndex: number;
+  Index: number;
+  DeploymentModifyIndex?: number;
+  JobModifyIndex?: number;
+  RevertedJobVersion?: number;
+  Warnings?: string;
+}
+
+export class DeploymentController extends EventEmitter<{ changed: [index: number] }> {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** engine job id → allocation id, for the runs of allocations. */
+  private readonly runs = new Map<string, string>();
+  private readonly timers = new Map<string, NodeJS.Timeout[]>();
+  private readonly actions = new Map<string, JobAction>();
+
+  constructor(private readonly o: ControllerOptions) {
+    super();
+    this.setMaxListeners(0);
+    o.engine.on('nodeStarted', (jobId) => this.onRun(jobId, 'started'));
+    o.engine.on('nodeEnded', (jobId, _node, state) => this.onRun(jobId, state));
+  }
+
+  /** After a restart: running deployments pick up where they were. */
+  async recover(): Promise<void> {
+    for (const id of await this.o.store.deploymentIds()) {
+      const d = await this.o.store.deployment(id);
+      if (!d || TERMINAL_DEPLOYMENT.includes(d.Status)) continue;
+      for (const a of await this.o.store.allocations(id)) if (a.EngineJob) this.runs.set(a.EngineJob, a.ID);
+      await this.locked(id, async () => {
+        for (const a of await this.o.store.allocations(id)) {
+          if (a.DeploymentStatus.Healthy !== null || !a.EngineJob) continue;
+          const job = await this.o.engine.jobRecord(a.EngineJob);
+          if (job && ['finished', 'failed', 'stopped'].includes(job.state)) await this.runEnded(d, a, job.state === 'finished' ? 'finished' : 'failed');
+          else this.armAllocTimers(d, a);
+        }
+        this.armProgress(d);
+        await this.evaluate(d);
+      });
+    }
+  }
+
+  async register(input: NomadJobInput, owner: string): Promise<WriteResult> {
+    const spec = normalizeSpec(input);
+    for (const g of spec.TaskGroups) this.action(g); // refuses what cannot run, before anything is kept
+    const groups = await this.resolveGroups(spec);
+    return this.locked(`job:${spec.ID}`, async () => {
+      const versions = await this.o.store.versions(spec.ID);
+      const latest = versions.at(-1);
+      const evalIndex = await this.o.store.nextIndex();
+      if (latest && sameSpec(latest.Spec, spec)) {
+        this.changed(evalIndex);
+        return { EvalID: randomUUID(), EvalCreateIndex: evalIndex, JobModifyIndex: latest.ModifyIndex, Index: evalIndex, Warnings: '' };
+      }
+      const version: JobVersion = { Version: latest ? latest.Version + 1 : 0, Spec: spec, Stable: false, SubmitTime: msToNs(Date.now()), ModifyIndex: evalIndex };
+      await this.o.store.addVersion(spec.ID, version);
+      for (const id of await this.o.store.deploymentIds(spec.ID)) {
+        await this.locked(id, async () => {
+          const old = await this.o.store.deployment(id);
+          if (old && !TERMINAL_DEPLOYMENT.includes(old.Status)) await this.end(old, DeploymentStatus.cancelled, Description.newerVersion);
+        });
+      }
+      const d = await this.startDeployment(spec, version, groups, owner);
+      this.o.log.info({ job: spec.ID, version: version.Version, deployment: d.ID }, 'job version registered');
+      return { EvalID: randomUUID(), EvalCreateIndex: evalIndex, JobModifyIndex: evalIndex, Index: d.ModifyIndex, Warnings: '' };
+    });
+  }
+
+  async pause(id: string, pause: boolean): Promise<WriteResult> {
+    return this.mutate(id, async (d) => {
+      if (TERMINAL_DEPLOYMENT.includes(d.Status)) throw bad(`can't ${pause ? 'pause' : 'resume'} terminal deployment`);
+      d.Status = pause ? DeploymentStatus.paused : DeploymentStatus.running;
+      d.StatusDescription = pause ? Description.paused : Description.running;
+      if (!pause) d.LastProgressMs = Date.now();
+      await this.save(d);
+      if (!pause) await this.evaluate(d);
+      return {};
+    });
+  }
+
+  async promote(id: string, all: boolean, groups: string[]): Promise<WriteResult> {
+    return this.mutate(id, async (d) => {
+      if (TERMINAL_DEPLOYMENT.includes(d.Status)) throw bad("can't promote terminal deployment");
+      const names = all ? Object.keys(d.TaskGroups).filter((n) => d.TaskGroups[n]!.DesiredCanaries > 0) : groups;
+      if (names.length === 0) throw bad(all ? 'no canaries to promote' : 'no task groups to promote; give All or Groups');
+      const allocs = await this.o.store.allocations(d.ID);
+      for (const n of names) {
+        const g = d.TaskGroups[n];
+        if (!g) throw bad(`deployment has no task group "${n}"`);
+        if (g.DesiredCanaries === 0) throw bad(`Task group "${n}" has no canaries to promote`);
+        const healthy = allocs.filter((a) => a.TaskGroup === n && a.DeploymentStatus.Canary && a.DeploymentStatus.Healthy === true).length;
+        if (healthy < g.DesiredCanaries) throw bad(`Task group "${n}" has ${healthy}/${g.DesiredCanaries} healthy allocations`);
+      }
+      for (const n of names) d.TaskGroups[n]!.Promoted = true;
+      d.LastProgressMs = Date.now();
+      await this.save(d);
+      await this.evaluate(d);
+      return {};
+    });
+  }
+
+  async fail(id: string): Promise<WriteResult> {
+    return this.mutate(id, async (d) => {
+      if (TERMINAL_DEPLOYMENT.includes(d.Status)) throw bad("can't fail terminal deployment");
+      const reverted = await this.failDeployment(d, Description.byUser);
+      return reverted === null ? {} : { RevertedJobVersion: reverted };
+    });
+  }
+
+  async setHealth(id: string, healthy: string[], unhealthy: string[]): Promise<WriteResult> {
+    return this.mutate(id, async (d) => {
+      if (TERMINAL_DEPLOYMENT.includes(d.Status)) throw bad("can't set the health of allocations of a terminal deployment");
+      const allocs = new Map((await this.o.store.allocations(d.ID)).map((a) => [a.ID, a]));
+      const spec = await this.spec(d);
+      for (const aid of [...healthy, ...unhealthy]) {
+        const a = allocs.get(aid);
+        if (!a) throw bad(`unknown allocation ${aid} in deployment ${d.ID}`);
+        if (spec.TaskGroups.find((g) => g.Name === a.TaskGroup)!.Update.HealthCheck !== 'manual') throw bad(`task group "${a.TaskGroup}" does not use manual health checks`);
+      }
+      let reverted: number | null = null;
+      for (const aid of healthy) await this.markHealth(d, allocs.get(aid)!, true, 'marked healthy by hand', false);
+      for (const aid of unhealthy) reverted = await this.markHealth(d, allocs.get(aid)!, false, 'marked unhealthy by hand', false);
+      if (!TERMINAL_DEPLOYMENT.includes(d.Status)) await this.evaluate(d);
+      return reverted === null ? {} : { RevertedJobVersion: reverted };
+    });
+  }
+
+  // ---- internals ----
+
+  private changed(index: number): void {
+    this.emit('changed', index);
+  }
+
+  /** Runs `fn` after every earlier call for the same key (one change at a time per deployment). */
+  private locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    this.locks.set(key, next.catch(() => {}));
+    return next;
+  }
+
+  private async mutate(id: string, fn: (d: Deployment) => Promise<Partial<WriteResult>>): Promise<WriteResult> {
+    return this.locked(id, async () => {
+      const d = await this.o.store.deployment(id);
+      if (!d) throw new BatonError(NomadErrorCode.notFound, 'deployment not found');
+      const extra = await fn(d);
+      const index = await this.o.store.index();
+      return { EvalID: randomUUID(), EvalCreateIndex: index, DeploymentModifyIndex: d.ModifyIndex, Index: index, ...extra };
+    });
+  }
+
+  private async save(d: Deployment): Promise<void> {
+    d.ModifyIndex = await this.o.store.nextIndex();
+    await this.o.store.saveDeployment(d);
+    this.changed(d.ModifyIndex);
+  }
+
+  private async saveAlloc(a: Allocation): Promise<void> {
+    a.ModifyIndex = await this.o.store.nextIndex();
+    a.ModifyTime = msToNs(Date.now());
+    await this.o.store.saveAllocation(a);
+    this.changed(a.ModifyIndex);
+  }
+
+  private async spec(d: Deployment): Promise<JobSpec> {
+    return (await this.o.store.versions(d.JobID)).find((v) => v.Version === d.JobVersion)!.Spec;
+  }
+
+  /** What a group's allocations run; refuses unknown tasks and bad params. */
+  private action(g: TaskGroupSpec): JobAction {
+    if (!g.Task === !g.Puppet) throw bad(`task group "${g.Name}" must have exactly one of Task or Puppet`);
+    if (g.Puppet) {
+      this.o.catalog.environmentDir(g.Puppet.environment);
+      return { module: 'puppet', action: 'run', params: { flags: ['--environment', g.Puppet.environment, g.Puppet.noop ? '--noop' : '--no-noop'], env: [] } };
+    }
+    const t = this.o.catalog.describe(g.Task!.environment, g.Task!.task);
+    const input = validateParams(t, g.Task!.params);
+    return { module: 'task', action: 'run', params: { task: t.name, input, files: t.files, metadata: t.metadata, timeout: this.o.nodeTimeoutS } };
+  }
+
+  private async resolveGroups(spec: JobSpec): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    for (const g of spec.TaskGroups) {
+      const env = g.Task?.environment ?? g.Puppet?.environment ?? 'production';
+      out.set(g.Name, (await resolveScope(this.o.scope, g.Scope, env)).nodes);
+    }
+    return out;
+  }
+
+  private async startDeployment(spec: JobSpec, version: JobVersion, nodes: Map<string, string[]>, _owner: string): Promise<Deployment> {
+    const now = Date.now();
+    const index = await this.o.store.nextIndex();
+    const createIndex = (await this.o.store.jobCreateIndex(spec.ID)) || index;
+    const groups: Record<string, GroupState> = {};
+    for (const g of spec.TaskGroups) {
+      const n = nodes.get(g.Name)!;
+      groups[g.Name] = {
+        Promoted: false, AutoPromote: g.Update.AutoPromote, AutoRevert: g.Update.AutoRevert,
+        DesiredCanaries: Math.min(g.Update.Canary, n.length), DesiredTotal: n.length, PlacedCanaries: [], PlacedAllocs: 0, HealthyAllocs: 0, UnhealthyAllocs: 0,
+        ProgressDeadline: msToNs(g.Update.ProgressDeadlineMs), RequireProgressBy: null, Nodes: n,
+      };
+    }
+    const d: Deployment = {
+      ID: randomUUID(), JobID: spec.ID, JobVersion: version.Version, JobModifyIndex: version.ModifyIndex, JobSpecModifyIndex: version.ModifyIndex, JobCreateIndex: createIndex,
+      TaskGroups: groups, Status: DeploymentStatus.running, StatusDescription: Description.running, CreateIndex: index, ModifyIndex: index, StartMs: now, LastProgressMs: now,
+    };
+    await this.o.store.saveDeployment(d);
+    this.changed(index);
+    await this.locked(d.ID, async () => {
+      this.armProgress(d);
+      await this.evaluate(d);
+    });
+    return d;
+  }
+
+  /** Places what may be placed now; completes the deployment when every allocation is healthy. */
+  private async evaluate(d: Deployment): Promise<void> {
+    if (d.Status !== DeploymentStatus.running) return;
+    const spec = await this.spec(d);
+    const allocs = await this.o.store.allocations(d.ID);
+    let done = true;
+    let awaitingPromotion = false;
+    for (const g of spec.TaskGroups) {
+      const st = d.TaskGroups[g.Name]!;
+      const mine = allocs.filter((a) => a.TaskGroup === g.Name);
+      const placed = new Set(mine.map((a) => a.NodeName));
+      const canaries = st.Nodes.slice(0, st.DesiredCanaries);
+      if (st.DesiredCanaries > 0 && !st.Promoted) {
+        for (const node of canaries) if (!placed.has(node)) mine.push(await this.place(d, g, node, true));
+        const healthy = mine.filter((a) => a.DeploymentStatus.Canary && a.DeploymentStatus.Healthy === true).length;
+        if (healthy === st.DesiredCanaries && st.AutoPromote) {
+          st.Promoted = true;
+          this.o.log.info({ deployment: d.ID, group: g.Name }, 'canaries healthy: promoted automatically');
+        } else {
+          done = false;
+          if (healthy === st.DesiredCanaries) awaitingPromotion = true;
+          continue;
+        }
+      }
+      let inFlight = mine.filter((a) => a.DeploymentStatus.Healthy === null).length;
+      for (const node of st.Nodes) {
+        if (inFlight >= g.Update.MaxParallel) break;
+        if (placed.has(node) || canaries.includes(node)) continue;
+        mine.push(await this.place(d, g, node, false));
+        placed.add(node);
+        inFlight++;
+      }
+      if (mine.length < st.DesiredTotal || mine.some((a) => a.DeploymentStatus.Healthy !== true)) done = false;
+    }
+    if (done) {
+      await this.end(d, DeploymentStatus.successful, Description.successful);
+      await this.o.store.markStable(d.JobID, d.JobVersion);
+      this.changed(await this.o.store.nextIndex());
+      return;
+    }
+    const desc = awaitingPromotion ? Description.needsPromotion : Description.running;
+    if (d.StatusDescription !== desc) {
+      d.StatusDescription = desc;
+      await this.save(d);
+    }
+  }
+
+  private async place(d: Deployment, g: TaskGroupSpec, node: string, canary: boolean): Promise<Allocation> {
+    const st = d.TaskGroups[g.Name]!;
+    const now = Date.now();
+    const index = await this.o.store.nextIndex();
+    const a: Allocation = {
+      ID: randomUUID(), EvalID: randomUUID(), Name: `${d.JobID}.${g.Name}[${st.Nodes.indexOf(node)}]`, NodeID: node, NodeName: node, JobID: d.JobID, JobVersion: d.JobVersion,
+      TaskGroup: g.Name, DesiredStatus: 'run', DesiredDescription: '', ClientStatus: 'pending', ClientDescription: 'No tasks have started',
+      TaskStates: { [taskName(g)]: { State: 'pending', Failed: false, StartedAt: null, FinishedAt: null, Events: [event('Received', 'Task received by client')] } },
+      DeploymentID: d.ID, DeploymentStatus: { Healthy: null, Timestamp: null, Canary: canary, ModifyIndex: index },
+      CreateIndex: index, ModifyIndex: index, CreateTime: msToNs(now), ModifyTime: msToNs(now), EngineJob: null, PlacedMs: now, RunEndedMs: null,
+    };
+    st.PlacedAllocs++;
+    if (canary) st.PlacedCanaries.push(a.ID);
+    await this.o.store.saveAllocation(a);
+    await this.save(d);
+    const action = this.actions.get(`${d.ID}/${g.Name}`) ?? this.action(g);
+    this.actions.set(`${d.ID}/${g.Name}`, action);
+    const job = await this.o.engine.submit({
+      type: 'deployment', environment: g.Task?.environment ?? g.Puppet?.environment ?? 'production', ...(g.Task ? { task: g.Task.task } : {}),
+      params: g.Task?.params ?? {}, sensitive: g.Task ? sensitiveParameters(this.o.catalog.describe(g.Task.environment, g.Task.task)) : [],
+      options: { concurrency: 0, noop: g.Puppet?.noop === true, timeout_s: this.o.nodeTimeoutS, description: `${a.Name} of deployment ${d.ID}` },
+      owner: 'nomad', scope: { nodes: [node] }, nodes: [node], action,
+    });
+    a.EngineJob = job.id;
+    this.runs.set(job.id, a.ID);
+    await this.saveAlloc(a);
+    this.armAllocTimers(d, a);
+    this.o.log.info({ deployment: d.ID, group: g.Name, node, canary, allocation: a.ID }, 'allocation placed');
+    return a;
+  }
+
+  /** An allocation's run started or ended (engine events). */
+  private onRun(engineJob: string, what: string): void {
+    const allocId = this.runs.get(engineJob);
+    if (!allocId) return;
+    void (async () => {
+      const a0 = await this.findAlloc(allocId);
+      if (!a0) return;
+      await this.locked(a0.DeploymentID, async () => {
+        const d = await this.o.store.deployment(a0.DeploymentID);
+        const a = (await this.o.store.allocations(a0.DeploymentID)).find((x) => x.ID === allocId);
+        if (!d || !a) return;
+        if (what === 'started') {
+          a.ClientStatus = 'running';
+          a.ClientDescription = 'Tasks are running';
+          const ts = Object.values(a.TaskStates)[0]!;
+          ts.State = 'running';
+          ts.StartedAt = new Date().toISOString();
+          ts.Events.push(event('Started', 'Task started by client'));
+          await this.saveAlloc(a);
+        } else {
+          await this.runEnded(d, a, what);
+        }
+      });
+    })().catch((err: Error) => this.o.log.error({ allocation: allocId, err: err.message }, 'allocation update failed'));
+  }
+
+  private async findAlloc(id: string): Promise<Allocation | null> {
+    for (const did of (await this.o.store.deploymentIds()).reverse()) {
+      const a = (await this.o.store.allocations(did)).find((x) => x.ID === id);
+      if (a) return a;
+    }
+    return null;
+  }
+
+  private async runEnded(d: Deployment, a: Allocation, state: string): Promise<void> {
+    if (a.RunEndedMs !== null) return;
+    const ok = state === 'finished';
+    const node = a.EngineJob ? (await this.o.engine.nodeRecord(a.EngineJob, a.NodeName)) : null;
+    const exit = typeof node?.details?.exit_code === 'number' ? node.details.exit_code : ok ? 0 : 1;
+    const ts = Object.values(a.TaskStates)[0]!;
+    ts.State = 'dead';
+    ts.Failed = !ok;
+    ts.FinishedAt = new Date().toISOString();
+    ts.Events.push({ ...event('Terminated', ok ? 'Exit Code: 0' : `Exit Code: ${exit}${node?.details?.message ? `, ${String(node.details.message)}` : ''}`), ExitCode: exit, FailsTask: !ok });
+    a.ClientStatus = ok ? 'complete' : 'failed';
+    a.ClientDescription = ok ? 'All tasks have completed' : 'Failed tasks';
+    a.RunEndedMs = Date.now();
+    await this.saveAlloc(a);
+    if (TERMINAL_DEPLOYMENT.includes(d.Status) || a.DeploymentStatus.Healthy !== null) return;
+    if (!ok) {
+      await this.markHealth(d, a, false, 'the run failed', true);
+      return;
+    }
+    const g = (await this.spec(d)).TaskGroups.find((x) => x.Name === a.TaskGroup)!;
+    if (g.Update.HealthCheck === 'task_states') this.armMinHealthy(d, a, g.Update.MinHealthyTimeMs);
+  }
+
+  /** Healthy once the node stayed connected for MinHealthyTime after a successful run. */
+  private armMinHealthy(d: Deployment, a: Allocation, ms: number): void {
+    const lost = this.o.inventory.whenDisconnected(a.NodeName);
+    const timer = setTimeout(() => {
+      lost.cancel();
+      void this.locked(d.ID, async () => this.healthIfUndecided(d.ID, a.ID, true, `the node stayed connected for ${ms} ms after a successful run`));
+    }, ms);
+    void lost.promise.then(() => {
+      clearTimeout(timer);
+      void this.locked(d.ID, async () => this.healthIfUndecided(d.ID, a.ID, false, 'the node disconnected before MinHealthyTime passed'));
+    });
+    this.addTimer(a.ID, timer);
+  }
+
+  private armAllocTimers(d: Deployment, a: Allocation): void {
+    void (async () => {
+      const g = (await this.spec(d)).TaskGroups.find((x) => x.Name === a.TaskGroup)!;
+      const left = a.PlacedMs + g.Update.HealthyDeadlineMs - Date.now();
+      this.addTimer(a.ID, setTimeout(() => void this.locked(d.ID, async () => this.healthIfUndecided(d.ID, a.ID, false, 'healthy deadline reached')), Math.max(0, left)));
+    })();
+  }
+
+  private addTimer(key: string, t: NodeJS.Timeout): void {
+    t.unref();
+    this.timers.set(key, [...(this.timers.get(key) ?? []), t]);
+  }
+
+  private async healthIfUndecided(deploymentId: string, allocId: string, healthy: boolean, why: string): Promise<void> {
+    const d = await this.o.store.deployment(deploymentId);
+    const a = (await this.o.store.allocations(deploymentId)).find((x) => x.ID === allocId);
+    if (!d || !a || a.DeploymentStatus.Healthy !== null || TERMINAL_DEPLOYMENT.includes(d.Status)) return;
+    await this.markHealth(d, a, healthy, why, true);
+  }
+
+  /** Records an allocation's health; unhealthy fails the deployment. Returns a reverted version, if any. */
+  private async markHealth(d: Deployment, a: Allocation, healthy: boolean, why: string, evaluate: boolean): Promise<number | null> {
+    for (const t of this.timers.get(a.ID) ?? []) clearTimeout(t);
+    this.timers.delete(a.ID);
+    a.DeploymentStatus = { ...a.DeploymentStatus, Healthy: healthy, Timestamp: new Date().toISOString() };
+    Object.values(a.TaskStates)[0]!.Events.push(event(healthy ? 'Alloc Healthy' : 'Alloc Unhealthy', why));
+    await this.saveAlloc(a);
+    const st = d.TaskGroups[a.TaskGroup]!;
+    if (healthy) {
+      st.HealthyAllocs++;
+      d.LastProgressMs = Date.now();
+      await this.save(d);
+      this.armProgress(d);
+      this.o.log.info({ deployment: d.ID, allocation: a.ID, node: a.NodeName }, 'allocation healthy');
+      if (evaluate) await this.evaluate(d);
+      return null;
+    }
+    st.UnhealthyAllocs++;
+    this.o.log.info({ deployment: d.ID, allocation: a.ID, node: a.NodeName, why }, 'allocation unhealthy');
+    return this.failDeployment(d, Description.unhealthy);
+  }
+
+  /** Fails a deployment; with AutoRevert, registers the last stable version again when it differs. */
+  private async failDeployment(d: Deployment, why: string): Promise<number | null> {
+    const spec = await this.spec(d);
+    let desc: string = why;
+    let revertTo: JobVersion | null = null;
+    if (spec.TaskGroups.some((g) => g.Update.AutoRevert)) {
+      const stable = (await this.o.store.versions(d.JobID)).filter((v) => v.Stable && v.Version !== d.JobVersion).at(-1);
+      if (stable && sameSpec(stable.Spec, spec)) desc = `${why} - not rolling back to stable job version ${stable.Version} as current job has same specification`;
+      else if (stable) {
+        desc = `${why} - rolling back to job version ${stable.Version}`;
+        revertTo = stable;
+      }
+    }
+    await this.end(d, DeploymentStatus.failed, desc);
+    if (!revertTo) return null;
+    const target = revertTo;
+    // Registering takes the job's lock and this deployment's: do it after this change is done.
+    setImmediate(() => void this.register(specInput(target.Spec), 'nomad').catch((err: Error) => this.o.log.error({ job: d.JobID, err: err.message }, 'revert failed')));
+    return target.Version;
+  }
+
+  private async end(d: Deployment, status: DeploymentStatus, desc: string): Promise<void> {
+    d.Status = status;
+    d.StatusDescription = desc;
+    for (const t of this.timers.get(`progress:${d.ID}`) ?? []) clearTimeout(t);
+    for (const a of await this.o.store.allocations(d.ID)) {
+      for (const t of this.timers.get(a.ID) ?? []) clearTimeout(t);
+      this.timers.delete(a.ID);
+      if (a.EngineJob && status !== DeploymentStatus.successful) await this.o.engine.stop(a.EngineJob, 'nomad').catch(() => {});
+    }
+    await this.save(d);
+    this.o.log.info({ deployment: d.ID, job: d.JobID, version: d.JobVersion, status, description: desc }, 'deployment ended');
+  }
+
+  /** ProgressDeadline: fails a running deployment when no allocation became healthy in time. */
+  private armProgress(d: Deployment): void {
+    const key = `progress:${d.ID}`;
+    for (const t of this.timers.get(key) ?? []) clearTimeout(t);
+    this.timers.delete(key);
+    const deadlines = Object.values(d.TaskGroups).map((g) => g.ProgressDeadline / 1e6).filter((ms) => ms > 0);
+    if (deadlines.length === 0) return;
+    const at = d.LastProgressMs + Math.min(...deadlines);
+    for (const g of Object.values(d.TaskGroups)) g.RequireProgressBy = new Date(at).toISOString();
+    this.addTimer(key, setTimeout(() => void this.locked(d.ID, async () => {
+      const now = await this.o.store.deployment(d.ID);
+      if (!now || now.Status !== DeploymentStatus.running || now.LastProgressMs !== d.LastProgressMs) return;
+      if (now.StatusDescription === Description.needsPromotion) return; // a person has the next move
+      await this.failDeployment(now, Description.progressDeadline);
+    }), Math.max(0, at - Date.now())));
+  }
+}
+
+function event(type: string, message: string): { Type: string; Time: number; Message: string; ExitCode: number; FailsTask: boolean; DisplayMessage: string } {
+  return { Type: type, Time: msToNs(Date.now()), Message: message, ExitCode: 0, FailsTask: false, DisplayMessage: message };
+}
+
+/** A normalized spec back into the register input (durations in ms text). */
+function specInput(s: JobSpec): NomadJobInput {
+  return {
+    ID: s.ID,
+    Name: s.Name,
+    TaskGroups: s.TaskGroups.map((g) => ({
+      Name: g.Name,
+      Scope: g.Scope as NomadJobInput['TaskGroups'][number]['Scope'],
+      ...(g.Task ? { Task: g.Task } : {}),
+      ...(g.Puppet ? { Puppet: g.Puppet } : {}),
+      Update: {
+        MaxParallel: g.Update.MaxParallel, Canary: g.Update.Canary, AutoPromote: g.Update.AutoPromote, AutoRevert: g.Update.AutoRevert, HealthCheck: g.Update.HealthCheck,
+        MinHealthyTime: `${g.Update.MinHealthyTimeMs}ms`, HealthyDeadline: `${g.Update.HealthyDeadlineMs}ms`, ProgressDeadline: `${g.Update.ProgressDeadlineMs}ms`,
+      },
+    })),
+  };
+}
