@@ -467,7 +467,15 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
     for (const a of await this.o.store.allocations(d.ID)) {
       for (const t of this.timers.get(a.ID) ?? []) clearTimeout(t);
       this.timers.delete(a.ID);
-      if (a.EngineJob && status !== DeploymentStatus.successful) await this.o.engine.stop(a.EngineJob, 'nomad').catch(() => {});
+      if (!a.EngineJob || status === DeploymentStatus.successful) continue;
+      // A newer version replaces the runs of a cancelled deployment; a failed one lets them finish.
+      const replace = status === DeploymentStatus.cancelled && a.RunEndedMs === null;
+      await this.o.engine.stop(a.EngineJob, 'nomad', replace).catch(() => {});
+      if (replace) {
+        a.DesiredStatus = 'stop';
+        a.DesiredDescription = 'alloc is being updated due to job update';
+        await this.saveAlloc(a);
+      }
     }
     await this.save(d);
     this.o.log.info({ deployment: d.ID, job: d.JobID, version: d.JobVersion, status, description: desc }, 'deployment ended');

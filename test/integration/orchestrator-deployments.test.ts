@@ -89,12 +89,22 @@ describe('orchestrator: Nomad-style deployments', () => {
 
   const allocs = async (id: string): Promise<Json[]> => (await get(`/v1/deployment/allocations/${id}`)).json;
 
+  /** Waits until no run of the deployment is still going (so that none overlaps the next test). */
+  async function settle(id: string): Promise<void> {
+    let index = 0;
+    for (;;) {
+      const res = await get(`/v1/deployment/allocations/${id}?index=${index}&wait=20s`);
+      if ((res.json as Json[]).every((a) => a.ClientStatus === 'complete' || a.ClientStatus === 'failed')) return;
+      index = Number(res.headers['x-nomad-index']);
+    }
+  }
+
   /** When each allocation's run started and ended, as its agent recorded it. */
   async function runTimes(id: string): Promise<{ start: number; end: number }[]> {
     const out = [];
     for (const a of await allocs(id)) {
-      const engineJob = (await get('/orchestrator/v1/jobs?type=deployment&limit=0')).json.items.find((j: Json) => j.description === `${a.Name} of deployment ${id}`);
-      const node = (await get(`/orchestrator/v1/jobs/${engineJob.name}/nodes`)).json.items[0];
+      const engineJob = (await orch.api('/orchestrator/v1/jobs?type=deployment&limit=0')).json.items.find((j: Json) => j.description === `${a.Name} of deployment ${id}`);
+      const node = (await orch.api(`/orchestrator/v1/jobs/${engineJob.name}/nodes`)).json.items[0];
       const meta = JSON.parse(readFileSync(join(agents.get(a.NodeID)!.dirs.spool, node.transaction_uuid, 'metadata.json'), 'utf8'));
       out.push({ start: meta.started_ms as number, end: meta.completed_ms as number });
     }
@@ -201,6 +211,7 @@ describe('orchestrator: Nomad-style deployments', () => {
     assert.equal(failed.Status, 'failed');
     assert.equal(failed.StatusDescription, 'Deployment marked as failed - rolling back to job version 0');
     writeFileSync(gate, '');
+    await settle(d1.ID);
     const d2 = await deploymentOf('manual-fail', 2);
     assert.equal((await until(d2.ID, (x) => x.Status !== 'running')).Status, 'successful');
     const versions = (await get('/v1/job/manual-fail/versions')).json.Versions;
@@ -235,6 +246,7 @@ describe('orchestrator: Nomad-style deployments', () => {
     await register({ ID: 'stuck', TaskGroups: [group({ Task: { task: 'sample::wait_for', params: { gate } } }, { ProgressDeadline: '1s', HealthyDeadline: '1m' })] });
     const d = await until((await get('/v1/job/stuck/deployment')).json.ID, (x) => x.Status !== 'running');
     writeFileSync(gate, '');
+    await settle(d.ID);
     assert.equal(d.Status, 'failed');
     assert.equal(d.StatusDescription, 'Failed due to progress deadline');
   });
@@ -247,8 +259,12 @@ describe('orchestrator: Nomad-style deployments', () => {
     const cancelled = (await get(`/v1/deployment/${old.ID}`)).json;
     assert.equal(cancelled.Status, 'cancelled');
     assert.equal(cancelled.StatusDescription, 'Cancelled due to newer version of job');
-    writeFileSync(gate, '');
-    assert.equal((await until((await deploymentOf('cancel', 1)).ID, (x) => x.Status !== 'running')).Status, 'successful');
+    await settle(old.ID);
+    const replaced = (await allocs(old.ID))[0]!;
+    assert.equal(replaced.DesiredStatus, 'stop', 'the older run is replaced (stopped)');
+    assert.equal(replaced.ClientStatus, 'failed');
+    const next = await until((await deploymentOf('cancel', 1)).ID, (x) => x.Status !== 'running');
+    assert.equal(next.Status, 'successful', JSON.stringify(next));
   });
 
   it('blocking queries return early on a change, and after `wait` otherwise', async () => {
@@ -268,6 +284,7 @@ describe('orchestrator: Nomad-style deployments', () => {
     assert.equal(changed.json.Status, 'paused');
     await post(`/v1/deployment/fail/${d.ID}`);
     writeFileSync(gate, '');
+    await settle(d.ID);
   });
 
   it('refuses what it should, as Nomad does', async () => {
