@@ -271,6 +271,9 @@ describe('orchestrator: Nomad-style deployments', () => {
     const gate = join(scratch, 'gate-blocking');
     await register({ ID: 'blocking', TaskGroups: [group({ Task: { task: 'sample::wait_for', params: { gate } } })] });
     const d = (await get('/v1/job/blocking/deployment')).json;
+    // Quiet first: the one allocation's run has started, and nothing else moves until the gate.
+    let idx = 0;
+    while (!((await allocs(d.ID))[0]?.ClientStatus === 'running')) idx = Number((await get(`/v1/deployment/allocations/${d.ID}?index=${idx}&wait=20s`)).headers['x-nomad-index']);
     const now = await get(`/v1/deployment/${d.ID}`);
     const index = Number(now.headers['x-nomad-index']);
     const quiet = Date.now();
