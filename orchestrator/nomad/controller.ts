@@ -14,7 +14,7 @@ import type { Engine, JobAction } from '../engine/engine.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
 import { sensitiveParameters, validateParams, type TaskCatalog } from '../tasks/catalog.ts';
 import {
-  Description, DeploymentStatus, msToNs, normalizeSpec, sameSpec, taskName, TERMINAL_DEPLOYMENT,
+  Description, DeploymentStatus, event, msToNs, normalizeSpec, sameSpec, specInput, taskName, TERMINAL_DEPLOYMENT,
   type Allocation, type Deployment, type GroupState, type JobSpec, type JobVersion, type NomadJobInput, type TaskGroupSpec,
 } from './model.ts';
 import type { NomadStore } from './store.ts';
@@ -44,8 +44,8 @@ export interface WriteResult {
 
 export class DeploymentController extends EventEmitter<{ changed: [index: number] }> {
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** engine job id → allocation id, for the runs of allocations. */
-  private readonly runs = new Map<string, string>();
+  /** engine job id → the allocation it runs and its deployment. */
+  private readonly runs = new Map<string, { alloc: string; deployment: string }>();
   private readonly timers = new Map<string, NodeJS.Timeout[]>();
   private readonly actions = new Map<string, JobAction>();
 
@@ -61,7 +61,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
     for (const id of await this.o.store.deploymentIds()) {
       const d = await this.o.store.deployment(id);
       if (!d || TERMINAL_DEPLOYMENT.includes(d.Status)) continue;
-      for (const a of await this.o.store.allocations(id)) if (a.EngineJob) this.runs.set(a.EngineJob, a.ID);
+      for (const a of await this.o.store.allocations(id)) if (a.EngineJob) this.runs.set(a.EngineJob, { alloc: a.ID, deployment: id });
       await this.locked(id, async () => {
         for (const a of await this.o.store.allocations(id)) {
           if (a.DeploymentStatus.Healthy !== null || !a.EngineJob) continue;
@@ -319,7 +319,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
       owner: 'nomad', scope: { nodes: [node] }, nodes: [node], action,
     });
     a.EngineJob = job.id;
-    this.runs.set(job.id, a.ID);
+    this.runs.set(job.id, { alloc: a.ID, deployment: d.ID });
     await this.saveAlloc(a);
     this.armAllocTimers(d, a);
     this.o.log.info({ deployment: d.ID, group: g.Name, node, canary, allocation: a.ID }, 'allocation placed');
@@ -328,36 +328,22 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
 
   /** An allocation's run started or ended (engine events). */
   private onRun(engineJob: string, what: string): void {
-    const allocId = this.runs.get(engineJob);
-    if (!allocId) return;
-    void (async () => {
-      const a0 = await this.findAlloc(allocId);
-      if (!a0) return;
-      await this.locked(a0.DeploymentID, async () => {
-        const d = await this.o.store.deployment(a0.DeploymentID);
-        const a = (await this.o.store.allocations(a0.DeploymentID)).find((x) => x.ID === allocId);
-        if (!d || !a) return;
-        if (what === 'started') {
-          a.ClientStatus = 'running';
-          a.ClientDescription = 'Tasks are running';
-          const ts = Object.values(a.TaskStates)[0]!;
-          ts.State = 'running';
-          ts.StartedAt = new Date().toISOString();
-          ts.Events.push(event('Started', 'Task started by client'));
-          await this.saveAlloc(a);
-        } else {
-          await this.runEnded(d, a, what);
-        }
-      });
-    })().catch((err: Error) => this.o.log.error({ allocation: allocId, err: err.message }, 'allocation update failed'));
-  }
-
-  private async findAlloc(id: string): Promise<Allocation | null> {
-    for (const did of (await this.o.store.deploymentIds()).reverse()) {
-      const a = (await this.o.store.allocations(did)).find((x) => x.ID === id);
-      if (a) return a;
-    }
-    return null;
+    const run = this.runs.get(engineJob);
+    if (!run) return;
+    if (what !== 'started') this.runs.delete(engineJob);
+    void this.locked(run.deployment, async () => {
+      const d = await this.o.store.deployment(run.deployment);
+      const a = (await this.o.store.allocations(run.deployment)).find((x) => x.ID === run.alloc);
+      if (!d || !a) return;
+      if (what !== 'started') return this.runEnded(d, a, what);
+      a.ClientStatus = 'running';
+      a.ClientDescription = 'Tasks are running';
+      const ts = Object.values(a.TaskStates)[0]!;
+      ts.State = 'running';
+      ts.StartedAt = new Date().toISOString();
+      ts.Events.push(event('Started', 'Task started by client'));
+      await this.saveAlloc(a);
+    }).catch((err: Error) => this.o.log.error({ allocation: run.alloc, err: err.message }, 'allocation update failed'));
   }
 
   private async runEnded(d: Deployment, a: Allocation, state: string): Promise<void> {
@@ -497,26 +483,4 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
       await this.failDeployment(now, Description.progressDeadline);
     }), Math.max(0, at - Date.now())));
   }
-}
-
-function event(type: string, message: string): { Type: string; Time: number; Message: string; ExitCode: number; FailsTask: boolean; DisplayMessage: string } {
-  return { Type: type, Time: msToNs(Date.now()), Message: message, ExitCode: 0, FailsTask: false, DisplayMessage: message };
-}
-
-/** A normalized spec back into the register input (durations in ms text). */
-function specInput(s: JobSpec): NomadJobInput {
-  return {
-    ID: s.ID,
-    Name: s.Name,
-    TaskGroups: s.TaskGroups.map((g) => ({
-      Name: g.Name,
-      Scope: g.Scope as NomadJobInput['TaskGroups'][number]['Scope'],
-      ...(g.Task ? { Task: g.Task } : {}),
-      ...(g.Puppet ? { Puppet: g.Puppet } : {}),
-      Update: {
-        MaxParallel: g.Update.MaxParallel, Canary: g.Update.Canary, AutoPromote: g.Update.AutoPromote, AutoRevert: g.Update.AutoRevert, HealthCheck: g.Update.HealthCheck,
-        MinHealthyTime: `${g.Update.MinHealthyTimeMs}ms`, HealthyDeadline: `${g.Update.HealthyDeadlineMs}ms`, ProgressDeadline: `${g.Update.ProgressDeadlineMs}ms`,
-      },
-    })),
-  };
 }

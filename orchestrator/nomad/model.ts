@@ -229,3 +229,26 @@ export function allocationJson(a: Allocation): Record<string, unknown> {
 /** Nomad-style ids: a UUID. `prefix` must have an even number of hex characters. */
 export const isFullId = (id: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id);
 export const isValidPrefix = (p: string): boolean => /^[0-9a-f-]*$/.test(p) && p.replace(/-/g, '').length % 2 === 0;
+
+/** A task event as Nomad records them (time in nanoseconds). */
+export function event(type: string, message: string): TaskEvent {
+  return { Type: type, Time: msToNs(Date.now()), Message: message, ExitCode: 0, FailsTask: false, DisplayMessage: message };
+}
+
+/** A normalized spec back into the register input (durations in ms text). */
+export function specInput(s: JobSpec): NomadJobInput {
+  return {
+    ID: s.ID,
+    Name: s.Name,
+    TaskGroups: s.TaskGroups.map((g) => ({
+      Name: g.Name,
+      Scope: g.Scope as NomadJobInput['TaskGroups'][number]['Scope'],
+      ...(g.Task ? { Task: g.Task } : {}),
+      ...(g.Puppet ? { Puppet: g.Puppet } : {}),
+      Update: {
+        MaxParallel: g.Update.MaxParallel, Canary: g.Update.Canary, AutoPromote: g.Update.AutoPromote, AutoRevert: g.Update.AutoRevert, HealthCheck: g.Update.HealthCheck,
+        MinHealthyTime: `${g.Update.MinHealthyTimeMs}ms`, HealthyDeadline: `${g.Update.HealthyDeadlineMs}ms`, ProgressDeadline: `${g.Update.ProgressDeadlineMs}ms`,
+      },
+    })),
+  };
+}
