@@ -118,3 +118,12 @@ export async function waitForJobEnd(o: OrchestratorProcess, jobId: string): Prom
     await ended; // an event, not a sleep: the orchestrator says the job ended
   }
 }
+
+/** Stops what an orchestrator test started, agents first (any of them may be missing). */
+export async function stopStack(s: { agents: Iterable<{ stop(): Promise<void> }>; orch?: ServiceProcess; broker?: ServiceProcess; redis?: { stop(): Promise<void> }; pki?: { remove(): void } }): Promise<void> {
+  for (const a of s.agents) await a.stop();
+  await s.orch?.stop();
+  await s.broker?.stop();
+  await s.redis?.stop();
+  s.pki?.remove();
+}

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
-import { ADMIN_TOKEN, makeCodedir, startOrchestratorProcess, waitForConnected, type OrchestratorProcess } from '../helpers/orchestrator.ts';
+import { ADMIN_TOKEN, makeCodedir, startOrchestratorProcess, waitForConnected, stopStack, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { SseClient } from '../helpers/sse.ts';
@@ -49,13 +49,7 @@ describe('orchestrator: Chef Push Jobs API', () => {
     scratch = mkdtempSync(join(tmpdir(), 'baton-chef-'));
   });
 
-  after(async () => {
-    for (const a of agents.values()) await a.stop();
-    await orch?.stop();
-    await broker?.stop();
-    await redis?.stop();
-    pki?.remove();
-  });
+  after(() => stopStack({ agents: agents.values(), orch, broker, redis, pki }));
 
   const post = (body: unknown) => orch.api(`${PUSHY}/jobs`, { body });
   const job = async (id: string, q = '') => (await orch.api(`${PUSHY}/jobs/${id}${q}`)).json;

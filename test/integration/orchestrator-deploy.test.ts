@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { agentDirs, startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
-import { makeCodedir, startOrchestratorProcess, waitForConnected, waitForJobEnd, type OrchestratorProcess } from '../helpers/orchestrator.ts';
+import { makeCodedir, startOrchestratorProcess, waitForConnected, waitForJobEnd, stopStack, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
 import { puppetSandbox, writeManifest, type PuppetSandbox } from '../helpers/puppet.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -83,13 +83,7 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
     await waitForConnected(orch, NODES.length);
   });
 
-  after(async () => {
-    for (const a of agents.values()) await a.stop();
-    await orch?.stop();
-    await broker?.stop();
-    await redis?.stop();
-    pki?.remove();
-  });
+  after(() => stopStack({ agents: agents.values(), orch, broker, redis, pki }));
 
   const deploy = (body: object) => orch.api('/orchestrator/v1/command/deploy', { body });
   const task = (body: object) => orch.api('/orchestrator/v1/command/task', { body });

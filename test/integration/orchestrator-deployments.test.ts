@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
-import { makeCodedir, startOrchestratorProcess, waitForConnected, type OrchestratorProcess } from '../helpers/orchestrator.ts';
+import { makeCodedir, startOrchestratorProcess, waitForConnected, stopStack, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 
@@ -39,13 +39,7 @@ describe('orchestrator: Nomad-style deployments', () => {
     scratch = mkdtempSync(join(tmpdir(), 'baton-nomad-'));
   });
 
-  after(async () => {
-    for (const a of agents.values()) await a.stop();
-    await orch?.stop();
-    await broker?.stop();
-    await redis?.stop();
-    pki?.remove();
-  });
+  after(() => stopStack({ agents: agents.values(), orch, broker, redis, pki }));
 
   const register = async (job: Json) => {
     const res = await orch.api('/v1/jobs', { method: 'PUT', body: { Job: job } });

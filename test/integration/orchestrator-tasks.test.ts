@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
-import { ECHO_ONLY_TOKEN, makeCodedir, startOrchestratorProcess, VIEWER_TOKEN, waitForConnected, waitForJobEnd, type OrchestratorProcess } from '../helpers/orchestrator.ts';
+import { ECHO_ONLY_TOKEN, makeCodedir, startOrchestratorProcess, VIEWER_TOKEN, waitForConnected, waitForJobEnd, stopStack, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 
@@ -32,13 +32,7 @@ describe('orchestrator: Puppet task API', () => {
     await waitForConnected(orch, 2);
     scratch = mkdtempSync(join(tmpdir(), 'baton-orch-scratch-'));
   });
-  after(async () => {
-    for (const a of agents) await a.stop();
-    await orch?.stop();
-    await broker?.stop();
-    await redis?.stop();
-    pki?.remove();
-  });
+  after(() => stopStack({ agents: agents, orch, broker, redis, pki }));
 
   const submit = (body: object, token?: string) => orch.api('/orchestrator/v1/command/task', { body, ...(token ? { token } : {}) });
 
