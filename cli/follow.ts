@@ -3,7 +3,7 @@
 // result (GET /jobs/:id/nodes), a progress display, a summary and the exit code.
 import type { ApiClient } from './client.ts';
 import { ExitCode } from './errors.ts';
-import { deployResultLine, out, printJson, taskResultLine } from './format.ts';
+import { deployResultLine, out, plural, printJson, taskResultLine } from './format.ts';
 import { Interrupt } from './interrupt.ts';
 import { Reporter, type NodeOutcomeKind } from './progress.ts';
 
@@ -133,5 +133,5 @@ export async function startedJob(client: ApiClient, id: string, what: string, op
     else out(`Started job ${id} (${what}). Follow it with: baton job show ${id} --watch`);
     return ExitCode.ok;
   }
-  return followJob(client, id, { json: opts.json, headline: (job) => `Started job ${id}: ${what} on ${job.node_count} node${job.node_count === 1 ? '' : 's'}` });
+  return followJob(client, id, { json: opts.json, headline: (job) => `Started job ${id}: ${what} on ${plural(job.node_count, 'node')}` });
 }

@@ -33,8 +33,12 @@ export function table(head: string[], rows: (string | number | null | undefined)
   return plain ? t.toString().split('\n').map((l) => l.trimEnd()).join('\n') : t.toString();
 }
 
-/** `3 sec`, `2 min 5 sec`. */
+/** `1 node`, `3 nodes`. */
+export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** `0.4 sec`, `12 sec`, `2 min 5 sec`. */
 export function duration(ms: number): string {
+  if (ms < 9_950) return `${(ms / 1000).toFixed(1)} sec`;
   const s = Math.round(ms / 1000);
   if (s < 60) return `${s} sec`;
   const m = Math.floor(s / 60);

@@ -10,7 +10,7 @@ import { projectPath } from '../lib/paths.ts';
 import { DEFAULT_ORCHESTRATOR_PORT } from '../orchestrator/defaults.ts';
 import { ApiClient } from './client.ts';
 import { CliError, CliErrorCode, ExitCode } from './errors.ts';
-import { agentNames, ensurePki, ensureSampleCode, ensureToken, fleetPaths, SAMPLE_COMMAND_WHITELIST, SAMPLE_TASKS, writeJson, type FleetPaths } from './up/fleet-files.ts';
+import { agentNames, ensurePki, ensureSampleCode, ensureToken, fleetPaths, SAMPLE_COMMAND_WHITELIST, sampleTaskNames, writeJson, type FleetPaths } from './up/fleet-files.ts';
 import { Supervisor, type Child } from './up/supervisor.ts';
 import { positiveInt } from './args.ts';
 
@@ -93,7 +93,7 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
   const ports = { broker: port('--broker-port', o.brokerPort), orchestrator: port('--orchestrator-port', o.orchestratorPort), redis: port('--redis-port', o.redisPort) };
   const redisBin = o.redis ? null : onPath('redis-server');
   if (!o.redis && !redisBin) {
-    throw new CliError(CliErrorCode.missingProgram, 'baton up needs redis-server (7.0 or newer) on PATH: install the Debian package redis-server (apt-get install redis-server), or give --redis redis://HOST:PORT');
+    throw new CliError(CliErrorCode.missingProgram, 'redis-server (7.0 or newer) is not on PATH: install the Debian package redis-server (apt-get install redis-server), or give --redis redis://HOST:PORT');
   }
   await ensurePki(p.pki, ['broker', 'orchestrator'], names);
   ensureSampleCode(p.code);
@@ -157,7 +157,7 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
     'Baton is up.',
     '',
     ...lines,
-    `  code          ${rel(p.code)}   tasks: ${Object.keys(SAMPLE_TASKS).map((t) => `sample::${t}`).join(', ')}`,
+    `  code          ${rel(p.code)}   tasks: ${sampleTaskNames(p.code).join(', ')}`,
     `  CA            ${rel(ca)}`,
     `  admin token   ${tokenFile}   (header X-Authentication)`,
     `  logs          ${rel(p.logs)}/<program>.log`,

@@ -2,7 +2,7 @@
 // line a job's command runs (`command-whitelist`), which variables a job may set, what a job file
 // holds, and which user a job runs as. Nothing here starts processes or touches the file system.
 import { ConfigError, ConfigErrorCode } from '../lib/config.ts';
-import { PROTECTED_ENV_VARS } from './defaults.ts';
+import { PROTECTED_ENV_PREFIXES, PROTECTED_ENV_VARS } from './defaults.ts';
 
 /** $0 of the command line's shell, so that captures are $1..$n. */
 export const COMMAND_ARG0 = 'baton-command';
@@ -11,7 +11,6 @@ export const RESERVED_ENV_PREFIX = 'CHEF_PUSH_';
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `/body/flags`: a regular expression key (the `g` and `y` flags would make matching stateful). */
 const REGEX_KEY = /^\/(.+)\/([imsu]*)$/s;
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export interface WhitelistEntry {
   key: string;
@@ -74,22 +73,13 @@ export function envProblem(env: Readonly<Record<string, string>>, allowed: reado
   for (const [k, v] of Object.entries(env)) {
     if (!ENV_NAME.test(k)) return `'${k}' is not a valid environment variable name`;
     if (k.startsWith(RESERVED_ENV_PREFIX)) return `${k} is set by the agent; a job may not set ${RESERVED_ENV_PREFIX}* variables`;
-    if (protectedVars.includes(k) && !allowed.includes(k)) return `${k} is protected; the agent's allowed-overwritable-env-vars does not list it`;
+    const guarded = protectedVars.includes(k) || PROTECTED_ENV_PREFIXES.some((p) => k.startsWith(p));
+    if (guarded && !allowed.includes(k)) return `${k} is protected; the agent's allowed-overwritable-env-vars does not list it`;
     if (v.includes('\0')) return `the value of ${k} holds a NUL character`;
   }
   return null;
 }
 
-/** A job's `file`: `raw:<text>` (UTF-8) or `base64:<data>` (line breaks ignored). */
-export function decodeJobFile(file: string): { content: Buffer } | { problem: string } {
-  if (file.startsWith('raw:')) return { content: Buffer.from(file.slice(4), 'utf8') };
-  if (file.startsWith('base64:')) {
-    const data = file.slice(7).replace(/\r?\n/g, '');
-    if (data.length % 4 !== 0 || !BASE64.test(data)) return { problem: 'the file is not valid base64 after its base64: prefix' };
-    return { content: Buffer.from(data, 'base64') };
-  }
-  return { problem: `the file must start with raw: or base64:, not '${file.slice(0, 16)}'` };
-}
 
 /** The agent's environment without Baton's own settings, which are none of a job's business. */
 export function agentEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
@@ -134,3 +124,4 @@ export function resolveRunUser(name: string | undefined, self: PasswdEntry, pass
   if (!entry) return `there is no user '${name}' on this node`;
   return { ...entry, switched: entry.uid !== self.uid };
 }
+

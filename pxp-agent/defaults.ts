@@ -42,7 +42,13 @@ export const COMMAND_OUTPUT_MAX_BYTES = 256 * 1024;
  * the search path, and what makes the dynamic loader or a shell run code of the job's choosing.
  * CHEF_PUSH_* are the agent's own and never settable.
  */
-export const PROTECTED_ENV_VARS: readonly string[] = ['PATH', 'IFS', 'ENV', 'BASH_ENV', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'];
+export const PROTECTED_ENV_VARS: readonly string[] = [
+  'PATH', 'IFS', 'ENV', 'BASH_ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'HOME', 'USER', 'LOGNAME', 'GCONV_PATH',
+  // interpreters' own hooks: each loads code of the job's choosing into a whitelisted command
+  'RUBYOPT', 'RUBYLIB', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PYTHONPATH', 'PYTHONSTARTUP', 'PYTHONHOME', 'PYTHONINSPECT', 'NODE_OPTIONS', 'NODE_PATH', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS',
+];
+/** Whole families of protected variables (the dynamic loader's). */
+export const PROTECTED_ENV_PREFIXES: readonly string[] = ['LD_', 'DYLD_'];
 
 export const AGENT_DEFAULTS = {
   'spool-dir-purge-ttl': DEFAULT_SPOOL_PURGE_TTL,

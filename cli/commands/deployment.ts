@@ -6,11 +6,14 @@ import { collect } from '../args.ts';
 import { addApiOptions, apiClient, type ApiClient, type ApiOptions } from '../client.ts';
 import { ApiError, ExitCode, usageError } from '../errors.ts';
 import { bold, green, isTty, out, printJson, red, table, yellow } from '../format.ts';
+import { POLL_INTERVAL_MS } from '../follow.ts';
 
 /** How long one blocking query may wait for a change. */
 export const BLOCKING_WAIT = '30s';
 export const LIVE_DEPLOYMENT_STATES: readonly string[] = ['running', 'paused'];
 const UUID_LENGTH = 36;
+/** A blocking query answered faster than this without a change did not block. */
+const MIN_BLOCKING_MS = 1000;
 
 export interface GroupState {
   Promoted?: boolean;
@@ -85,8 +88,13 @@ async function watchDeployment(client: ApiClient, id: string, watch: boolean): P
   out(shown);
   let lastRows = new Map(groupRows(d).map((r) => [r[0], r.join(' ')]));
   while (watch && LIVE_DEPLOYMENT_STATES.includes(d.Status)) {
+    const asked = Date.now();
     const next = await getDeployment(client, id, index);
-    if (next.index === index && next.d.Status === d.Status) continue; // the wait ran out with no change
+    if (next.index === index && next.d.Status === d.Status) {
+      // The wait ran out with no change; a server that does not block gets polled instead.
+      if (Date.now() - asked < MIN_BLOCKING_MS) await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
+      continue;
+    }
     ({ d, index } = next);
     if (tty) {
       process.stdout.write(`\x1b[${shown.split('\n').length}A\x1b[0J`);

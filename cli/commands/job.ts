@@ -4,7 +4,7 @@ import { action } from '../action.ts';
 import { addScopeOptions, parseParams, positiveInt, scopeOf, type ScopeFlags } from '../args.ts';
 import { addApiOptions, apiClient, type ApiClient, type ApiOptions } from '../client.ts';
 import { ExitCode, usageError } from '../errors.ts';
-import { bold, duration, out, printJson, table } from '../format.ts';
+import { bold, duration, out, plural, printJson, table } from '../format.ts';
 import { ENDED_JOB_STATES, followJob, jobNodes, resultLine, startedJob, type JobJson } from '../follow.ts';
 
 /** What the orchestrator shows for a sensitive parameter; a rerun cannot send it back. */
@@ -132,7 +132,7 @@ export function registerJob(program: Command): void {
         await showJob(client, id, o.json);
         return j.state === 'finished' && (j.node_states.finished ?? 0) === j.node_count ? ExitCode.ok : ExitCode.failure;
       }
-      return followJob(client, id, { json: o.json, headline: (x) => `Following job ${id}: ${what(x)} on ${x.node_count} nodes` });
+      return followJob(client, id, { json: o.json, headline: (x) => `Following job ${id}: ${what(x)} on ${plural(x.node_count, 'node')}` });
     }),
   );
 
@@ -149,7 +149,7 @@ export function registerJob(program: Command): void {
       if (o.json) return printJson(res);
       const items = res.items as JobJson[];
       if (items.length === 0) return out('No jobs yet.');
-      out(table(['id', 'type', 'state', 'what', 'nodes', 'owner', 'created'], items.map((j) => [j.name, j.type, j.state, j.type === 'task' ? j.options.task : j.type === 'deploy' ? j.environment.name : j.description, j.node_count, j.owner.login, j.created_timestamp])));
+      out(table(['id', 'type', 'state', 'what', 'nodes', 'owner', 'created'], items.map((j) => [j.name, j.type, j.state, j.type === 'task' ? j.options.task : j.type === 'deploy' ? j.environment.name : j.type === 'command' ? 'push (baton push show)' : j.description, j.node_count, j.owner.login, j.created_timestamp])));
     }),
   );
 

@@ -8,7 +8,7 @@ import { action } from '../action.ts';
 import { collect, parseEnv, parseNodeList, parseQuorum, positiveInt } from '../args.ts';
 import { addApiOptions, apiClient, apiErrorOf, PUSH_ORG, type ApiClient, type ApiOptions } from '../client.ts';
 import { ExitCode, usageError } from '../errors.ts';
-import { firstLine, out, printJson, table } from '../format.ts';
+import { firstLine, out, plural, printJson, table } from '../format.ts';
 import { POLL_INTERVAL_MS } from '../follow.ts';
 import { Interrupt } from '../interrupt.ts';
 import { Reporter } from '../progress.ts';
@@ -88,7 +88,7 @@ async function followPush(client: ApiClient, id: string, body: Record<string, un
   const nodes = body.nodes as string[];
   const capture = body.capture_output === true;
   const reporter = new Reporter(nodes.length, json ? 'json' : undefined);
-  reporter.start(`Started push job ${id}: '${String(body.command)}' on ${nodes.length} node${nodes.length === 1 ? '' : 's'}`);
+  reporter.start(`Started push job ${id}: '${String(body.command)}' on ${plural(nodes.length, 'node')}`);
   const interrupt = new Interrupt(`Stop job ${id}? [y/N] `, reporter);
   const feedPath = `${PUSH_PREFIX}/jobs_status_feed/${id}`;
   const res = await client.open('GET', feedPath, { accept: 'text/event-stream' });

@@ -1,9 +1,10 @@
-// The files of a local fleet (`baton up`): the dev CA and certificates, a sample codedir, the admin
+// The files of a local fleet (`baton up`): the dev CA and certificates, a copy of the sample code, the admin
 // token, and each program's JSON config. Made once and reused; configs are written on every start
 // (ports may change).
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { projectPath } from '../../lib/paths.ts';
 import { tokenFilePath } from '../client.ts';
 
 export const LOCAL_ALT_NAMES = ['localhost', '127.0.0.1'];
@@ -19,21 +20,9 @@ export const SAMPLE_COMMAND_WHITELIST: Record<string, string> = {
   false: 'false',
 };
 
-/** The sample module: tasks and their metadata. */
-export const SAMPLE_TASKS: Record<string, { script: string; metadata: Record<string, unknown> }> = {
-  echo: {
-    script: '#!/bin/sh\n# Prints its message.\necho "$PT_message"\n',
-    metadata: { description: 'Print a message', supports_noop: true, input_method: 'environment', parameters: { message: { type: 'String[1]', description: 'what to print' } } },
-  },
-  sleep: {
-    script: '#!/bin/sh\n# Sleeps, then says so.\nsleep "$PT_seconds"\necho "slept $PT_seconds seconds"\n',
-    metadata: { description: 'Sleep for a while', input_method: 'environment', parameters: { seconds: { type: 'Integer[0, 3600]', description: 'how long', default: 5 } } },
-  },
-  fail: {
-    script: '#!/bin/sh\n# Always fails: to see what a failure looks like.\necho "this task always fails" >&2\nexit 1\n',
-    metadata: { description: 'Fail on purpose', parameters: {} },
-  },
-};
+/** The sample code (environments/production/modules/sample/tasks), shipped beside this file. */
+export const sampleCodeDir = (): string => projectPath('cli', 'up', 'sample-code');
+const SAMPLE_TASKS_DIR = ['environments', 'production', 'modules', 'sample', 'tasks'];
 
 export interface FleetPaths {
   root: string;
@@ -88,19 +77,17 @@ export async function ensurePki(dir: string, servers: string[], clients: string[
   for (const name of clients) if (!existsSync(paths.cert(name))) await issueCert(dir, name);
 }
 
-function writeIfMissing(path: string, text: string, mode?: number): void {
-  if (existsSync(path)) return;
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, text, mode === undefined ? undefined : { mode });
+/** A copy of the sample code (sample::echo, sample::sleep, sample::fail); files there already are kept. */
+export function ensureSampleCode(codedir: string): void {
+  cpSync(sampleCodeDir(), codedir, { recursive: true, force: false, errorOnExist: false });
 }
 
-/** environments/production/modules/sample/tasks with sample::echo, sample::sleep and sample::fail. */
-export function ensureSampleCode(codedir: string): void {
-  mkdirSync(join(codedir, 'environments', 'production', 'manifests'), { recursive: true });
-  const tasks = join(codedir, 'environments', 'production', 'modules', 'sample', 'tasks');
-  for (const [name, t] of Object.entries(SAMPLE_TASKS)) {
-    writeIfMissing(join(tasks, `${name}.sh`), t.script, 0o755);
-    writeIfMissing(join(tasks, `${name}.json`), `${JSON.stringify(t.metadata, null, 2)}\n`);
+/** The tasks of the sample module, as `sample::name`. */
+export function sampleTaskNames(codedir: string): string[] {
+  try {
+    return readdirSync(join(codedir, ...SAMPLE_TASKS_DIR)).filter((f) => f.endsWith('.json')).map((f) => `sample::${f.slice(0, -5)}`).sort();
+  } catch {
+    return []; // the sample module was removed
   }
 }
 

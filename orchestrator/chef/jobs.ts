@@ -72,13 +72,13 @@ export class ChefJobs {
     const { engine, store } = this.o;
     const params = { job_id: '', command: spec.command, run_timeout: spec.run_timeout, capture_output: spec.capture_output, env: spec.env, ...(spec.dir ? { dir: spec.dir } : {}), ...(spec.user ? { user: spec.user } : {}), ...(spec.file ? { file: spec.file } : {}) };
     const action: JobAction = { module: 'command', action: 'run', params };
+    const now = Date.now();
     const job = await engine.submit({
       type: 'command', environment: 'production', params: {}, sensitive: [],
       options: { concurrency: 0, noop: false, timeout_s: spec.run_timeout },
       owner, scope: { nodes: spec.nodes }, nodes: spec.nodes, action,
+      fields: { chef_state: ChefJobState.voting, chef: JSON.stringify(spec), updated_ms: now },
     }, { hold: true });
-    const now = Date.now();
-    await store.setJobFields(job.id, { chef_state: ChefJobState.voting, chef: JSON.stringify(spec), updated_ms: now });
     const start = { command: spec.command, run_timeout: spec.run_timeout, user: spec.user ?? null, quorum: spec.quorum, node_count: spec.nodes.length };
     await store.appendEvent(job.id, 'chef_start', start, now);
     await this.orgEvent('start', { job: job.id, ...start }, now);
@@ -95,7 +95,7 @@ export class ChefJobs {
   async recover(): Promise<void> {
     for (const id of await this.o.store.activeJobIds()) {
       const [state, raw] = await this.o.store.jobFields(id, 'chef_state', 'chef');
-      if (state === ChefJobState.voting && raw) void this.vote(id, JSON.parse(raw) as ChefJobSpec);
+      if (state === ChefJobState.voting && raw) void this.vote(id, JSON.parse(raw) as ChefJobSpec).catch((err: Error) => this.o.log.error({ job: id, err: err.message }, 'voting failed'));
     }
   }
 
@@ -104,6 +104,7 @@ export class ChefJobs {
     const deadline = Date.now() + this.o.votingTimeoutS * 1000;
     const nodes = (await store.getNodes(jobId)).filter((n) => n.state === 'new' && n.details?.chef_state === undefined).map((n) => n.name);
     const commit = { ...(await store.getAction<JobAction>(jobId))!.params, job_id: jobId };
+    const acked: string[] = [];
     await Promise.all(nodes.map(async (node) => {
       if (!inventory.isConnected(node)) return this.refuse(jobId, node, 'unavailable', 'the node is not connected');
       let reply;
@@ -118,11 +119,17 @@ export class ChefJobs {
       }
       if (!results.ack) return this.refuse(jobId, node, 'nacked', results.reason ?? 'nacked', results.code);
       this.busy.set(node, Number(jobId));
+      acked.push(node);
       await store.transition(jobId, { name: node, state: 'new', details: { chef_state: 'ready' } }, ['new'], { type: 'quorum_vote', details: { status: 'success' } });
     }));
     const ready = (await store.getNodes(jobId)).filter((n) => n.state === 'new' && n.details?.chef_state === 'ready').map((n) => n.name);
     const now = Date.now();
-    if (ready.length >= spec.quorum && ready.length > 0) {
+    const stopped = ['stopping', 'stopped'].includes((await store.jobState(jobId)) ?? '');
+    if (stopped) {
+      // Stopped while it voted: nothing runs, and the nodes that acked are let go.
+      await store.setJobFields(jobId, { chef_state: ChefJobState.running, updated_ms: now });
+      await Promise.all(acked.map((node) => this.releaseNode(jobId, node)));
+    } else if (ready.length >= spec.quorum && ready.length > 0) {
       await store.setJobFields(jobId, { chef_state: ChefJobState.running, updated_ms: now });
       await store.appendEvent(jobId, 'quorum_succeeded', { ready: ready.length, quorum: spec.quorum }, now);
       log.info({ job: jobId, ready: ready.length, quorum: spec.quorum }, 'quorum succeeded');
@@ -133,10 +140,7 @@ export class ChefJobs {
       log.info({ job: jobId, ready: ready.length, quorum: spec.quorum }, 'quorum failed');
       await Promise.all(ready.map(async (node) => {
         await engine.settle(jobId, node, 'skipped', { chef_state: 'was_ready', message: 'ready, but the quorum was not met' }, { type: 'node_skipped' });
-        this.release(node, jobId);
-        // The node holds itself for this job until told (or until its commitment lapses).
-        await client.request(pxpRequest(agentUri(node), { transaction_id: `release-${jobId}-${newMessageId()}`, module: 'command', action: 'release', params: { job_id: jobId } }, true), RELEASE_TIMEOUT_MS)
-          .catch((err: Error) => log.warn({ job: jobId, node, err: err.message }, 'could not release a node from its commitment'));
+        await this.releaseNode(jobId, node);
       }));
     }
     if (ENDED_JOB_STATES.includes((await store.jobState(jobId))!)) await this.finalize(jobId);
@@ -149,6 +153,14 @@ export class ChefJobs {
     });
   }
 
+  /** A node that acked holds itself for the job until told (or until its commitment lapses). */
+  private async releaseNode(jobId: string, node: string): Promise<void> {
+    this.release(node, jobId);
+    const { client, log } = this.o;
+    await client.request(pxpRequest(agentUri(node), { transaction_id: `release-${jobId}-${newMessageId()}`, module: 'command', action: 'release', params: { job_id: jobId } }, true), RELEASE_TIMEOUT_MS)
+      .catch((err: Error) => log.warn({ job: jobId, node, err: err.message }, 'could not release a node from its commitment'));
+  }
+
   private release(node: string, jobId: string): void {
     if (this.busy.get(node) === Number(jobId)) this.busy.delete(node);
   }
@@ -156,8 +168,9 @@ export class ChefJobs {
   /** The job ended in the engine: its Chef end state, feed event and organisation event. */
   private async finalize(jobId: string): Promise<void> {
     const { store } = this.o;
-    const [state, done] = await store.jobFields(jobId, 'chef_state', 'chef_done');
-    if (!state || state === ChefJobState.voting || done) return;
+    const [state] = await store.jobFields(jobId, 'chef_state');
+    if (!state || state === ChefJobState.voting) return;
+    if (!(await store.claimJobField(jobId, 'chef_done', Date.now()))) return; // completed once, by someone else
     const nodes = await store.getNodes(jobId);
     for (const n of nodes) this.release(n.name, jobId);
     let end: string = state;
@@ -166,7 +179,7 @@ export class ChefJobs {
       end = jobState === 'stopped' ? ChefJobState.aborted : nodes.some((n) => n.details?.chef_state === 'timed_out') ? ChefJobState.timedOut : ChefJobState.complete;
     }
     const now = Date.now();
-    await store.setJobFields(jobId, { chef_state: end, chef_done: 1, updated_ms: now });
+    await store.setJobFields(jobId, { chef_state: end, updated_ms: now });
     await store.appendEvent(jobId, 'chef_job_complete', { status: end }, now);
     await this.orgEvent('job_complete', { job: jobId, status: end }, now);
     this.o.log.info({ job: jobId, status: end }, 'command job complete');

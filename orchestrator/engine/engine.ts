@@ -90,7 +90,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Creates a job and starts its runs; with `hold`, runs wait for `begin` (a Chef job votes first). */
   async submit(sub: JobSubmission, opts: { hold?: boolean } = {}): Promise<JobRecord> {
-    const job = await this.opts.store.createJob(sub);
+    const job = await this.opts.store.createJob({ ...sub, ...(opts.hold ? { held: true } : {}) });
     this.actions.set(job.id, sub.action);
     this.jobs.set(job.id, job);
     this.opts.log.info({ job: job.id, type: job.type, nodes: job.node_count, owner: job.owner }, 'job submitted');
@@ -111,12 +111,14 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Starts the runs of a job submitted with `hold` (nodes no longer `new` are passed over). */
   async begin(jobId: string): Promise<void> {
     const job = await this.job(jobId);
+    await this.opts.store.clearJobField(jobId, 'held');
     if (job) await this.dispatch(jobId, job.options.concurrency);
   }
 
   /** Moves a node that has not run to a terminal state without running it (a Chef vote). */
   async settle(jobId: string, node: string, state: 'skipped' | 'failed', details: Record<string, unknown>, event: { type: string; details?: Record<string, unknown> }): Promise<void> {
     const res = await this.opts.store.transition(jobId, { name: node, state, details }, ['new'], event);
+    if (res) this.emit('nodeEnded', jobId, node, state);
     if (res?.jobEnd) this.ended(jobId, res.jobEnd);
   }
 
@@ -136,6 +138,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Moves a node that has not run to skipped; ends the job when it was the last one. */
   private async skip(jobId: string, node: string, message: string, from: NodeRecord['state'][] = ['new']): Promise<void> {
     const res = await this.opts.store.transition(jobId, { name: node, state: 'skipped', details: { message } }, from, { type: 'node_skipped' });
+    if (res) this.emit('nodeEnded', jobId, node, 'skipped');
     if (res?.jobEnd) this.ended(jobId, res.jobEnd);
   }
 
@@ -188,7 +191,9 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (queued && ((await queued.isFailed()) || (await queued.isCompleted()))) await queued.remove();
       }
       if (inFlight.length > 0) await this.enqueue(jobId, inFlight);
+      const [held] = await this.opts.store.jobFields(jobId, 'held');
       if (job.state === 'stopping') await this.stop(jobId, job.owner);
+      else if (held) this.opts.log.info({ job: jobId }, 'job waits for its face before it runs (held)');
       else {
         if (job.options.ordered) await this.release(jobId);
         await this.dispatch(jobId, job.options.concurrency);
@@ -258,7 +263,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       // A Chef run whose node drops its session has crashed (the node may never report it).
       outcome = job.type === 'command' ? await this.outcomeOrCrash(node, txid, deadline) : await runner.outcome(node, txid, deadline);
     }
-    const nodeOutcome = this.toNodeOutcome(job, node, outcome, timeoutS);
+    const nodeOutcome = this.toNodeOutcome(job, node, outcome, timeoutS, action.module);
     if (job.type === 'command' && outcome.kind === 'results' && this.opts.outputSink) await this.opts.outputSink(jobId, node, outcome.results);
     await this.finish(job, node, txid, startMs, nodeOutcome, ['running', 'ready']);
     return this.afterNode(job);
@@ -267,18 +272,21 @@ export class Engine extends EventEmitter<EngineEvents> {
   private async outcomeOrCrash(node: string, txid: string, deadlineMs: number): Promise<RunOutcome | { kind: 'crashed' }> {
     const { runner, inventory } = this.opts;
     const lost = inventory.whenDisconnected(node);
+    const abort = new AbortController();
     try {
-      return await Promise.race([runner.outcome(node, txid, deadlineMs), lost.promise.then(() => ({ kind: 'crashed' as const }))]);
+      return await Promise.race([runner.outcome(node, txid, deadlineMs, abort.signal), lost.promise.then(() => ({ kind: 'crashed' as const }))]);
     } finally {
       lost.cancel();
+      abort.abort(); // the losing wait stops asking the agent
     }
   }
 
-  private toNodeOutcome(job: JobRecord, node: string, o: RunOutcome | { kind: 'crashed' }, timeoutS: number): NodeOutcome {
+  /** By what ran: Puppet runs by their results, commands by Chef's rules, tasks by the task spec's. */
+  private toNodeOutcome(job: JobRecord, node: string, o: RunOutcome | { kind: 'crashed' }, timeoutS: number, module: string): NodeOutcome {
     if (job.type === 'command') return chefOutcome(o);
     switch (o.kind) {
       case 'results':
-        return job.type === 'deploy' ? puppetOutcome(o.results) : taskOutcome(o.results, timeoutS);
+        return module === 'puppet' ? puppetOutcome(o.results) : taskOutcome(o.results, timeoutS);
       case 'agent-error':
         return agentErrorOutcome(o.description);
       case 'not-connected':

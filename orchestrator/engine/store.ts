@@ -43,6 +43,10 @@ export interface NewJob {
   action: unknown;
   /** Nodes that may start only once these other nodes of the job finished (without failure). */
   deps?: Record<string, string[]>;
+  /** Runs wait for Engine.begin (a Chef job votes first); kept with the job so a restart waits too. */
+  held?: boolean;
+  /** A face's own fields of the job record, written with it (Chef: its state and spec). */
+  fields?: Record<string, string | number>;
 }
 
 export interface JobRecord extends Omit<NewJob, 'nodes' | 'action'> {
@@ -116,6 +120,8 @@ export class JobStore {
       params: JSON.stringify(job.params), sensitive: JSON.stringify(job.sensitive), options: JSON.stringify(job.options),
       owner: job.owner, scope: JSON.stringify(job.scope), created_ms: nowMs, node_count: job.nodes.length,
       action: JSON.stringify(job.action),
+      ...(job.held ? { held: 1 } : {}),
+      ...job.fields,
     });
     m.zadd(this.keys.jobIndex(), nowMs, id);
     if (job.nodes.length > 0) {
@@ -257,6 +263,15 @@ export class JobStore {
 
   async jobFields(jobId: string, ...names: string[]): Promise<(string | null)[]> {
     return this.r.hmget(this.keys.job(jobId), ...names);
+  }
+
+  /** Sets a field only if it is not set yet; true for the one caller that set it. */
+  async claimJobField(jobId: string, field: string, value: string | number): Promise<boolean> {
+    return (await this.r.hsetnx(this.keys.job(jobId), field, value)) === 1;
+  }
+
+  async clearJobField(jobId: string, field: string): Promise<void> {
+    await this.r.hdel(this.keys.job(jobId), field);
   }
 
   /** Events from id `start` on (inclusive), at most `count`. */

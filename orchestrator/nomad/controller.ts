@@ -48,6 +48,8 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
   private readonly runs = new Map<string, { alloc: string; deployment: string }>();
   private readonly timers = new Map<string, NodeJS.Timeout[]>();
   private readonly actions = new Map<string, JobAction>();
+  /** Waits for a node's disconnection, by allocation (MinHealthyTime). */
+  private readonly cancels = new Map<string, () => void>();
 
   constructor(private readonly o: ControllerOptions) {
     super();
@@ -63,15 +65,28 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
       if (!d || TERMINAL_DEPLOYMENT.includes(d.Status)) continue;
       for (const a of await this.o.store.allocations(id)) if (a.EngineJob) this.runs.set(a.EngineJob, { alloc: a.ID, deployment: id });
       await this.locked(id, async () => {
+        const spec = await this.spec(d);
         for (const a of await this.o.store.allocations(id)) {
-          if (a.DeploymentStatus.Healthy !== null || !a.EngineJob) continue;
+          if (a.DeploymentStatus.Healthy !== null) continue;
+          if (!a.EngineJob) {
+            await this.markHealth(d, a, false, 'its run could not be placed', false);
+            continue;
+          }
+          this.armAllocTimers(d, a);
+          if (a.RunEndedMs !== null) {
+            // Ended before the restart, health still open: the MinHealthyTime left, from the end.
+            const g = spec.TaskGroups.find((x) => x.Name === a.TaskGroup)!;
+            if (a.ClientStatus === 'complete' && g.Update.HealthCheck === 'task_states') this.armMinHealthy(d, a, Math.max(0, a.RunEndedMs + g.Update.MinHealthyTimeMs - Date.now()));
+            continue;
+          }
           const job = await this.o.engine.jobRecord(a.EngineJob);
           if (job && ['finished', 'failed', 'stopped'].includes(job.state)) await this.runEnded(d, a, job.state === 'finished' ? 'finished' : 'failed');
-          else this.armAllocTimers(d, a);
         }
-        this.armProgress(d);
-        await this.evaluate(d);
-      });
+        if (!TERMINAL_DEPLOYMENT.includes(d.Status)) {
+          this.armProgress(d);
+          await this.evaluate(d);
+        }
+      }).catch((err: Error) => this.o.log.error({ deployment: id, err: err.message }, 'could not recover a deployment'));
     }
   }
 
@@ -108,7 +123,10 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
       d.StatusDescription = pause ? Description.paused : Description.running;
       if (!pause) d.LastProgressMs = Date.now();
       await this.save(d);
-      if (!pause) await this.evaluate(d);
+      if (!pause) {
+        this.armProgress(d);
+        await this.evaluate(d);
+      }
       return {};
     });
   }
@@ -129,6 +147,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
       for (const n of names) d.TaskGroups[n]!.Promoted = true;
       d.LastProgressMs = Date.now();
       await this.save(d);
+      this.armProgress(d);
       await this.evaluate(d);
       return {};
     });
@@ -170,8 +189,17 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
   private locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(key) ?? Promise.resolve();
     const next = prev.then(fn, fn);
-    this.locks.set(key, next.catch(() => {}));
+    const tail = next.then(() => {}, () => {});
+    this.locks.set(key, tail);
+    void tail.then(() => {
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    });
     return next;
+  }
+
+  /** A change nobody waits for (timers, engine events): its failure is logged, never thrown. */
+  private background(key: string, what: string, fn: () => Promise<unknown>): void {
+    this.locked(key, fn).catch((err: Error) => this.o.log.error({ deployment: key, err: err.message }, `${what} failed`));
   }
 
   private async mutate(id: string, fn: (d: Deployment) => Promise<Partial<WriteResult>>): Promise<WriteResult> {
@@ -262,6 +290,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
       const canaries = st.Nodes.slice(0, st.DesiredCanaries);
       if (st.DesiredCanaries > 0 && !st.Promoted) {
         for (const node of canaries) if (!placed.has(node)) mine.push(await this.place(d, g, node, true));
+        if (d.Status !== DeploymentStatus.running) return;
         const healthy = mine.filter((a) => a.DeploymentStatus.Canary && a.DeploymentStatus.Healthy === true).length;
         if (healthy === st.DesiredCanaries && st.AutoPromote) {
           st.Promoted = true;
@@ -277,6 +306,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
         if (inFlight >= g.Update.MaxParallel) break;
         if (placed.has(node) || canaries.includes(node)) continue;
         mine.push(await this.place(d, g, node, false));
+        if (d.Status !== DeploymentStatus.running) return;
         placed.add(node);
         inFlight++;
       }
@@ -308,10 +338,19 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
     };
     st.PlacedAllocs++;
     if (canary) st.PlacedCanaries.push(a.ID);
+    let action: JobAction;
+    try {
+      action = this.actions.get(`${d.ID}/${g.Name}`) ?? this.action(g);
+    } catch (err) {
+      // The group cannot run any more (its task is gone, say): the allocation is unhealthy at once.
+      await this.o.store.saveAllocation(a);
+      await this.save(d);
+      await this.markHealth(d, a, false, `cannot be placed: ${(err as Error).message}`, false);
+      return a;
+    }
+    this.actions.set(`${d.ID}/${g.Name}`, action);
     await this.o.store.saveAllocation(a);
     await this.save(d);
-    const action = this.actions.get(`${d.ID}/${g.Name}`) ?? this.action(g);
-    this.actions.set(`${d.ID}/${g.Name}`, action);
     const job = await this.o.engine.submit({
       type: 'deployment', environment: g.Task?.environment ?? g.Puppet?.environment ?? 'production', ...(g.Task ? { task: g.Task.task } : {}),
       params: g.Task?.params ?? {}, sensitive: g.Task ? sensitiveParameters(this.o.catalog.describe(g.Task.environment, g.Task.task)) : [],
@@ -372,23 +411,38 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
   /** Healthy once the node stayed connected for MinHealthyTime after a successful run. */
   private armMinHealthy(d: Deployment, a: Allocation, ms: number): void {
     const lost = this.o.inventory.whenDisconnected(a.NodeName);
+    let settled = false;
     const timer = setTimeout(() => {
+      settled = true;
       lost.cancel();
-      void this.locked(d.ID, async () => this.healthIfUndecided(d.ID, a.ID, true, `the node stayed connected for ${ms} ms after a successful run`));
+      this.background(d.ID, 'health check', () => this.healthIfUndecided(d.ID, a.ID, true, `the node stayed connected for ${ms} ms after a successful run`));
     }, ms);
     void lost.promise.then(() => {
+      if (settled) return;
       clearTimeout(timer);
-      void this.locked(d.ID, async () => this.healthIfUndecided(d.ID, a.ID, false, 'the node disconnected before MinHealthyTime passed'));
+      this.background(d.ID, 'health check', () => this.healthIfUndecided(d.ID, a.ID, false, 'the node disconnected before MinHealthyTime passed'));
     });
     this.addTimer(a.ID, timer);
+    this.cancels.set(a.ID, () => {
+      settled = true;
+      lost.cancel();
+    });
   }
 
   private armAllocTimers(d: Deployment, a: Allocation): void {
-    void (async () => {
-      const g = (await this.spec(d)).TaskGroups.find((x) => x.Name === a.TaskGroup)!;
+    this.spec(d).then((spec) => {
+      const g = spec.TaskGroups.find((x) => x.Name === a.TaskGroup)!;
       const left = a.PlacedMs + g.Update.HealthyDeadlineMs - Date.now();
-      this.addTimer(a.ID, setTimeout(() => void this.locked(d.ID, async () => this.healthIfUndecided(d.ID, a.ID, false, 'healthy deadline reached')), Math.max(0, left)));
-    })();
+      this.addTimer(a.ID, setTimeout(() => this.background(d.ID, 'healthy deadline', () => this.healthIfUndecided(d.ID, a.ID, false, 'healthy deadline reached')), Math.max(0, left)));
+    }, (err: Error) => this.o.log.error({ deployment: d.ID, err: err.message }, 'could not arm the healthy deadline'));
+  }
+
+  /** Drops an allocation's timers and its wait for the node's disconnection. */
+  private disarm(allocId: string): void {
+    for (const t of this.timers.get(allocId) ?? []) clearTimeout(t);
+    this.timers.delete(allocId);
+    this.cancels.get(allocId)?.();
+    this.cancels.delete(allocId);
   }
 
   private addTimer(key: string, t: NodeJS.Timeout): void {
@@ -405,8 +459,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
 
   /** Records an allocation's health; unhealthy fails the deployment. Returns a reverted version, if any. */
   private async markHealth(d: Deployment, a: Allocation, healthy: boolean, why: string, evaluate: boolean): Promise<number | null> {
-    for (const t of this.timers.get(a.ID) ?? []) clearTimeout(t);
-    this.timers.delete(a.ID);
+    this.disarm(a.ID);
     a.DeploymentStatus = { ...a.DeploymentStatus, Healthy: healthy, Timestamp: new Date().toISOString() };
     Object.values(a.TaskStates)[0]!.Events.push(event(healthy ? 'Alloc Healthy' : 'Alloc Unhealthy', why));
     await this.saveAlloc(a);
@@ -442,7 +495,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
     if (!revertTo) return null;
     const target = revertTo;
     // Registering takes the job's lock and this deployment's: do it after this change is done.
-    setImmediate(() => void this.register(specInput(target.Spec), 'nomad').catch((err: Error) => this.o.log.error({ job: d.JobID, err: err.message }, 'revert failed')));
+    setImmediate(() => this.register(specInput(target.Spec), 'nomad').catch((err: Error) => this.o.log.error({ job: d.JobID, err: err.message }, 'revert failed')));
     return target.Version;
   }
 
@@ -450,9 +503,9 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
     d.Status = status;
     d.StatusDescription = desc;
     for (const t of this.timers.get(`progress:${d.ID}`) ?? []) clearTimeout(t);
+    for (const key of [...this.actions.keys()]) if (key.startsWith(`${d.ID}/`)) this.actions.delete(key);
     for (const a of await this.o.store.allocations(d.ID)) {
-      for (const t of this.timers.get(a.ID) ?? []) clearTimeout(t);
-      this.timers.delete(a.ID);
+      this.disarm(a.ID);
       if (!a.EngineJob || status === DeploymentStatus.successful) continue;
       // A newer version replaces the runs of a cancelled deployment; a failed one lets them finish.
       const replace = status === DeploymentStatus.cancelled && a.RunEndedMs === null;
@@ -476,7 +529,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
     if (deadlines.length === 0) return;
     const at = d.LastProgressMs + Math.min(...deadlines);
     for (const g of Object.values(d.TaskGroups)) g.RequireProgressBy = new Date(at).toISOString();
-    this.addTimer(key, setTimeout(() => void this.locked(d.ID, async () => {
+    this.addTimer(key, setTimeout(() => this.background(d.ID, 'progress deadline', async () => {
       const now = await this.o.store.deployment(d.ID);
       if (!now || now.Status !== DeploymentStatus.running || now.LastProgressMs !== d.LastProgressMs) return;
       if (now.StatusDescription === Description.needsPromotion) return; // a person has the next move

@@ -13,6 +13,8 @@ import type { InventoryTracker } from './inventory.ts';
 import { agentUri } from './pxp-runner.ts';
 
 export const FACTS_REQUEST_TIMEOUT_MS = 60_000;
+/** How long a request that needs facts waits for them; slower nodes are judged by the facts kept. */
+export const FACTS_REFRESH_DEADLINE_MS = 15_000;
 /** Facts requests in flight at once. */
 export const FACTS_FETCH_PARALLELISM = 64;
 
@@ -26,6 +28,9 @@ export class InventoryStoreError extends Error {
 }
 
 export class FactsStore {
+  /** Facts requests in flight, shared by every request that needs them. */
+  private readonly inflight = new Map<string, Promise<Record<string, unknown> | null>>();
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
@@ -53,7 +58,10 @@ export class FactsStore {
     });
   }
 
-  /** Asks connected nodes whose facts are missing or stale, a bounded number at a time. */
+  /**
+   * Asks connected nodes whose facts are missing or stale, a bounded number at a time, for at most
+   * FACTS_REFRESH_DEADLINE_MS: a node that has not answered by then keeps the facts it had.
+   */
   private async refresh(byNode: Map<string, CachedFacts>): Promise<void> {
     const now = Date.now();
     const stale = this.inventory.connectedNodes().filter((n) => {
@@ -61,20 +69,36 @@ export class FactsStore {
       const since = Date.parse(this.inventory.get(n).timestamp ?? '') || 0;
       return !c || c.fetched_ms < since || now - c.fetched_ms > this.ttlS * 1000;
     });
-    for (let i = 0; i < stale.length; i += FACTS_FETCH_PARALLELISM) {
-      await Promise.all(stale.slice(i, i + FACTS_FETCH_PARALLELISM).map(async (node) => {
-        const facts = await this.fetch(node);
-        if (!facts) return;
-        const entry = { facts, fetched_ms: Date.now() };
-        byNode.set(node, entry);
-        try {
-          await this.redis.hset(this.keys.facts(), node, JSON.stringify(entry));
-        } catch (err) {
-          throw new InventoryStoreError(`the inventory store cannot answer: ${(err as Error).message}`);
-        }
-      }));
+    if (stale.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, FACTS_REFRESH_DEADLINE_MS)));
+    const work = (async () => {
+      for (let i = 0; i < stale.length; i += FACTS_FETCH_PARALLELISM) {
+        await Promise.all(stale.slice(i, i + FACTS_FETCH_PARALLELISM).map(async (node) => {
+          const facts = await this.shared(node);
+          if (facts) byNode.set(node, { facts, fetched_ms: Date.now() });
+        }));
+      }
+    })();
+    try {
+      await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
     }
-    if (stale.length > 0) this.log.info({ nodes: stale.length }, 'facts refreshed');
+    this.log.info({ nodes: stale.length }, 'facts refreshed');
+  }
+
+  /** One facts request per node at a time; its answer is kept in Redis. */
+  private shared(node: string): Promise<Record<string, unknown> | null> {
+    let p = this.inflight.get(node);
+    if (!p) {
+      p = this.fetch(node).then(async (facts) => {
+        if (facts) await this.redis.hset(this.keys.facts(), node, JSON.stringify({ facts, fetched_ms: Date.now() })).catch((err: Error) => this.log.warn({ node, err: err.message }, 'could not keep facts'));
+        return facts;
+      }).finally(() => this.inflight.delete(node));
+      this.inflight.set(node, p);
+    }
+    return p;
   }
 
   private async fetch(node: string): Promise<Record<string, unknown> | null> {

@@ -99,11 +99,11 @@ export class PxpRunner {
     }
   }
 
-  /** Waits for the outcome until `deadlineMs` (epoch ms), checking by status query now and then. */
-  async outcome(node: string, transactionId: string, deadlineMs: number): Promise<RunOutcome> {
+  /** Waits for the outcome until `deadlineMs` (epoch ms) or `signal`, checking by status query now and then. */
+  async outcome(node: string, transactionId: string, deadlineMs: number, signal?: AbortSignal): Promise<RunOutcome> {
     for (;;) {
       const left = deadlineMs - Date.now();
-      if (left <= 0) return { kind: 'timeout' };
+      if (left <= 0 || signal?.aborted) return { kind: 'timeout' };
       try {
         const env = await this.client.expectTransaction(transactionId, Math.min(left, this.pollIntervalMs));
         if (env.message_type === PxpMessageType.errorMessage) return { kind: 'agent-error', description: String((env.data as { description?: unknown }).description) };

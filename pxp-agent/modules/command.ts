@@ -5,6 +5,7 @@
 // stderr, timed_out?} as every process action; `release` {job_id} lets go of a commitment whose job
 // will not run (its quorum failed); `output` reads a transaction's spooled stdout and
 // stderr from byte offsets while it runs and after. The rules are in ../command-whitelist.ts.
+import { decodeJobFile } from '../../protocol/job-file.ts';
 import { chownSync, closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -14,7 +15,6 @@ import { commandJobParamsSchema, commandOutputParamsSchema, commandReleaseParams
 import {
   agentEnvironment,
   compileWhitelist,
-  decodeJobFile,
   envProblem,
   matchCommand,
   resolveRunUser,

@@ -1,3 +1,4 @@
+import { decodeJobFile } from '../../protocol/job-file.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +10,6 @@ import {
   agentEnvironment,
   COMMAND_ARG0,
   compileWhitelist,
-  decodeJobFile,
   envProblem,
   findPasswdEntry,
   matchCommand,

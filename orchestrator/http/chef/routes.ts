@@ -3,6 +3,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import type { Redis } from 'ioredis';
+import { decodeJobFile } from '../../../protocol/job-file.ts';
 import { compile, describeErrors } from '../../../protocol/validate.ts';
 import { chefJobBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission } from '../../auth.ts';
@@ -42,10 +43,9 @@ export function chefSpec(body: unknown): ChefJobSpec {
   if (!validateJob(body)) throw apiError(ApiErrorCode.validation, describeErrors(validateJob.errors, 'body'));
   const nodes = [...new Set(body.nodes)];
   if (body.file !== undefined) {
-    const [prefix, ...rest] = body.file.split(':');
-    const content = rest.join(':');
-    if (prefix === 'base64' && !/^[A-Za-z0-9+/]*={0,2}$/.test(content.replace(/\s/g, ''))) throw apiError(ApiErrorCode.validation, "body.file: the text after 'base64:' is not valid base64");
-    const bytes = prefix === 'base64' ? Buffer.from(content, 'base64').length : Buffer.byteLength(content);
+    const decoded = decodeJobFile(body.file);
+    if ('problem' in decoded) throw apiError(ApiErrorCode.validation, `body.file: ${decoded.problem}`);
+    const bytes = decoded.content.length;
     if (bytes > MAX_CHEF_FILE_BYTES) throw apiError(ApiErrorCode.validation, `body.file is ${bytes} bytes decoded; the largest is ${MAX_CHEF_FILE_BYTES}`);
   }
   const quorum = body.quorum ?? nodes.length;
@@ -140,10 +140,19 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
     }
     const last = lastEventId(req);
     const after = last !== null && /^[0-9]+$/.test(last) ? `0-${last}` : '0-0';
-    await tail(ctx, sse, ctx.keys.events(job.id), after, (id, raw) => {
+    const map = (id: string, raw: string) => {
       const e = chefFeedEvent({ id: Number(id.split('-')[1]), ...(JSON.parse(raw) as { type: string; timestamp: string; details: Record<string, unknown> }) });
       return { event: e, end: e?.event === 'job_complete' };
-    });
+    };
+    if (typeof state === 'string' && FINAL_CHEF_STATES.includes(state)) {
+      // Completed (within the linger): what came after Last-Event-ID, then the end; nothing to follow.
+      for (const [id, fields] of await ctx.redis.xrange(ctx.keys.events(job.id), `(${after}`, '+')) {
+        const { event } = map(id, fields[1]!);
+        if (event) sse.send(event);
+      }
+      return sse.end();
+    }
+    await tail(ctx, sse, ctx.keys.events(job.id), after, map);
   });
 
   app.get(`${CHEF_PREFIX}/jobs_status_feed`, async (req, reply) => {
@@ -152,7 +161,8 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
     const key = ctx.keys.orgEvents();
     const minId = `${Date.now() - ctx.orgFeedExpirationS * 1000}-0`;
     const last = lastEventId(req);
-    let after = '$';
+    // '$' resolved once to the newest id, so that nothing added between two reads is missed.
+    let after = (await ctx.redis.xrevrange(key, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
     let history = false;
     if (last !== null) {
       const known = /^[0-9]+-[0-9]+$/.test(last) && (await ctx.redis.xrange(key, last, last)).length === 1 && compareIds(last, minId) >= 0;

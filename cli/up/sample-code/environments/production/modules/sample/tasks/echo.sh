@@ -1,0 +1,3 @@
+#!/bin/sh
+# sample::echo — prints its message.
+echo "$PT_message"
