@@ -79,7 +79,7 @@ export async function followJob(client: ApiClient, id: string, opts: FollowOptio
   let job = (await client.get(jobPath(id))) as JobJson;
   const reporter = new Reporter(job.node_count, opts.json ? 'json' : undefined);
   reporter.start(opts.headline(job));
-  const interrupt = new Interrupt(`Stop job ${id}? [y/N] `, reporter);
+  const interrupt = new Interrupt(`\nStop job ${id}? [y/N] `, reporter);
   let start = 1;
   let stopSent = false;
   let ended = false;

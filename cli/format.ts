@@ -2,9 +2,10 @@
 // apart from writing to stdout.
 import Table from 'cli-table3';
 
-export const isTty = (): boolean => process.stdout.isTTY === true && !process.env.NO_COLOR;
+export const isTty = (): boolean => process.stdout.isTTY === true;
+const useColour = (): boolean => isTty() && !process.env.NO_COLOR;
 
-const paint = (code: number) => (s: string) => (isTty() ? `\x1b[${code}m${s}\x1b[0m` : s);
+const paint = (code: number) => (s: string) => (useColour() ? `\x1b[${code}m${s}\x1b[0m` : s);
 export const green = paint(32);
 export const red = paint(31);
 export const yellow = paint(33);

@@ -23,7 +23,7 @@ export class Reporter {
   private readonly seen = new Set<string>();
 
   constructor(
-    private total: number,
+    private readonly total: number,
     readonly mode: 'tty' | 'plain' | 'json' = isTty() ? 'tty' : 'plain',
   ) {}
 
@@ -32,11 +32,6 @@ export class Reporter {
     out(headline);
     if (this.mode !== 'tty') return;
     this.makeBar();
-  }
-
-  setTotal(total: number): void {
-    this.total = total;
-    this.single?.setTotal(Math.max(total, 1));
   }
 
   /** A node ended: one line, and the bar moves. A node reported twice counts once. */

@@ -95,6 +95,7 @@ async function watchDeployment(client: ApiClient, id: string, watch: boolean): P
       if (Date.now() - asked < MIN_BLOCKING_MS) await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
       continue;
     }
+    const statusChanged = next.d.Status !== d.Status || next.d.StatusDescription !== d.StatusDescription;
     ({ d, index } = next);
     if (tty) {
       process.stdout.write(`\x1b[${shown.split('\n').length}A\x1b[0J`);
@@ -105,7 +106,7 @@ async function watchDeployment(client: ApiClient, id: string, watch: boolean): P
         if (lastRows.get(r[0]) === r.join(' ')) continue;
         out(`${r[0]}: desired ${r[1]}, placed ${r[2]}, healthy ${r[3]}, unhealthy ${r[4]}, canaries ${r[5]}`);
       }
-      out(`status: ${d.Status}${d.StatusDescription ? ` (${d.StatusDescription})` : ''}`);
+      if (statusChanged) out(`status: ${d.Status}${d.StatusDescription ? ` (${d.StatusDescription})` : ''}`);
       lastRows = new Map(groupRows(d).map((r) => [r[0], r.join(' ')]));
     }
   }

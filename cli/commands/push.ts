@@ -89,7 +89,7 @@ async function followPush(client: ApiClient, id: string, body: Record<string, un
   const capture = body.capture_output === true;
   const reporter = new Reporter(nodes.length, json ? 'json' : undefined);
   reporter.start(`Started push job ${id}: '${String(body.command)}' on ${plural(nodes.length, 'node')}`);
-  const interrupt = new Interrupt(`Stop job ${id}? [y/N] `, reporter);
+  const interrupt = new Interrupt(`\nStop job ${id}? [y/N] `, reporter);
   const feedPath = `${PUSH_PREFIX}/jobs_status_feed/${id}`;
   const res = await client.open('GET', feedPath, { accept: 'text/event-stream' });
   if ((res.statusCode ?? 0) >= 400) {

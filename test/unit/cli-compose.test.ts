@@ -1,0 +1,79 @@
+// compose.yaml and the Dockerfile, checked without a Docker engine (this machine's docker CLI has no
+// compose plugin, so `docker compose config` cannot run here): the YAML's structure, every BATON_*
+// variable against the program's config schema, and compose's `$` interpolation rules.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { envName } from '../../lib/config.ts';
+import { agentConfigSchema } from '../../schemas/agent-config.ts';
+import { brokerConfigSchema } from '../../schemas/broker-config.ts';
+import { orchestratorConfigSchema } from '../../schemas/orchestrator-config.ts';
+
+const root = new URL('../../', import.meta.url);
+const text = readFileSync(new URL('compose.yaml', root), 'utf8');
+
+interface Service {
+  build?: string;
+  image?: string;
+  command?: string[];
+  entrypoint?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  ports?: string[];
+}
+
+const compose = parse(text, { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const schemaOf: Record<string, { properties: Record<string, unknown>; required: readonly string[] }> = { broker: brokerConfigSchema, orchestrator: orchestratorConfigSchema, agent: agentConfigSchema };
+
+describe('compose.yaml', () => {
+  it('has Redis with an append-only volume, a one-shot pki, a broker, the orchestrator and three agents', () => {
+    assert.deepEqual(Object.keys(compose.services).sort(), ['agent1', 'agent2', 'agent3', 'broker', 'orchestrator', 'pki', 'redis']);
+    const redis = compose.services.redis!;
+    assert.ok(redis.command!.includes('--appendonly') && redis.command!.includes('yes'));
+    assert.ok(redis.volumes!.some((v) => v.endsWith(':/data')));
+    for (const [name, s] of Object.entries(compose.services)) {
+      if (name === 'redis') continue;
+      assert.equal(s.build, '.', `${name} is built from the one Dockerfile`);
+      assert.equal(s.image, 'baton:local');
+      for (const v of s.volumes ?? []) assert.ok(v.split(':')[0]! in compose.volumes, `${name}: volume ${v} is declared`);
+      for (const dep of Object.keys(s.depends_on ?? {})) assert.ok(dep in compose.services, `${name} depends on ${dep}`);
+    }
+    assert.match(compose.services.pki!.command!.join('\n'), /baton pki init --dir \/pki/);
+    for (const n of ['broker', 'orchestrator', 'agent1.local', 'agent2.local', 'agent3.local']) assert.match(compose.services.pki!.command!.join('\n'), new RegExp(n.replaceAll('.', '\\.')));
+    assert.equal(compose.services.orchestrator!.depends_on!.pki!.condition, 'service_completed_successfully');
+    assert.equal(compose.services.orchestrator!.depends_on!.redis!.condition, 'service_healthy');
+  });
+
+  it('configures each program with BATON_* variables that name its config keys, required ones included', () => {
+    for (const [name, s] of Object.entries(compose.services)) {
+      const program = s.command?.[0];
+      if (!program || !(program in schemaOf)) continue;
+      const schema = schemaOf[program]!;
+      const known = new Map(Object.keys(schema.properties).map((k) => [envName(k), k]));
+      const env = s.environment ?? {};
+      for (const v of Object.keys(env)) assert.ok(known.has(v), `${name}: ${v} is not a ${program} config key`);
+      for (const key of schema.required) assert.ok(envName(key) in env, `${name}: ${program} needs ${key} (${envName(key)})`);
+    }
+    const whitelist = JSON.parse(compose.services.agent1!.environment!.BATON_COMMAND_WHITELIST!.replaceAll('$$', '$')) as Record<string, string>;
+    assert.equal(whitelist['/^echo (.+)$/'], 'echo "$1"');
+  });
+
+  it('writes every literal $ as $$ (compose interpolates the others)', () => {
+    const yamlText = text.replace(/^\s*#.*$/gm, ''); // comments are not interpolated
+    const bad = [...yamlText.matchAll(/\$(?!\$|\{[A-Za-z_][A-Za-z0-9_]*(?::?[-?+][^}]*)?\})/g)].filter((m) => yamlText[m.index - 1] !== '$');
+    assert.deepEqual(bad.map((m) => yamlText.slice(m.index - 10, m.index + 10)), []);
+  });
+});
+
+describe('Dockerfile', () => {
+  const dockerfile = readFileSync(new URL('Dockerfile', root), 'utf8');
+
+  it('builds on node:20-bookworm-slim with npm ci and the build, and runs bin/baton.mjs', () => {
+    assert.match(dockerfile, /^FROM node:20-bookworm-slim$/m);
+    assert.match(dockerfile, /npm ci /);
+    assert.match(dockerfile, /npm run build/);
+    assert.match(dockerfile, /^ENTRYPOINT \["node", "\/opt\/baton\/bin\/baton\.mjs"\]$/m);
+  });
+});
