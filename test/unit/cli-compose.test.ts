@@ -1,7 +1,8 @@
-// compose.yaml and the Dockerfile, checked without a Docker engine (this machine's docker CLI has no
-// compose plugin, so `docker compose config` cannot run here): the YAML's structure, every BATON_*
-// variable against the program's config schema, and compose's `$` interpolation rules.
+// compose.yaml and the Dockerfile, checked without a Docker engine: Compose's own validation
+// (`docker compose config`, or Debian's docker-compose, which .ci/run installs), the structure,
+// every BATON_* variable against the program's config schema, and `$` interpolation.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -27,7 +28,23 @@ interface Service {
 const compose = parse(text, { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 const schemaOf: Record<string, { properties: Record<string, unknown>; required: readonly string[] }> = { broker: brokerConfigSchema, orchestrator: orchestratorConfigSchema, agent: agentConfigSchema };
 
+/** `docker compose` when the plugin is there, else Debian's `docker-compose`. */
+function composeCommand(): string[] {
+  try {
+    execFileSync('docker', ['compose', 'version'], { stdio: 'ignore' });
+    return ['docker', 'compose'];
+  } catch {
+    return ['docker-compose'];
+  }
+}
+
 describe('compose.yaml', () => {
+  it('is valid for compose config', () => {
+    const [cmd, ...args] = composeCommand();
+    const out = execFileSync(cmd!, [...args, '-f', 'compose.yaml', 'config', '-q'], { cwd: new URL('.', root).pathname, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(out.trim(), '');
+  });
+
   it('has Redis with an append-only volume, a one-shot pki, a broker, the orchestrator and three agents', () => {
     assert.deepEqual(Object.keys(compose.services).sort(), ['agent1', 'agent2', 'agent3', 'broker', 'orchestrator', 'pki', 'redis']);
     const redis = compose.services.redis!;
