@@ -69,11 +69,20 @@ export async function startAgentProcess(opts: StartAgentOptions): Promise<AgentP
 }
 
 /** A controller session built on Baton's own PCP client. */
-export async function startController(pki: TestPki, brokerUris: string[], name = 'orchestrator'): Promise<PcpClient> {
+export function startController(pki: TestPki, brokerUris: string[], name = 'orchestrator'): Promise<PcpClient> {
+  return startSession(pki, brokerUris, name, 'controller');
+}
+
+/** An agent session that answers nothing (a hung host): it is connected, and silent. */
+export function startSilentAgent(pki: TestPki, brokerUris: string[], name: string): Promise<PcpClient> {
+  return startSession(pki, brokerUris, name, 'agent');
+}
+
+async function startSession(pki: TestPki, brokerUris: string[], name: string, clientType: string): Promise<PcpClient> {
   const id: Identity = identity(pki, name);
   const client = new PcpClient({
     brokerUris,
-    clientType: 'controller',
+    clientType,
     tls: id,
     log: pino({ level: 'silent' }),
     backoff: { initialMs: 50, maxMs: 200 },

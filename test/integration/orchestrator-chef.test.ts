@@ -8,7 +8,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
+import { startAgentProcess, startSilentAgent, type AgentProcess } from '../helpers/agent.ts';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
 import { ADMIN_TOKEN, makeCodedir, startOrchestratorProcess, waitForConnected, stopStack, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
@@ -36,13 +36,13 @@ describe('orchestrator: Chef Push Jobs API', () => {
   let scratch: string;
 
   before(async () => {
-    pki = await makePki(['n1', 'n2', 'n3']);
+    pki = await makePki(['n1', 'n2', 'n3', 'hung']);
     redis = await startRedis();
     broker = await startBrokerProcess({ pki, logLevel: 'info' });
     brokerUri = `wss://127.0.0.1:${broker.port}/pcp2/`;
     orch = await startOrchestratorProcess({
       pki, brokerUris: [brokerUri], redisUrl: redis.url, codedir: makeCodedir(),
-      config: { 'voting-timeout': 10, 'max-output-bytes': 2048, 'job-feed-linger': 2, 'org-feed-expiration': 3 },
+      config: { 'voting-timeout': 2, 'max-output-bytes': 2048, 'job-feed-linger': 2, 'org-feed-expiration': 3 },
     });
     for (const name of ['n1', 'n2', 'n3']) agents.set(name, await startAgentProcess({ pki, name, brokerUris: [brokerUri], config: { 'command-whitelist': WHITELIST } }));
     await waitForConnected(orch, 3);
@@ -129,6 +129,20 @@ describe('orchestrator: Chef Push Jobs API', () => {
     assert.equal((await orch.api(`${PUSHY}/jobs/${partial}/output/n2/stderr`)).text, 'failing\n');
   });
 
+  it('a connected node that does not answer the commit within voting-timeout is unavailable', async () => {
+    const hung = await startSilentAgent(pki, [brokerUri], 'hung');
+    try {
+      await waitForConnected(orch, 4);
+      const id = await start({ command: 'echo hello', nodes: ['n1', 'hung'], quorum: 1 });
+      await complete(id);
+      const j = await job(id);
+      assert.equal(j.status, 'complete');
+      assert.deepEqual(j.nodes, { complete: ['n1'], unavailable: ['hung'] });
+    } finally {
+      await hung.stop();
+    }
+  });
+
   it('run_timeout kills the command (its whole process group)', async () => {
     const id = await start({ command: 'sleep long', nodes: ['n2'], run_timeout: 1 });
     await complete(id);
@@ -181,7 +195,8 @@ describe('orchestrator: Chef Push Jobs API', () => {
 
   it('node_states lists every node up or down', async () => {
     const states = (await orch.api(`${PUSHY}/node_states`)).json as { node_name: string; status: string; updated_at: string }[];
-    assert.deepEqual(states.map((s) => s.node_name).sort(), ['n1', 'n2', 'n3']);
+    assert.deepEqual(states.map((s) => s.node_name).sort(), ['hung', 'n1', 'n2', 'n3']);
+    assert.equal(states.find((s) => s.node_name === 'hung')!.status, 'down');
     for (const s of states) assert.match(s.updated_at, /GMT$/);
     const unknown = await orch.api(`${PUSHY}/node_states/nobody`);
     assert.equal(unknown.status, 404);
