@@ -290,6 +290,7 @@ describe('orchestrator: Nomad-style deployments', () => {
     assert.equal((await get(`/v1/deployments?prefix=${some.slice(0, 4)}`)).json.every((x: Json) => x.ID.startsWith(some.slice(0, 4))), true);
     const odd = await orch.api(`/v1/deployments?prefix=${some.slice(0, 3)}`);
     assert.equal(odd.status, 400);
+    assert.match(String(odd.headers['x-nomad-index']), /^\d+$/, 'X-Nomad-Index on errors too');
     assert.match(odd.text, /even number of hexadecimal characters/);
     const short = await orch.api(`/v1/deployment/${some.slice(0, 8)}`);
     assert.equal(short.status, 400);

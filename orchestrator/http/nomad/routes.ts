@@ -37,6 +37,16 @@ function waitMs(v: string | undefined): number {
 export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void {
   const { controller, store } = ctx;
 
+  // X-Nomad-Index on every answer of this face, errors included.
+  app.addHook('onSend', async (req, reply) => {
+    if (!req.url.startsWith('/v1/') || reply.hasHeader('x-nomad-index')) return;
+    try {
+      reply.header('x-nomad-index', String(await store.index()));
+    } catch {
+      // Redis is away: the answer (a 503) goes without it
+    }
+  });
+
   /** A blocking query: with ?index=N, waits until the index passes N or `wait` passes. */
   async function blocking(req: FastifyRequest, reply: FastifyReply): Promise<void> {
     const q = req.query as { index?: string; wait?: string };
