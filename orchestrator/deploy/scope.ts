@@ -98,15 +98,7 @@ export async function resolveScope(ctx: ScopeContext, scope: Scope, environment:
   if (scope.nodes !== undefined) {
     resolved = unordered(scope.nodes);
   } else if (scope.query !== undefined) {
-    let query;
-    try {
-      query = parseQuery(scope.query);
-    } catch (err) {
-      if (err instanceof QueryError) throw apiError(ApiErrorCode.queryError, err.message, { query: scope.query });
-      throw err;
-    }
-    const inv = await inventory(ctx, queryNeedsFacts(scope.query));
-    resolved = unordered(selectNodes(query, inv), inv);
+    resolved = unordered((await queryNodes(ctx, scope.query)).map((n) => n.certname));
   } else if (scope.node_group !== undefined) {
     const group = ctx.classifier.group(scope.node_group);
     if (!group) throw apiError(ApiErrorCode.emptyTarget, `no node group named '${scope.node_group}'`, { node_group: scope.node_group });
@@ -126,6 +118,20 @@ export async function resolveScope(ctx: ScopeContext, scope: Scope, environment:
   }
   if (resolved.nodes.length === 0) throw apiError(ApiErrorCode.emptyTarget, scope.nodes !== undefined ? 'the scope names no nodes' : 'the scope selects no nodes', { scope });
   return resolved;
+}
+
+/** The nodes a query selects (none is an answer, not an error): the inventory's own query. */
+export async function queryNodes(ctx: ScopeContext, q: unknown): Promise<NodeFacts[]> {
+  let query;
+  try {
+    query = parseQuery(q);
+  } catch (err) {
+    if (err instanceof QueryError) throw apiError(ApiErrorCode.queryError, err.message, { query: q });
+    throw err;
+  }
+  const inv = await inventory(ctx, queryNeedsFacts(q));
+  const selected = new Set(selectNodes(query, inv));
+  return inv.filter((n) => selected.has(n.certname));
 }
 
 /** Node → environment from the classifier, for the nodes of a scope (deploys without enforce_environment). */

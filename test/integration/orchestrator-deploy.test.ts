@@ -144,6 +144,10 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
     assert.deepEqual(states(listed.nodes), { db1: 'finished' });
     const pql = await run({ environment: 'production', noop: true, scope: { query: 'nodes[certname] { facts.role = "web" and certname ~ "2$" }' } });
     assert.deepEqual(states(pql.nodes), { web2: 'finished' });
+    const inv = await orch.api(`/orchestrator/v1/inventory?query=${encodeURIComponent('nodes[certname] { facts.role = "web" }')}`);
+    assert.deepEqual(inv.json.items.map((i: { name: string }) => i.name), ['web1', 'web2'], 'the inventory answers queries too');
+    assert.equal(inv.json.items[1].environment, 'staging', 'with the environment its group gives');
+    assert.equal((await orch.api(`/orchestrator/v1/inventory?query=${encodeURIComponent('nodes { role = }')}`)).json.kind, 'puppetlabs.orchestrator/query-error');
     const ast = await task({ task: 'sample::echo', params: { message: 'hi' }, scope: { query: ['from', 'nodes', ['~', 'certname', '^web']] } });
     assert.equal(ast.status, 202);
     await waitForJobEnd(orch, ast.json.job.name);

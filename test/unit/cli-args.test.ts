@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseKeyValue, parseQuorum, scopeOf } from '../../cli/args.ts';
 import { rerunRequest, REDACTED } from '../../cli/commands/job.ts';
-import { certnameFilter } from '../../cli/commands/inventory.ts';
 import type { JobJson } from '../../cli/follow.ts';
 import { runCli } from '../helpers/cli.ts';
 
@@ -82,12 +81,6 @@ describe('argument parsing', () => {
     assert.deepEqual(scopeOf({ query: 'nodes[certname] { certname ~ "web" }' }), { query: 'nodes[certname] { certname ~ "web" }' });
     assert.deepEqual(scopeOf({ query: '["from", "nodes"]' }), { query: ['from', 'nodes'] });
     assert.equal(scopeOf({}), null);
-  });
-
-  it('the inventory filter understands certname ~ and = only', () => {
-    assert.equal(certnameFilter('certname ~ "^web"')('web1'), true);
-    assert.equal(certnameFilter('nodes[certname] { certname = "db1" }')('db1'), true);
-    assert.equal(certnameFilter("certname = 'db1'")('db10'), false);
   });
 
   it('a rerun sends the same task, parameters and options, on the failed nodes', () => {

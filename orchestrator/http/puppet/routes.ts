@@ -5,7 +5,7 @@ import { compile, describeErrors } from '../../../protocol/validate.ts';
 import { commandStopBodySchema, commandTaskBodySchema, inventoryBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission, permits, type Principal } from '../../auth.ts';
 import type { Engine } from '../../engine/engine.ts';
-import { resolveScope, type ScopeContext } from '../../deploy/scope.ts';
+import { queryNodes, resolveScope, type ScopeContext } from '../../deploy/scope.ts';
 import { ENDED_JOB_STATES, type JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
 import { sensitiveParameters, TaskCatalogError, validateParams, type TaskCatalog } from '../../tasks/catalog.ts';
@@ -193,7 +193,10 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
 
   app.get(`${prefix}/inventory`, async (req) => {
     demand(req, Permission.inventoryView);
-    return { items: ctx.inventory.all() };
+    // Baton's extension: ?query= (PQL, or a PuppetDB AST as JSON) keeps the nodes it selects.
+    const query = (req.query as { query?: string }).query;
+    if (query === undefined || query === '') return { items: ctx.inventory.all() };
+    return { items: (await queryNodes(ctx.scope, query)).map((n) => ({ ...ctx.inventory.get(n.certname), environment: n.environment })) };
   });
 
   app.get(`${prefix}/inventory/:node`, async (req) => {
