@@ -12,15 +12,20 @@ interface InventoryItem {
   timestamp?: string | null;
 }
 
+/** A bare condition (`certname ~ "web"`) is the condition of a nodes query; PQL and ASTs go as they are. */
+export function inventoryQuery(q: string): string {
+  return /^\s*(nodes|inventory)\b|^\s*\[/.test(q) ? q : `nodes { ${q} }`;
+}
+
 export function registerInventory(program: Command): void {
   addApiOptions(
     program
       .command('inventory')
       .description('list the nodes the orchestrator knows and whether they are connected')
-      .option('--query <query>', 'only the nodes a query selects: PQL (nodes[certname] { facts.os.family = "Debian" }) or a PuppetDB AST as JSON'),
+      .option('--query <query>', 'only the nodes a query selects: PQL (nodes[certname] { facts.os.family = "Debian" }, or just the condition) or a PuppetDB AST as JSON'),
   ).action(
     action(async (o: ApiOptions & { query?: string }) => {
-      const path = o.query === undefined ? '/orchestrator/v1/inventory' : `/orchestrator/v1/inventory?query=${encodeURIComponent(o.query)}`;
+      const path = o.query === undefined ? '/orchestrator/v1/inventory' : `/orchestrator/v1/inventory?query=${encodeURIComponent(inventoryQuery(o.query))}`;
       const res = (await apiClient(o).get(path)) as { items: InventoryItem[] };
       const items = [...res.items].sort((a, b) => a.name.localeCompare(b.name));
       if (o.json) return printJson({ items });
