@@ -22,6 +22,7 @@ export interface RedisOptions {
 }
 
 const START_ATTEMPTS = 5;
+const WATCHDOG = new URL('./watchdog.mjs', import.meta.url).pathname;
 
 export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis> {
   let lastError: Error | undefined;
@@ -58,6 +59,8 @@ async function startOn(port: number, dir: string | null): Promise<TestRedis> {
     proc.once('exit', (code) => reject(new Error(`redis-server exited with ${String(code)}: ${output.join('\n')}`)));
   });
   await ready;
+  // If this test process dies without stopping it, the watchdog does (it ends with redis-server).
+  spawn(process.execPath, [WATCHDOG, String(process.pid), String(proc.pid)], { stdio: 'ignore', detached: true }).unref();
   const self: TestRedis = {
     port,
     url: `redis://127.0.0.1:${port}`,

@@ -1,6 +1,7 @@
 // Services never outlive the process that started them: when a harness dies (SIGKILL, no
 // cleanup), its broker and agent notice the closed IPC channel and exit, even though their
-// stdout is now a pipe nobody reads (their last log lines cannot be written).
+// stdout is now a pipe nobody reads (their last log lines cannot be written), and the watchdog of
+// its private redis-server stops that too.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
@@ -21,10 +22,10 @@ const alive = (pid: number) => {
 };
 
 describe('orphaned services', () => {
-  it('exit when the harness that started them is killed', async () => {
+  it('exit when the harness that started them is killed (broker, agent, redis-server)', async () => {
     const out = await run(process.execPath, ['--import', 'tsx', FIXTURE]).then((r) => r.stdout, (err: { stdout: string }) => err.stdout);
     const { pids } = JSON.parse(out.trim().split('\n').at(-1)!) as { pids: number[] };
-    assert.equal(pids.length, 2);
+    assert.equal(pids.length, 3);
     // No event tells this process that an unrelated one ended: look, a bounded number of times.
     const deadline = Date.now() + GONE_WITHIN_MS;
     while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
