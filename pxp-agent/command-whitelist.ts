@@ -68,16 +68,33 @@ export function shellArgs(match: CommandMatch): string[] {
   return ['-c', match.line, COMMAND_ARG0, ...match.captures];
 }
 
-/** Why a job's env cannot be used, or null. */
-export function envProblem(env: Readonly<Record<string, string>>, allowed: readonly string[], protectedVars: readonly string[] = PROTECTED_ENV_VARS): string | null {
+/**
+ * Why a job's env cannot be used, or null. A job may add variables, but not set protected ones
+ * (PATH, the loader's, interpreters' and tools' hooks), not override what the agent's own
+ * environment already holds, and never `CHEF_PUSH_*`, unless `allowed` (allowed-overwritable-env-vars)
+ * lists the name. With an `allowlist` (command-env-allowlist), only names matching it may be set.
+ */
+export function envProblem(
+  env: Readonly<Record<string, string>>,
+  allowed: readonly string[],
+  opts: { existing?: Readonly<Record<string, string | undefined>>; allowlist?: readonly string[] } = {},
+): string | null {
+  const allowlist = (opts.allowlist ?? []).map(globToRegExp);
   for (const [k, v] of Object.entries(env)) {
     if (!ENV_NAME.test(k)) return `'${k}' is not a valid environment variable name`;
     if (k.startsWith(RESERVED_ENV_PREFIX)) return `${k} is set by the agent; a job may not set ${RESERVED_ENV_PREFIX}* variables`;
-    const guarded = protectedVars.includes(k) || PROTECTED_ENV_PREFIXES.some((p) => k.startsWith(p));
-    if (guarded && !allowed.includes(k)) return `${k} is protected; the agent's allowed-overwritable-env-vars does not list it`;
     if (v.includes('\0')) return `the value of ${k} holds a NUL character`;
+    if (allowed.includes(k)) continue;
+    if (allowlist.length > 0 && !allowlist.some((re) => re.test(k))) return `${k} is not in this node's command-env-allowlist`;
+    if (PROTECTED_ENV_VARS.includes(k) || PROTECTED_ENV_PREFIXES.some((p) => k.startsWith(p))) return `${k} is protected; the agent's allowed-overwritable-env-vars does not list it`;
+    if (opts.existing?.[k] !== undefined) return `${k} is already set in the agent's environment; the agent's allowed-overwritable-env-vars does not list it`;
   }
   return null;
+}
+
+/** `PUSH_*`-style globs (only `*` is special). */
+function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }
 
 

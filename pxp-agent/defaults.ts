@@ -42,13 +42,24 @@ export const COMMAND_OUTPUT_MAX_BYTES = 256 * 1024;
  * the search path, and what makes the dynamic loader or a shell run code of the job's choosing.
  * CHEF_PUSH_* are the agent's own and never settable.
  */
+/** A switched user's PATH (the agent's own is not handed on). */
+export const SWITCHED_USER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Of the agent's environment, what a run as another user gets (besides PATH, HOME, USER, LOGNAME). */
+export const SWITCHED_USER_ENV_KEPT: readonly string[] = ['LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TERM'];
+
 export const PROTECTED_ENV_VARS: readonly string[] = [
   'PATH', 'IFS', 'ENV', 'BASH_ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'HOME', 'USER', 'LOGNAME', 'GCONV_PATH',
   // interpreters' own hooks: each loads code of the job's choosing into a whitelisted command
   'RUBYOPT', 'RUBYLIB', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PYTHONPATH', 'PYTHONSTARTUP', 'PYTHONHOME', 'PYTHONINSPECT', 'NODE_OPTIONS', 'NODE_PATH', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS',
 ];
-/** Whole families of protected variables (the dynamic loader's). */
-export const PROTECTED_ENV_PREFIXES: readonly string[] = ['LD_', 'DYLD_'];
+/**
+ * Whole families of protected variables: the dynamic loader's, and the tools' own option and hook
+ * variables (GIT_CONFIG_*, GIT_SSH_COMMAND, TAR_OPTIONS, RSYNC_RSH, …) that run code of the job's
+ * choosing inside a whitelisted command.
+ */
+export const PROTECTED_ENV_PREFIXES: readonly string[] = [
+  'LD_', 'DYLD_', 'GIT_', 'SSH_', 'TAR_', 'RSYNC_', 'PYTHON', 'PERL', 'RUBY', 'NODE_', 'JAVA_', 'BASH_FUNC_', 'GCONV_', 'LOCPATH', 'HOSTALIASES', 'RES_OPTIONS', 'NLSPATH',
+];
 
 export const AGENT_DEFAULTS = {
   'spool-dir-purge-ttl': DEFAULT_SPOOL_PURGE_TTL,
@@ -65,6 +76,7 @@ export const AGENT_DEFAULTS = {
   'puppet-settings': [],
   'command-whitelist': {},
   'allowed-overwritable-env-vars': [],
+  'command-env-allowlist': [],
   'command-commit-ttl': DEFAULT_COMMAND_COMMIT_TTL_S,
 } as const satisfies Partial<AgentConfig>;
 

@@ -44,6 +44,8 @@ export const agentConfigSchema = {
     'command-whitelist': { type: 'object', additionalProperties: { type: 'string', minLength: 1 } },
     /** Protected variables (PATH, loader and shell start-up ones) a job's env may set anyway; never CHEF_PUSH_*. */
     'allowed-overwritable-env-vars': { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
+    /** When set, the only variable names (globs such as `PUSH_*`) a job's env may set (`command`, `puppet`). */
+    'command-env-allowlist': { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_*][A-Za-z0-9_*]*$' } },
     /** Seconds a `command commit` holds the node for its job before it lapses. */
     'command-commit-ttl': { type: 'integer', minimum: 1 },
   },

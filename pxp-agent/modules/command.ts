@@ -6,7 +6,7 @@
 // will not run (its quorum failed); `output` reads a transaction's spooled stdout and
 // stderr from byte offsets while it runs and after. The rules are in ../command-whitelist.ts.
 import { decodeJobFile } from '../../protocol/job-file.ts';
-import { chownSync, closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { BatonError } from '../../protocol/errors.ts';
@@ -23,7 +23,7 @@ import {
   type PasswdEntry,
   type RunUser,
 } from '../command-whitelist.ts';
-import { COMMAND_OUTPUT_MAX_BYTES } from '../defaults.ts';
+import { COMMAND_OUTPUT_MAX_BYTES, SWITCHED_USER_ENV_KEPT, SWITCHED_USER_PATH } from '../defaults.ts';
 import type { ProcessSpec } from '../process-runner.ts';
 import type { TransactionMetadata } from '../spool.ts';
 import type { Transactions } from '../transactions.ts';
@@ -59,6 +59,8 @@ export interface CommandModuleConfig {
   whitelist: Readonly<Record<string, string>>;
   /** `allowed-overwritable-env-vars`. */
   allowedEnv: readonly string[];
+  /** `command-env-allowlist` (empty: any name that is not protected or already set). */
+  envAllowlist?: readonly string[];
   /** `command-commit-ttl`, seconds. */
   commitTtlS: number;
 }
@@ -142,6 +144,13 @@ function readChunk(path: string, offset: number, maxBytes: number): Buffer {
   }
 }
 
+/** What a run as another user starts with: a standard PATH, its own identity, the locale. */
+function switchedUserEnvironment(own: NodeJS.ProcessEnv, user: RunUser): Record<string, string> {
+  const env: Record<string, string> = { PATH: SWITCHED_USER_PATH, HOME: user.home, USER: user.name, LOGNAME: user.name };
+  for (const k of SWITCHED_USER_ENV_KEPT) if (own[k] !== undefined) env[k] = own[k]!;
+  return env;
+}
+
 function readRunState(dir: string): RunState | null {
   try {
     return JSON.parse(readFileSync(join(dir, RUN_STATE_FILE), 'utf8')) as RunState;
@@ -168,7 +177,14 @@ export function createCommandModule(config: CommandModuleConfig): PxpModule {
     if (meta.module !== COMMAND_MODULE || meta.action !== 'run') return;
     if (running?.transactionId === meta.transaction_id) running = null;
     const dir = readRunState(spool.files(meta.transaction_id).dir)?.job_file_dir;
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir) {
+      rmSync(join(dir, JOB_FILE), { force: true }); // the one file, never a recursive delete
+      try {
+        rmdirSync(dir);
+      } catch {
+        // gone already
+      }
+    }
   });
 
   function check(p: JobParams): Checked {
@@ -185,7 +201,7 @@ export function createCommandModule(config: CommandModuleConfig): PxpModule {
       if ('problem' in decoded) return { ok: false, code: CommandNack.badFile, reason: decoded.problem };
       file = decoded.content;
     }
-    const envWrong = envProblem(p.env ?? {}, config.allowedEnv);
+    const envWrong = envProblem(p.env ?? {}, config.allowedEnv, { existing: process.env, allowlist: config.envAllowlist ?? [] });
     if (envWrong) return { ok: false, code: CommandNack.badEnv, reason: envWrong };
     const cwd = p.dir ?? (isDirectory(user.home) ? user.home : '/');
     return { ok: true, plan: { match, user, file, cwd } };
@@ -211,13 +227,15 @@ export function createCommandModule(config: CommandModuleConfig): PxpModule {
     }
     // The spool is the agent's alone (no other user may even pass through it), so the file of a
     // run as another user goes to a private directory of that user, removed when the run ends.
+    // The directory stays the agent's (0711: the user can reach the file by name, and put nothing in
+    // it), so that removing it never follows anything the user made.
     const dir = mkdtempSync(join(tmpdir(), 'baton-command-'));
+    chmodSync(dir, 0o711);
     state.job_file_dir = dir;
     writeFileSync(join(spoolDir, RUN_STATE_FILE), JSON.stringify(state), { mode: 0o600 });
     const path = join(dir, JOB_FILE);
     writeFileSync(path, content, { mode: 0o600, flag: 'wx' });
     chownSync(path, user.uid, user.gid);
-    chownSync(dir, user.uid, user.gid);
     return path;
   }
 
@@ -259,8 +277,8 @@ export function createCommandModule(config: CommandModuleConfig): PxpModule {
           const state: RunState = { job_id: p.job_id };
           writeFileSync(join(ctx.files.dir, RUN_STATE_FILE), JSON.stringify(state), { mode: 0o600 });
           const env: Record<string, string> = {
-            ...agentEnvironment(process.env),
-            ...(user.switched ? { HOME: user.home, USER: user.name, LOGNAME: user.name } : {}),
+            // Another user gets a plain environment, not the agent's (credentials, sockets, …).
+            ...(user.switched ? switchedUserEnvironment(process.env, user) : agentEnvironment(process.env)),
             ...p.env,
             CHEF_PUSH_NODE_NAME: config.nodeName,
             CHEF_PUSH_JOB_ID: p.job_id,

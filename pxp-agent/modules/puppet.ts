@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { envProblem } from '../command-whitelist.ts';
 import { BatonError } from '../../protocol/errors.ts';
 import { compile } from '../../protocol/validate.ts';
 import { puppetRunParamsSchema } from '../../schemas/pxp.ts';
@@ -27,6 +28,7 @@ import { ImmediateOutcome, type ActionOutcome, type PxpModule, type RawProcessRe
 const execFileP = promisify(execFile);
 
 export const PuppetModuleErrorCode = {
+  invalidEnv: 'puppet/invalid-env',
   invalidFlag: 'puppet/invalid-flag',
 } as const;
 
@@ -41,6 +43,9 @@ export interface PuppetModuleConfig {
   environment: string;
   /** `puppet-run-timeout`, seconds. */
   timeoutS?: number | undefined;
+  /** `allowed-overwritable-env-vars` and `command-env-allowlist`: the rules of a request's `env`. */
+  allowedEnv?: readonly string[];
+  envAllowlist?: readonly string[];
 }
 
 interface FlagSpec {
@@ -238,8 +243,12 @@ export function createPuppetModule(config: PuppetModuleConfig): PxpModule {
           const params = raw as { flags: string[]; job?: string; env?: string[] };
           const flags = parseFlags(params.flags);
           const environment = flags.environment ?? config.environment;
+          const extra = Object.fromEntries((params.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+          // The same rules as a command's env: no loader, interpreter (RUBYOPT, …) or PATH override.
+          const envWrong = envProblem(extra, config.allowedEnv ?? [], { existing: process.env, allowlist: config.envAllowlist ?? [] });
+          if (envWrong) throw new BatonError(PuppetModuleErrorCode.invalidEnv, `puppet run: env refused: ${envWrong}; nothing was run`);
           const env = puppetEnvironment(params.env);
-          const p = await paths(env);
+          const p = await paths(puppetEnvironment()); // where Puppet keeps its state: never the request's env
 
           const disabled = readIfExists(p.agent_disabled_lockfile);
           if (disabled !== null) throw failed(PuppetErrorType.agentDisabled, disabledMessage(disabled) ?? 'Puppet agent is disabled');

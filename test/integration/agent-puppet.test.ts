@@ -136,6 +136,13 @@ describe('agent: puppet run', { skip: !puppetAvailable() && 'puppet is not insta
     });
   }
 
+  it('refuses an env that would reach into Ruby (RUBYOPT) before anything runs', async () => {
+    const before = reportMtime();
+    const run = await runPuppet(ctl, AGENT, { flags: [], env: ['RUBYOPT=-r/tmp/evil'] });
+    assert.match(errorOf(await run.outcome), /env refused: RUBYOPT is protected/);
+    assert.equal(reportMtime(), before, 'no report was written');
+  });
+
   it('a disabled Puppet ends the run at once with error_type agent_disabled and its message', async () => {
     disablePuppet(sandbox, 'maintenance window');
     try {

@@ -93,6 +93,26 @@ describe('job env rules', () => {
     assert.match(envProblem({ BASH_ENV: '/tmp/x' }, [])!, /BASH_ENV is protected/);
   });
 
+  it('refuses the tools\' own hook variables, which would run code inside a whitelisted command', () => {
+    for (const k of ['GIT_CONFIG_COUNT', 'GIT_SSH_COMMAND', 'TAR_OPTIONS', 'RSYNC_RSH', 'RUBYOPT', 'PYTHONPATH', 'PERL5OPT', 'NODE_OPTIONS', 'SSH_AUTH_SOCK', 'BASH_FUNC_x%%', 'LD_AUDIT']) {
+      const problem = envProblem({ [k]: 'x' }, []);
+      assert.ok(problem && /protected|not a valid/.test(problem), `${k}: ${String(problem)}`);
+    }
+  });
+
+  it('refuses overriding what the agent\'s own environment holds, unless allowed', () => {
+    const existing = { HTTP_PROXY: 'http://proxy:3128', GREETING: undefined };
+    assert.match(envProblem({ HTTP_PROXY: 'http://evil' }, [], { existing })!, /HTTP_PROXY is already set in the agent's environment/);
+    assert.equal(envProblem({ HTTP_PROXY: 'http://other' }, ['HTTP_PROXY'], { existing }), null);
+    assert.equal(envProblem({ GREETING: 'hi' }, [], { existing }), null);
+  });
+
+  it('with command-env-allowlist, only the names it matches', () => {
+    assert.equal(envProblem({ PUSH_TARGET: 'a', PUSH_X: 'b' }, [], { allowlist: ['PUSH_*'] }), null);
+    assert.match(envProblem({ GREETING: 'hi' }, [], { allowlist: ['PUSH_*'] })!, /GREETING is not in this node's command-env-allowlist/);
+    assert.match(envProblem({ CHEF_PUSH_JOB_ID: 'x' }, [], { allowlist: ['*'] })!, /set by the agent/);
+  });
+
   it('refuses invalid names and NUL in values', () => {
     assert.match(envProblem({ '1X': 'a' }, [])!, /'1X' is not a valid environment variable name/);
     assert.match(envProblem({ 'A=B': 'a' }, [])!, /not a valid/);
