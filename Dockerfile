@@ -20,7 +20,9 @@ RUN npm run build \
  && mkdir -p /pki /var/lib/baton \
  && chown node:node /pki /var/lib/baton
 
-# Named volumes mounted on /pki and /var/lib/baton start owned by this user.
+# The programs run as `node` (uid 1000): named volumes mounted on /pki and /var/lib/baton start
+# owned by it, and the files they read (keys, configs) must be readable by it (README: Agents on
+# other hosts). compose.yaml's one-shot pki service runs as root to hand out keys owned by node.
 USER node
 EXPOSE 8142 8143
 ENTRYPOINT ["node", "/opt/baton/bin/baton.mjs"]

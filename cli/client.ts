@@ -1,8 +1,9 @@
 // The HTTP client of the `baton` commands: the orchestrator's HTTPS API with its CA and token.
 // API errors carry the API's own message (Puppet `{kind, msg}`, Chef `{error: [...]}`, or text);
-// a server that cannot be reached is a connection error. Both exit with code 3.
+// a server that cannot be reached, or that does not answer within the request's timeout, is a
+// connection error. Both exit with code 3.
 import { existsSync, readFileSync } from 'node:fs';
-import { request, type RequestOptions } from 'node:https';
+import { request, type RequestOptions as HttpsRequestOptions } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,6 +15,8 @@ export const DEV_CA_PATH = 'var/pki/certs/ca.pem';
 export const TOKEN_HEADER = 'X-Authentication';
 /** Chef Push Jobs organisation used by `baton push`. */
 export const PUSH_ORG = 'baton';
+/** How long a request may take, from connecting to its last byte, unless it says otherwise. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 /** `~/.baton/token` (HOME decides where `~` is). */
 export const tokenFilePath = (): string => join(homedir(), '.baton', 'token');
@@ -34,6 +37,18 @@ export function addApiOptions(cmd: Command): Command {
     .option('--json', 'machine-readable output (JSON)');
 }
 
+export interface RequestOptions {
+  /** The request's deadline (default: the client's, DEFAULT_REQUEST_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** Cancels the request (it then fails with a connection error). */
+  signal?: AbortSignal;
+}
+
+export interface OpenOptions extends RequestOptions {
+  body?: unknown;
+  accept?: string;
+}
+
 export interface Response {
   status: number;
   headers: IncomingMessage['headers'];
@@ -47,6 +62,7 @@ export class ApiClient {
     url: string,
     private readonly token: string | undefined,
     private readonly ca: Buffer | undefined,
+    readonly timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
   ) {
     try {
       this.url = new URL(url);
@@ -56,11 +72,15 @@ export class ApiClient {
     if (this.url.protocol !== 'https:') throw usageError(`--url: the orchestrator is served over HTTPS (got ${url})`);
   }
 
-  /** The raw response stream, for any status. */
-  open(method: string, path: string, opts: { body?: unknown; accept?: string } = {}): Promise<IncomingMessage> {
+  /**
+   * The raw response stream, for any status. The timeout runs until the response's headers arrive:
+   * the caller reads the body (a feed may stay open for as long as its job runs).
+   */
+  open(method: string, path: string, opts: OpenOptions = {}): Promise<IncomingMessage> {
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const target = new URL(path, this.url);
-    const options: RequestOptions = {
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const options: HttpsRequestOptions = {
       method,
       agent: false,
       headers: {
@@ -69,38 +89,63 @@ export class ApiClient {
         ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
       },
       ...(this.ca ? { ca: this.ca } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
     };
     return new Promise((resolvePromise, reject) => {
-      const req = request(target, options, resolvePromise);
+      const req = request(target, options, (res) => {
+        clearTimeout(timer);
+        resolvePromise(res);
+      });
+      const timer = setTimeout(() => req.destroy(this.timeoutError(method, path, timeoutMs)), timeoutMs);
       req.on('error', (err: NodeJS.ErrnoException) => {
-        const why = err.code ? `${err.code}: ${err.message}` : err.message;
-        reject(new CliError(CliErrorCode.connection, `cannot reach the orchestrator at ${this.url.origin}: ${why}`, { cause: err }));
+        clearTimeout(timer);
+        reject(this.connectionError(err));
       });
       if (payload !== undefined) req.write(payload);
       req.end();
     });
   }
 
-  async send(method: string, path: string, body?: unknown, accept?: string): Promise<Response> {
-    const res = await this.open(method, path, { body, accept });
+  /** A whole exchange, within its timeout; an error status is an ApiError. */
+  async send(method: string, path: string, opts: OpenOptions = {}): Promise<Response> {
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    const res = await this.open(method, path, { ...opts, timeoutMs });
+    const timer = setTimeout(() => res.destroy(this.timeoutError(method, path, timeoutMs)), Math.max(0, deadline - Date.now()));
     const chunks: Buffer[] = [];
-    for await (const c of res) chunks.push(c as Buffer);
+    try {
+      for await (const c of res) chunks.push(c as Buffer);
+    } catch (err) {
+      throw this.connectionError(err as NodeJS.ErrnoException);
+    } finally {
+      clearTimeout(timer);
+    }
     const out = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
     if (out.status >= 400) throw apiErrorOf(out, method, path);
     return out;
   }
 
-  async json<T = any>(method: string, path: string, body?: unknown): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
-    const res = await this.send(method, path, body);
+  async json<T = any>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const res = await this.send(method, path, { ...opts, body });
     return parseJson(res) as T;
   }
 
-  get<T = any>(path: string): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
-    return this.json<T>('GET', path);
+  get<T = any>(path: string, opts: RequestOptions = {}): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    return this.json<T>('GET', path, undefined, opts);
   }
 
-  post<T = any>(path: string, body: unknown = {}): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
-    return this.json<T>('POST', path, body);
+  post<T = any>(path: string, body: unknown = {}, opts: RequestOptions = {}): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    return this.json<T>('POST', path, body, opts);
+  }
+
+  private timeoutError(method: string, path: string, timeoutMs: number): CliError {
+    return new CliError(CliErrorCode.connection, `the orchestrator at ${this.url.origin} did not answer ${method} ${path} within ${timeoutMs / 1000} s`, { details: { timeoutMs } });
+  }
+
+  private connectionError(err: NodeJS.ErrnoException): CliError {
+    if (err instanceof CliError) return err;
+    const why = err.code ? `${err.code}: ${err.message}` : err.message;
+    return new CliError(CliErrorCode.connection, `cannot reach the orchestrator at ${this.url.origin}: ${why}`, { cause: err });
   }
 }
 

@@ -22,6 +22,8 @@ export const CliErrorCode = {
   connection: 'cli/connection',
   missingProgram: 'cli/missing-program',
   childFailed: 'cli/child-failed',
+  /** The user detached from a followed job (Ctrl-C) while a request was under way. */
+  detached: 'cli/detached',
 } as const;
 export type CliErrorCode = (typeof CliErrorCode)[keyof typeof CliErrorCode];
 
@@ -58,5 +60,6 @@ export function exitCodeFor(err: unknown): ExitCode {
   if (!(err instanceof BatonError)) return ExitCode.failure;
   if (err.code.startsWith('config/') || err.code === CliErrorCode.usage || err.code === CliErrorCode.missingProgram) return ExitCode.usage;
   if (err.code === CliErrorCode.api || err.code === CliErrorCode.connection) return ExitCode.api;
+  if (err.code === CliErrorCode.detached) return ExitCode.detached;
   return ExitCode.failure;
 }

@@ -1,10 +1,11 @@
 // Follows a Puppet-face job (task, deploy, or a push job seen through that face) until it ends:
 // its events (GET /jobs/:id/events?start=N, polled every POLL_INTERVAL_MS), each ended node's
-// result (GET /jobs/:id/nodes), a progress display, a summary and the exit code.
-import type { ApiClient } from './client.ts';
-import { ExitCode } from './errors.ts';
+// result (GET /jobs/:id/nodes), a progress display, a summary and the exit code. Ctrl-C (see
+// interrupt.ts) cuts any request short.
+import type { ApiClient, RequestOptions } from './client.ts';
+import { CliError, CliErrorCode, ExitCode } from './errors.ts';
 import { deployResultLine, out, plural, printJson, taskResultLine } from './format.ts';
-import { Interrupt } from './interrupt.ts';
+import { detachedError, Interrupt } from './interrupt.ts';
 import { Reporter, type NodeOutcomeKind } from './progress.ts';
 
 /** How often a followed job's events are asked for. */
@@ -58,13 +59,22 @@ export function resultLine(type: string, n: NodeJson): string {
   return taskResultLine(n.result, n.details);
 }
 
-export async function jobNodes(client: ApiClient, id: string): Promise<NodeJson[]> {
-  return ((await client.get(`${jobPath(id)}/nodes`)) as { items: NodeJson[] }).items;
+export async function jobNodes(client: ApiClient, id: string, opts: RequestOptions = {}): Promise<NodeJson[]> {
+  return ((await client.get(`${jobPath(id)}/nodes`, opts)) as { items: NodeJson[] }).items;
 }
 
-/** 0 when every node succeeded; 1 otherwise; 4 when the user stopped it. */
-export function jobExitCode(job: JobJson, stoppedByUser: boolean): ExitCode {
+/** Node states after which a node did not succeed. */
+export const FAILED_NODE_STATES: readonly string[] = ['failed', 'errored', 'skipped'];
+
+/**
+ * 0 when every node succeeded; 1 when some node failed, errored or was skipped, or the job failed
+ * (or was stopped by someone else); 4 when the user stopped it. A job still running: 1 as soon as
+ * one of its nodes did not succeed, else 0.
+ */
+export function jobExitCode(job: JobJson, stoppedByUser = false): ExitCode {
   if (job.state === 'stopped') return stoppedByUser ? ExitCode.detached : ExitCode.failure;
+  if (FAILED_NODE_STATES.some((s) => (job.node_states[s] ?? 0) > 0)) return ExitCode.failure;
+  if (!ENDED_JOB_STATES.includes(job.state)) return ExitCode.ok;
   const succeeded = job.node_states.finished ?? 0;
   return job.state === 'finished' && succeeded === job.node_count ? ExitCode.ok : ExitCode.failure;
 }
@@ -78,28 +88,27 @@ export interface FollowOptions {
 export async function followJob(client: ApiClient, id: string, opts: FollowOptions): Promise<ExitCode> {
   let job = (await client.get(jobPath(id))) as JobJson;
   const reporter = new Reporter(job.node_count, opts.json ? 'json' : undefined);
-  reporter.start(opts.headline(job));
-  const interrupt = new Interrupt(`\nStop job ${id}? [y/N] `, reporter);
+  // Ctrl-C is caught before anything says that the job is followed.
+  const interrupt = new Interrupt(`\nStop job ${id}? [y/N] `, `Detached from job ${id}; it goes on. Follow it again with: baton job show ${id} --watch\n`, reporter);
+  // Every request is cut short by a detach, and cancelled.
+  const ask = <T>(work: (o: RequestOptions) => Promise<T>): Promise<T> => interrupt.race(work({ signal: interrupt.signal }));
   let start = 1;
   let stopSent = false;
   let ended = false;
   try {
+    reporter.start(opts.headline(job));
     while (!ended) {
-      if (interrupt.state === 'detach') {
-        reporter.stop();
-        process.stderr.write(`Detached from job ${id}; it goes on. Follow it again with: baton job show ${id} --watch\n`);
-        return ExitCode.detached;
-      }
+      if (interrupt.state === 'detach') throw detachedError();
       if (interrupt.state === 'prompting') {
         await interrupt.pause(POLL_INTERVAL_MS);
         continue;
       }
       if (interrupt.state === 'stop' && !stopSent) {
         stopSent = true;
-        await client.post('/orchestrator/v1/command/stop', { job: id });
+        await ask((o) => client.post('/orchestrator/v1/command/stop', { job: id }, o));
         reporter.log(`Stopping job ${id}…`);
       }
-      const page = (await client.get(`${jobPath(id)}/events?start=${start}`)) as { items: EventJson[]; 'next-events': { event: string } };
+      const page = (await ask((o) => client.get(`${jobPath(id)}/events?start=${start}`, o))) as { items: EventJson[]; 'next-events': { event: string } };
       start = Number(page['next-events'].event);
       const endedNodes: string[] = [];
       for (const e of page.items) {
@@ -107,7 +116,7 @@ export async function followJob(client: ApiClient, id: string, opts: FollowOptio
         if (JOB_END_EVENTS.includes(e.type)) ended = true;
       }
       if (endedNodes.length > 0) {
-        const byName = new Map((await jobNodes(client, id)).map((n) => [n.name, n]));
+        const byName = new Map((await ask((o) => jobNodes(client, id, o))).map((n) => [n.name, n]));
         for (const name of endedNodes) {
           const n = byName.get(name);
           if (n) reporter.node(name, n.state, outcomeKind(n.state), resultLine(job.type, n));
@@ -115,15 +124,21 @@ export async function followJob(client: ApiClient, id: string, opts: FollowOptio
       }
       if (!ended && page.items.length === 0) await interrupt.pause(POLL_INTERVAL_MS);
     }
+    job = (await ask((o) => client.get(jobPath(id), o))) as JobJson;
+    const nodes = opts.json ? await ask((o) => jobNodes(client, id, o)) : [];
+    const succeeded = job.node_states.finished ?? 0;
+    const verb = job.state === 'stopped' ? 'stopped' : job.state === 'failed' || succeeded < job.node_count ? 'failed' : 'completed';
+    reporter.summary({ jobId: id, verb, succeeded, total: job.node_count, durationMs: job.duration !== null ? job.duration * 1000 : reporter.elapsedMs() });
+    if (opts.json) printJson({ job, nodes });
+    return jobExitCode(job, stopSent);
+  } catch (err) {
+    if (!(err instanceof CliError && err.code === CliErrorCode.detached)) throw err;
+    interrupt.printNotice();
+    return ExitCode.detached;
   } finally {
+    reporter.stop(); // the cursor comes back, whatever happened
     interrupt.dispose();
   }
-  job = (await client.get(jobPath(id))) as JobJson;
-  const succeeded = job.node_states.finished ?? 0;
-  const verb = job.state === 'stopped' ? 'stopped' : job.state === 'failed' || succeeded < job.node_count ? 'failed' : 'completed';
-  reporter.summary({ jobId: id, verb, succeeded, total: job.node_count, durationMs: job.duration !== null ? job.duration * 1000 : reporter.elapsedMs() });
-  if (opts.json) printJson({ job, nodes: await jobNodes(client, id) });
-  return jobExitCode(job, stopSent);
 }
 
 /** Prints "Started job N" and follows it, unless --no-wait. */

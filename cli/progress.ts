@@ -54,9 +54,13 @@ export class Reporter {
     else out(line);
   }
 
-  /** Stops drawing (before a prompt, or at the end); lines are written directly afterwards. */
+  /**
+   * Stops drawing (before a prompt, at the end, on an error or a detach) and shows the cursor
+   * again; lines are written directly afterwards. Idempotent.
+   */
   stop(): void {
     if (!this.bar) return;
+    process.off('exit', this.onExit);
     this.single?.update(this.done, this.payload());
     this.bar.stop();
     this.bar = null;
@@ -80,11 +84,17 @@ export class Reporter {
     out(s.verb === 'completed' && s.succeeded === s.total ? line : s.verb === 'stopped' ? yellow(line) : red(line));
   }
 
+  /** A process that exits with the bar drawn (process.exit from anywhere) gets its cursor back. */
+  private readonly onExit = () => this.stop();
+
   private makeBar(): void {
+    process.on('exit', this.onExit);
     this.bar = new cliProgress.MultiBar(
       {
         format: ' {bar} {value}/{total} nodes | {failed} failed | {elapsed}',
         stream: process.stdout,
+        // The cursor is hidden while the bar is drawn; stop() shows it again. Signals are the
+        // followers' (interrupt.ts), so the bar does not handle them itself.
         hideCursor: true,
         gracefulExit: false,
         clearOnComplete: true,

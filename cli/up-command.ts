@@ -1,6 +1,8 @@
 // `baton up` (what `npm start` runs): a whole local fleet in one supervised process tree — a private
 // redis-server, a dev CA, a broker, the orchestrator and N agents, with a sample codedir and an
-// admin token. Ctrl-C (or SIGTERM) stops everything in order and keeps Redis's data.
+// admin token. Ctrl-C (or SIGTERM, or SIGHUP) stops everything in order and keeps Redis's data; if
+// `baton up` dies without doing so, the programs stop by themselves (IPC channel) and redis-server
+// is stopped by its watchdog (up/watchdog.mjs).
 import { accessSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { delimiter, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -97,7 +99,8 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
   }
   await ensurePki(p.pki, ['broker', 'orchestrator'], names);
   ensureSampleCode(p.code);
-  const { token, file: tokenFile } = ensureToken();
+  const { token, file: tokenFile, tightenedFrom } = ensureToken();
+  if (tightenedFrom !== undefined) process.stderr.write(`baton up: ${tokenFile} had mode ${tightenedFrom.toString(8).padStart(4, '0')} (others could read the admin token); made it 0600\n`);
   writeJson(p.tokensFile, [{ token, login: 'admin', permissions: ['*'] }], 0o600);
   const pki = (name: string) => ({ 'ssl-ca-cert': join(p.pki, 'certs', 'ca.pem'), 'ssl-cert': join(p.pki, 'certs', `${name}.pem`), 'ssl-key': join(p.pki, 'private_keys', `${name}.pem`) });
   const node = (name: string, args: string[], ready: string) => ({ name, command: process.execPath, args: [BATON_BIN(), ...args], ipc: true, ready: jsonLog(ready) });
@@ -112,7 +115,7 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
     await stopStaleRedis(pidFile);
     mkdirSync(p.redis, { recursive: true });
     const { child } = await sup.start({
-      name: 'redis', command: redisBin!, ipc: false, ready: (l) => l.includes('Ready to accept connections'),
+      name: 'redis', command: redisBin!, ipc: false, watchdog: true, ready: (l) => l.includes('Ready to accept connections'),
       args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', p.redis, '--appendonly', 'yes', '--pidfile', pidFile, '--daemonize', 'no', '--loglevel', 'notice'],
     });
     redisUrl = `redis://127.0.0.1:${redisPort}`;
@@ -198,12 +201,16 @@ export function registerUp(program: Command): void {
       const sup = new Supervisor(paths.logs, (child, code, signal) => {
         void finish(ExitCode.failure, `baton up: ${child.name} exited unexpectedly (${signal ?? `code ${String(code)}`}); stopping the rest. Its log is ${child.logFile}${child.tail.length ? `:\n  ${child.tail.slice(-5).join('\n  ')}` : ''}`);
       });
+      // A closed terminal (SIGHUP) makes writes fail (EIO, EPIPE): they must not stop the cleanup.
+      process.stdout.on('error', () => undefined);
+      process.stderr.on('error', () => undefined);
       const stop = () => {
         process.stdout.write('\nStopping…\n');
         void finish(ExitCode.ok);
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      process.on('SIGHUP', stop); // the terminal went away: its children, in their own process groups, would not hear it
       if (process.connected) process.on('disconnect', stop);
       try {
         const banner = await startFleet(sup, paths, o);

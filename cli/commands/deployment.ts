@@ -3,13 +3,18 @@
 import type { Command } from 'commander';
 import { action } from '../action.ts';
 import { collect } from '../args.ts';
-import { addApiOptions, apiClient, type ApiClient, type ApiOptions } from '../client.ts';
+import { addApiOptions, apiClient, DEFAULT_REQUEST_TIMEOUT_MS, type ApiClient, type ApiOptions } from '../client.ts';
 import { ApiError, ExitCode, usageError } from '../errors.ts';
 import { bold, green, isTty, out, printJson, red, table, yellow } from '../format.ts';
 import { POLL_INTERVAL_MS } from '../follow.ts';
 
 /** How long one blocking query may wait for a change. */
 export const BLOCKING_WAIT = '30s';
+/**
+ * A blocking query's own request timeout: its wait, the up to wait/16 that Nomad adds at random,
+ * and the ordinary request timeout for the answer itself.
+ */
+export const BLOCKING_REQUEST_TIMEOUT_MS = 30_000 + 30_000 / 16 + DEFAULT_REQUEST_TIMEOUT_MS;
 export const LIVE_DEPLOYMENT_STATES: readonly string[] = ['running', 'paused'];
 const UUID_LENGTH = 36;
 /** A blocking query answered faster than this without a change did not block. */
@@ -70,7 +75,7 @@ async function fullId(client: ApiClient, id: string): Promise<string> {
 
 async function getDeployment(client: ApiClient, id: string, index: number): Promise<{ d: Deployment; index: number }> {
   const path = `/v1/deployment/${encodeURIComponent(id)}${index > 0 ? `?index=${index}&wait=${BLOCKING_WAIT}` : ''}`;
-  const res = await client.send('GET', path);
+  const res = await client.send('GET', path, index > 0 ? { timeoutMs: BLOCKING_REQUEST_TIMEOUT_MS } : {});
   const d = JSON.parse(res.body.toString('utf8')) as Deployment;
   const header = Number(res.headers['x-nomad-index']);
   return { d, index: Number.isFinite(header) && header > 0 ? header : (d.ModifyIndex ?? index) };

@@ -5,7 +5,7 @@ import { addScopeOptions, parseParams, positiveInt, scopeOf, type ScopeFlags } f
 import { addApiOptions, apiClient, type ApiClient, type ApiOptions } from '../client.ts';
 import { ExitCode, usageError } from '../errors.ts';
 import { bold, duration, out, plural, printJson, table } from '../format.ts';
-import { ENDED_JOB_STATES, followJob, jobNodes, resultLine, startedJob, type JobJson } from '../follow.ts';
+import { ENDED_JOB_STATES, followJob, jobExitCode, jobNodes, resultLine, startedJob, type JobJson } from '../follow.ts';
 
 /** What the orchestrator shows for a sensitive parameter; a rerun cannot send it back. */
 export const REDACTED = 'Sensitive [value redacted]';
@@ -80,10 +80,14 @@ function jobId(id: string): string {
 
 const what = (job: JobJson) => (job.type === 'task' ? `task ${job.options.task ?? ''}` : job.type === 'deploy' ? `deploy to ${job.environment.name}` : job.type);
 
-async function showJob(client: ApiClient, id: string, json: boolean | undefined): Promise<void> {
+/** Shows a job and its nodes; exits as a followed job would (jobExitCode). */
+async function showJob(client: ApiClient, id: string, json: boolean | undefined): Promise<ExitCode> {
   const job = (await client.get(`/orchestrator/v1/jobs/${id}`)) as JobJson;
   const nodes = await jobNodes(client, id);
-  if (json) return printJson({ job, nodes });
+  if (json) {
+    printJson({ job, nodes });
+    return jobExitCode(job);
+  }
   out(`${bold(`Job ${job.name}`)}  ${what(job)}  ${job.state}`);
   out(`owner ${job.owner.login}, environment ${job.environment.name}, created ${job.created_timestamp ?? '?'}${job.duration !== null ? `, took ${duration(job.duration * 1000)}` : ''}`);
   if (job.description) out(`description: ${job.description}`);
@@ -93,6 +97,7 @@ async function showJob(client: ApiClient, id: string, json: boolean | undefined)
     out();
     out(table(['node', 'state', 'duration', 'result'], nodes.map((n) => [n.name, n.state, n.duration === null ? '' : `${n.duration.toFixed(1)} s`, resultLine(job.type, n)])));
   }
+  return jobExitCode(job);
 }
 
 export function registerJob(program: Command): void {
@@ -128,10 +133,7 @@ export function registerJob(program: Command): void {
       jobId(id);
       if (!o.watch) return showJob(client, id, o.json);
       const j = (await client.get(`/orchestrator/v1/jobs/${id}`)) as JobJson;
-      if (ENDED_JOB_STATES.includes(j.state)) {
-        await showJob(client, id, o.json);
-        return j.state === 'finished' && (j.node_states.finished ?? 0) === j.node_count ? ExitCode.ok : ExitCode.failure;
-      }
+      if (ENDED_JOB_STATES.includes(j.state)) return showJob(client, id, o.json);
       return followJob(client, id, { json: o.json, headline: (x) => `Following job ${id}: ${what(x)} on ${plural(x.node_count, 'node')}` });
     }),
   );

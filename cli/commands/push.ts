@@ -6,11 +6,11 @@ import type { Command } from 'commander';
 import { createParser } from 'eventsource-parser';
 import { action } from '../action.ts';
 import { collect, parseEnv, parseNodeList, parseQuorum, positiveInt } from '../args.ts';
-import { addApiOptions, apiClient, apiErrorOf, PUSH_ORG, type ApiClient, type ApiOptions } from '../client.ts';
-import { ExitCode, usageError } from '../errors.ts';
+import { addApiOptions, apiClient, apiErrorOf, PUSH_ORG, type ApiClient, type ApiOptions, type RequestOptions } from '../client.ts';
+import { CliError, CliErrorCode, ExitCode, usageError } from '../errors.ts';
 import { firstLine, out, plural, printJson, table } from '../format.ts';
 import { POLL_INTERVAL_MS } from '../follow.ts';
-import { Interrupt } from '../interrupt.ts';
+import { detachedError, Interrupt } from '../interrupt.ts';
 import { Reporter } from '../progress.ts';
 
 export const PUSH_PREFIX = `/organizations/${PUSH_ORG}/pushy`;
@@ -84,69 +84,91 @@ async function readFeed(res: IncomingMessage, onEvent: (event: string, data: Rec
   await chain;
 }
 
+/** Chef node states after which a node did not succeed. */
+export const FAILED_PUSH_NODE_STATES: readonly string[] = ['failed', 'crashed', 'nacked', 'unavailable', 'was_ready', 'aborted', 'timed_out'];
+
+/**
+ * 0 when every node completed; 1 when some node did not, or the job did not complete (4 when the
+ * user stopped it). A job still running: 1 as soon as one of its nodes did not succeed, else 0.
+ */
+export function pushExitCode(job: Pick<PushJob, 'status' | 'nodes'>, stoppedByUser = false): ExitCode {
+  if (job.status === 'aborted' && stoppedByUser) return ExitCode.detached;
+  const states = Object.entries(job.nodes ?? {}).filter(([, names]) => names.length > 0).map(([state]) => state);
+  if (states.some((s) => FAILED_PUSH_NODE_STATES.includes(s))) return ExitCode.failure;
+  if (!FINAL_PUSH_STATES.includes(job.status)) return ExitCode.ok;
+  return job.status === 'complete' && states.every((s) => s === 'complete') ? ExitCode.ok : ExitCode.failure;
+}
+
 async function followPush(client: ApiClient, id: string, body: Record<string, unknown>, json: boolean | undefined): Promise<ExitCode> {
   const nodes = body.nodes as string[];
   const capture = body.capture_output === true;
   const reporter = new Reporter(nodes.length, json ? 'json' : undefined);
-  reporter.start(`Started push job ${id}: '${String(body.command)}' on ${plural(nodes.length, 'node')}`);
-  const interrupt = new Interrupt(`\nStop job ${id}? [y/N] `, reporter);
+  // Ctrl-C is caught before anything says that the job is followed.
+  const interrupt = new Interrupt(`\nStop job ${id}? [y/N] `, `Detached from push job ${id}; it goes on. See it with: baton push show ${id}\n`, reporter);
+  // Every request is cut short by a detach, and cancelled.
+  const ask = <T>(work: (o: RequestOptions) => Promise<T>): Promise<T> => interrupt.race(work({ signal: interrupt.signal }));
   const feedPath = `${PUSH_PREFIX}/jobs_status_feed/${id}`;
-  const res = await client.open('GET', feedPath, { accept: 'text/event-stream' });
-  if ((res.statusCode ?? 0) >= 400) {
-    const chunks: Buffer[] = [];
-    for await (const c of res) chunks.push(c as Buffer);
-    throw apiErrorOf({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }, 'GET', feedPath);
-  }
-  const feed = readFeed(res, async (event, data) => {
-    const node = typeof data.node === 'string' ? data.node : '';
-    if (event === 'quorum_vote' && data.status !== 'success') reporter.log(`${node}: did not commit (${String(data.status)}${data.message ? `: ${String(data.message)}` : ''})`);
-    if (event === 'quorum_failed') reporter.log('Quorum not reached: nothing runs.');
-    if (event === 'run_complete') {
-      const status = String(data.status);
-      let summary = typeof data.exit_code === 'number' ? `exit ${data.exit_code}` : '';
-      if (capture) summary = [summary, await outputLine(client, id, node)].filter(Boolean).join('  ');
-      reporter.node(node, status, status === 'success' ? 'ok' : 'failed', summary);
-    }
-    if (event === 'job_complete' || event === 'summary') res.destroy();
-  }).catch(() => undefined); // a dropped feed: the job's record below says how it ended
-  let stopSent = false;
+  let res: IncomingMessage | undefined;
   try {
+    reporter.start(`Started push job ${id}: '${String(body.command)}' on ${plural(nodes.length, 'node')}`);
+    const feedRes = await ask((o) => client.open('GET', feedPath, { ...o, accept: 'text/event-stream' }));
+    res = feedRes;
+    if ((feedRes.statusCode ?? 0) >= 400) {
+      const errorBody = await ask(async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of feedRes) chunks.push(c as Buffer);
+        return Buffer.concat(chunks);
+      });
+      throw apiErrorOf({ status: feedRes.statusCode ?? 0, headers: feedRes.headers, body: errorBody }, 'GET', feedPath);
+    }
+    const feed = readFeed(feedRes, async (event, data) => {
+      const node = typeof data.node === 'string' ? data.node : '';
+      if (event === 'quorum_vote' && data.status !== 'success') reporter.log(`${node}: did not commit (${String(data.status)}${data.message ? `: ${String(data.message)}` : ''})`);
+      if (event === 'quorum_failed') reporter.log('Quorum not reached: nothing runs.');
+      if (event === 'run_complete') {
+        const status = String(data.status);
+        let summary = typeof data.exit_code === 'number' ? `exit ${data.exit_code}` : '';
+        if (capture) summary = [summary, await outputLine(client, id, node, interrupt.signal)].filter(Boolean).join('  ');
+        reporter.node(node, status, status === 'success' ? 'ok' : 'failed', summary);
+      }
+      if (event === 'job_complete' || event === 'summary') feedRes.destroy();
+    }).catch(() => undefined); // a dropped feed: the job's record below says how it ended
+    let stopSent = false;
     for (;;) {
       const ended = await Promise.race([feed.then(() => true), interrupt.changed().then(() => false)]);
       if (ended) break;
-      if (interrupt.state === 'detach') {
-        res.destroy();
-        reporter.stop();
-        process.stderr.write(`Detached from push job ${id}; it goes on. See it with: baton push show ${id}\n`);
-        return ExitCode.detached;
-      }
+      if (interrupt.state === 'detach') throw detachedError();
       if (interrupt.state === 'stop' && !stopSent) {
         stopSent = true;
-        await client.post('/orchestrator/v1/command/stop', { job: id });
+        await ask((o) => client.post('/orchestrator/v1/command/stop', { job: id }, o));
         reporter.log(`Stopping job ${id}…`);
       }
     }
-    let job = (await client.get(`${PUSH_PREFIX}/jobs/${id}`)) as PushJob;
+    let job = (await ask((o) => client.get(`${PUSH_PREFIX}/jobs/${id}`, o))) as PushJob;
     while (!FINAL_PUSH_STATES.includes(job.status)) {
       await interrupt.pause(POLL_INTERVAL_MS);
-      if (interrupt.state === 'detach') return ExitCode.detached;
-      job = (await client.get(`${PUSH_PREFIX}/jobs/${id}`)) as PushJob;
+      job = (await ask((o) => client.get(`${PUSH_PREFIX}/jobs/${id}`, o))) as PushJob;
     }
     for (const [state, names] of Object.entries(job.nodes)) for (const n of names) reporter.node(n, state, state === 'complete' ? 'ok' : 'failed', '');
     const succeeded = job.nodes.complete?.length ?? 0;
     reporter.summary({ jobId: id, verb: VERB[job.status] ?? job.status, succeeded, total: nodes.length, durationMs: reporter.elapsedMs() });
     if (json) printJson(job);
     else if (capture) out(`Output: baton push output ${id} <node> [--stderr]`);
-    if (job.status === 'aborted' && stopSent) return ExitCode.detached;
-    return job.status === 'complete' && succeeded === nodes.length ? ExitCode.ok : ExitCode.failure;
+    return pushExitCode(job, stopSent);
+  } catch (err) {
+    if (!(err instanceof CliError && err.code === CliErrorCode.detached)) throw err;
+    interrupt.printNotice();
+    return ExitCode.detached;
   } finally {
+    res?.destroy();
+    reporter.stop(); // the cursor comes back, whatever happened
     interrupt.dispose();
   }
 }
 
-async function outputLine(client: ApiClient, id: string, node: string): Promise<string> {
+async function outputLine(client: ApiClient, id: string, node: string, signal: AbortSignal): Promise<string> {
   try {
-    const res = await client.send('GET', `${PUSH_PREFIX}/jobs/${id}/output/${encodeURIComponent(node)}/stdout`, undefined, 'application/octet-stream');
+    const res = await client.send('GET', `${PUSH_PREFIX}/jobs/${id}/output/${encodeURIComponent(node)}/stdout`, { accept: 'application/octet-stream', signal });
     return firstLine(res.body.toString('utf8'), 60);
   } catch {
     return '';
@@ -184,10 +206,13 @@ export function registerPush(program: Command): void {
   addApiOptions(push.command('show').description('show a push job (GET .../pushy/jobs/:id)').argument('<id>', 'job id')).action(
     action(async (id: string, o: ApiOptions) => {
       const job = (await apiClient(o).get(`${PUSH_PREFIX}/jobs/${encodeURIComponent(id)}`)) as PushJob & Record<string, unknown>;
-      if (o.json) return printJson(job);
+      if (o.json) {
+        printJson(job);
+        return pushExitCode(job);
+      }
       out(`Push job ${job.id}: '${job.command}'  ${job.status}`);
       out(table(['node', 'state'], Object.entries(job.nodes).flatMap(([state, names]) => names.map((n) => [n, state]))));
-      return FINAL_PUSH_STATES.includes(job.status) && job.status !== 'complete' ? ExitCode.failure : ExitCode.ok;
+      return pushExitCode(job);
     }),
   );
 
@@ -201,7 +226,7 @@ export function registerPush(program: Command): void {
   ).action(
     action(async (id: string, node: string, o: ApiOptions & { stderr?: boolean }) => {
       const channel = o.stderr ? 'stderr' : 'stdout';
-      const res = await apiClient(o).send('GET', `${PUSH_PREFIX}/jobs/${encodeURIComponent(id)}/output/${encodeURIComponent(node)}/${channel}`, undefined, 'application/octet-stream');
+      const res = await apiClient(o).send('GET', `${PUSH_PREFIX}/jobs/${encodeURIComponent(id)}/output/${encodeURIComponent(node)}/${channel}`, { accept: 'application/octet-stream' });
       process.stdout.write(res.body);
     }),
   );

@@ -2,7 +2,7 @@
 // token, and each program's JSON config. Made once and reused; configs are written on every start
 // (ports may change).
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { projectPath } from '../../lib/paths.ts';
 import { tokenFilePath } from '../client.ts';
@@ -91,17 +91,28 @@ export function sampleTaskNames(codedir: string): string[] {
   }
 }
 
-/** The admin token in ~/.baton/token (0600): made once, random. */
-export function ensureToken(): { token: string; file: string } {
+/** Permission bits a token file may have: the owner's read and write, nothing for anyone else. */
+export const TOKEN_FILE_MODE = 0o600;
+
+/**
+ * The admin token in ~/.baton/token (0600): made once, random. A token file that others could read
+ * or write (mode looser than 0600) is made 0600; `tightenedFrom` is then its old mode.
+ */
+export function ensureToken(): { token: string; file: string; tightenedFrom?: number } {
   const file = tokenFilePath();
   if (existsSync(file)) {
     const token = readFileSync(file, 'utf8').trim();
-    if (token.length >= 16) return { token, file };
+    if (token.length >= 16) {
+      const mode = statSync(file).mode & 0o777;
+      if ((mode & ~TOKEN_FILE_MODE) === 0) return { token, file };
+      chmodSync(file, TOKEN_FILE_MODE);
+      return { token, file, tightenedFrom: mode };
+    }
   }
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const token = randomBytes(TOKEN_BYTES).toString('hex');
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
+  writeFileSync(file, `${token}\n`, { mode: TOKEN_FILE_MODE });
+  chmodSync(file, TOKEN_FILE_MODE);
   return { token, file };
 }
 

@@ -1,12 +1,15 @@
 // A small process supervisor for `baton up`: starts children one by one, each ready when its output
 // shows a given line; logs each child to a file; stops them in reverse order (SIGTERM, then SIGKILL
-// after STOP_TIMEOUT_MS); reports a child that exits while it should run. Children run in their
-// own process groups, so that a terminal's Ctrl-C reaches only `baton up`, which stops them in order.
+// after STOP_TIMEOUT_MS); reports a child that exits while it should run. A child is known from
+// the moment it is spawned, so that stopping while one is still starting stops it too. Children
+// run in their own process groups, so that a terminal's Ctrl-C reaches only `baton up`, which
+// stops them in order.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { projectPath } from '../../lib/paths.ts';
 import { CliError, CliErrorCode } from '../errors.ts';
 
 /** How long a child may take to become ready. */
@@ -24,6 +27,11 @@ export interface ChildSpec {
   /** Returns something (e.g. the parsed log line) when `line` says the child is ready. */
   ready(line: string): unknown;
   env?: NodeJS.ProcessEnv;
+  /**
+   * A program without an IPC channel (redis-server) cannot notice that `baton up` died: a watchdog
+   * (watchdog.mjs) stops it then. It ends when the child does.
+   */
+  watchdog?: boolean;
 }
 
 export interface Child {
@@ -33,6 +41,19 @@ export interface Child {
   logFile: string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   tail: string[];
+  watchdog?: ChildProcess;
+}
+
+/** The watchdog script, plain JavaScript shipped beside this file (found from the package root, for the bundle too). */
+export const WATCHDOG_SCRIPT = (): string => projectPath('cli', 'up', 'watchdog.mjs');
+
+/** Starts a watchdog that stops `child` when this process ends without stopping it. */
+function startWatchdog(child: Child, command: string): ChildProcess {
+  const w = spawn(process.execPath, [WATCHDOG_SCRIPT(), String(child.pid), basename(command)], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  w.on('error', () => undefined); // it could not start: the pidfile cleanup of the next `baton up` remains
+  w.unref();
+  w.channel?.unref();
+  return w;
 }
 
 export class Supervisor {
@@ -59,17 +80,32 @@ export class Supervisor {
       detached: true,
       env: spec.env ?? process.env,
     });
-    const spawnError = once(proc, 'spawn').then(() => null, (err: Error) => err);
-    const err = await spawnError;
-    if (err) throw err; // ENOENT and the like: the caller names the program
     const tail: string[] = [];
     const keep = (line: string) => {
       tail.push(line);
       if (tail.length > TAIL_LINES) tail.shift();
     };
-    const exited = once(proc, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
-    const child: Child = { name: spec.name, proc, pid: proc.pid!, logFile, exited, tail };
+    // 'exit' never comes for a process that could not be started: then 'error' ends it.
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      proc.once('exit', (code, signal) => resolve({ code, signal }));
+      proc.once('error', () => {
+        if (proc.pid === undefined) resolve({ code: null, signal: null });
+      });
+    });
+    // Known from now on: a stopAll() while it is still starting stops it too.
+    const child: Child = { name: spec.name, proc, pid: proc.pid ?? 0, logFile, exited, tail };
     this.children.push(child);
+    const err = await once(proc, 'spawn').then(() => null, (e: Error) => e);
+    if (err) {
+      this.children.splice(this.children.indexOf(child), 1);
+      throw err; // ENOENT and the like: the caller names the program
+    }
+    if (spec.watchdog) {
+      const w = startWatchdog(child, spec.command);
+      child.watchdog = w;
+      // Its job ends with the child's: stopped (by stopAll) or exited by itself.
+      void exited.then(() => w.kill());
+    }
     proc.stderr!.on('data', (d: Buffer) => {
       log.write(d);
       for (const l of d.toString('utf8').split('\n')) if (l.trim()) keep(l);
@@ -121,7 +157,7 @@ export class Supervisor {
 
 async function stopChild(child: Child): Promise<void> {
   const { proc } = child;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
   proc.kill('SIGTERM');
   const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
   await child.exited;

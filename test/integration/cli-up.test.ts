@@ -1,13 +1,16 @@
 // `baton up` as a new user meets it: one command starts redis-server, a broker, the orchestrator
-// and agents; the client commands run tasks and push commands on them; Ctrl-C stops everything.
+// and agents; the client commands run tasks and push commands on them; Ctrl-C stops everything,
+// so does a hangup, and a `baton up` killed outright leaves nothing behind.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isAlive, processesMentioning, runCli, startUp, type UpFleet } from '../helpers/cli.ts';
 
 const AGENTS = ['agent1.local', 'agent2.local'];
+/** How long the programs may take to go once `baton up` is killed: their shutdown deadline, and then some. */
+const GONE_WITHIN_MS = 20_000;
 
 describe('baton up: a local fleet in one command', () => {
   const dir = mkdtempSync(join(tmpdir(), 'baton-up-'));
@@ -24,7 +27,8 @@ describe('baton up: a local fleet in one command', () => {
     if (fleet?.proc.exitCode === null) {
       fleet.proc.kill('SIGKILL');
       await fleet.exited;
-      for (const pid of processesMentioning(dir)) process.kill(pid, 'SIGKILL');
+      // redis-server rewrites its command line: it is known by its pid
+      for (const pid of [...fleet.pids.filter(isAlive), ...processesMentioning(dir)]) process.kill(pid, 'SIGKILL');
     }
     rmSync(dir, { recursive: true, force: true });
   });
@@ -92,5 +96,52 @@ describe('baton up: a local fleet in one command', () => {
     const redisDir = join(dir, 'var', 'redis');
     assert.ok(existsSync(join(redisDir, 'appendonlydir')) && readdirSync(join(redisDir, 'appendonlydir')).length > 0, 'the append-only file is kept');
     assert.match(fleet.output.join('\n'), /Stopped\. Redis data is kept in var\/redis\./);
+  });
+});
+
+describe('baton up when its terminal goes away, or when it is killed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-up-hup-'));
+  const home = join(dir, 'home');
+  mkdirSync(join(home, '.baton'), { recursive: true });
+  const args = ['--agents', '1', '--broker-port', '0', '--orchestrator-port', '0', '--redis-port', '0'];
+  const fleets: UpFleet[] = [];
+  after(async () => {
+    for (const f of fleets) if (f.proc.exitCode === null && f.proc.signalCode === null) f.proc.kill('SIGKILL');
+    for (const pid of [...fleets.flatMap((f) => f.pids.filter(isAlive)), ...processesMentioning(dir)]) process.kill(pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /** Pids of watchdogs that guard `pid` (cli/up/watchdog.mjs <pid> ...). */
+  const watchdogsOf = (pid: number) => processesMentioning(`watchdog.mjs\0${pid}\0`);
+
+  it('makes an admin token file that others could read 0600, saying so once; SIGHUP stops everything (exit 0)', async () => {
+    const token = join(home, '.baton', 'token');
+    writeFileSync(token, 'an-admin-token-made-by-hand-0123\n');
+    chmodSync(token, 0o644);
+    const fleet = await startUp(args, dir, home);
+    fleets.push(fleet);
+    assert.equal(statSync(token).mode & 0o777, 0o600);
+    assert.equal(fleet.stderr.match(/token had mode 0644 \(others could read the admin token\); made it 0600/g)?.length, 1, fleet.stderr);
+    const redisPid = fleet.pids[0]!;
+    assert.equal(watchdogsOf(redisPid).length, 1, 'redis-server has a watchdog');
+    fleet.proc.kill('SIGHUP');
+    assert.equal(await fleet.exited, 0, fleet.stderr);
+    assert.deepEqual(fleet.pids.filter(isAlive), [], 'every process it printed has ended');
+    assert.deepEqual(processesMentioning(dir), [], 'no process mentions the fleet directory');
+    assert.deepEqual(watchdogsOf(redisPid), [], 'the watchdog went with redis-server');
+  });
+
+  it('killed (SIGKILL), it leaves nothing running: the programs notice by themselves, redis-server is stopped by its watchdog', async () => {
+    const fleet = await startUp(args, dir, home);
+    fleets.push(fleet);
+    assert.doesNotMatch(fleet.stderr, /had mode/, 'the token file is 0600 already');
+    const redisPid = fleet.pids[0]!;
+    fleet.proc.kill('SIGKILL');
+    await fleet.exited;
+    // No event tells this process that an unrelated one ended: look, a bounded number of times.
+    const deadline = Date.now() + GONE_WITHIN_MS;
+    const left = () => [...fleet.pids.filter(isAlive), ...watchdogsOf(redisPid)];
+    while (left().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(left(), [], 'no process outlived baton up');
+    assert.deepEqual(processesMentioning(dir), []);
   });
 });

@@ -23,6 +23,7 @@ interface Service {
   volumes?: string[];
   depends_on?: Record<string, { condition: string }>;
   ports?: string[];
+  user?: string;
 }
 
 const compose = parse(text, { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
@@ -61,6 +62,73 @@ describe('compose.yaml', () => {
     for (const n of ['broker', 'orchestrator', 'agent1.local', 'agent2.local', 'agent3.local']) assert.match(compose.services.pki!.command!.join('\n'), new RegExp(n.replaceAll('.', '\\.')));
     assert.equal(compose.services.orchestrator!.depends_on!.pki!.condition, 'service_completed_successfully');
     assert.equal(compose.services.orchestrator!.depends_on!.redis!.condition, 'service_healthy');
+  });
+
+  describe('secrets: each service sees only its own key, no service but pki the CA key', () => {
+    /** A service's volume mounts: volume name, mount point, read-only. Bind mounts are none here. */
+    const mounts = (s: Service) =>
+      (s.volumes ?? []).map((v) => {
+        const [volume, target, mode] = v.split(':');
+        return { volume: volume!, target: target!, readOnly: mode === 'ro' };
+      });
+    const pkiScript = compose.services.pki!.command!.join('\n');
+    const pkiMounts = mounts(compose.services.pki!);
+    /** `share VOLUME NAME` lines of the pki script: NAME's certificate and key go to /export/VOLUME. */
+    const shares = new Map([...pkiScript.matchAll(/^\s*share (\S+) (\S+)$/gm)].map((m) => [`/export/${m[1]}`, m[2]!]));
+    const programs = Object.entries(compose.services).filter(([name]) => name !== 'pki' && name !== 'redis');
+    const secretVolumes = new Set(pkiMounts.map((m) => m.volume));
+
+    it('the CA, its key included, is in a volume only the pki service mounts, where the CA is made', () => {
+      const ca = pkiMounts.find((m) => m.target === '/pki')!;
+      assert.ok(ca, 'the pki service mounts its CA volume on /pki');
+      assert.match(pkiScript, /baton pki init --dir \/pki /);
+      for (const [name, s] of Object.entries(compose.services)) if (name !== 'pki') assert.ok(!mounts(s).some((m) => m.volume === ca.volume), `${name} does not mount ${ca.volume}`);
+    });
+
+    it('every program mounts one secrets volume, its own, read-only, which no other program mounts', () => {
+      const owner = new Map<string, string>();
+      for (const [name, s] of programs) {
+        const secrets = mounts(s).filter((m) => secretVolumes.has(m.volume));
+        assert.equal(secrets.length, 1, `${name} mounts exactly one volume the pki service fills`);
+        const [own] = secrets;
+        assert.ok(own!.readOnly, `${name} mounts ${own!.volume} read-only`);
+        assert.ok(!owner.has(own!.volume), `${own!.volume} is ${name}'s, not also ${owner.get(own!.volume)}'s`);
+        owner.set(own!.volume, name);
+      }
+    });
+
+    it("the pki service puts in a program's volume the CA certificate and that program's certificate and key, and the program's BATON_* paths point there", () => {
+      for (const [name, s] of programs) {
+        const own = mounts(s).find((m) => secretVolumes.has(m.volume))!;
+        const exported = pkiMounts.find((m) => m.volume === own.volume)!;
+        const cn = shares.get(exported.target);
+        assert.ok(cn, `the pki script shares a certificate into ${exported.target} (${own.volume})`);
+        const env = s.environment ?? {};
+        assert.equal(env.BATON_SSL_CERT, `${own.target}/certs/${cn}.pem`, `${name}: its certificate`);
+        assert.equal(env.BATON_SSL_KEY, `${own.target}/private_keys/${cn}.pem`, `${name}: its key, and no other`);
+        assert.equal(env.BATON_SSL_CA_CERT, `${own.target}/certs/ca.pem`, `${name}: the CA certificate`);
+        if (env.BATON_TOKENS_FILE) assert.equal(env.BATON_TOKENS_FILE, `${own.target}/tokens.json`);
+      }
+      // each key is shared once, into one volume
+      assert.equal(new Set(shares.values()).size, shares.size);
+      assert.match(pkiScript, /install [^\n]*-m 0600 \/pki\/private_keys\/\$\$2\.pem \$\$d\/private_keys\/\$\$2\.pem/, 'a key is copied as it is named, mode 0600');
+      const keySources = pkiScript.split('\n').filter((l) => l.includes('/pki/private_keys/') || l.includes('ca_key'));
+      assert.equal(keySources.length, 1, `no other key is copied: ${keySources.join(' | ')}`);
+    });
+
+    it('only the orchestrator gets the tokens', () => {
+      const orchestrator = mounts(compose.services.orchestrator!).find((m) => secretVolumes.has(m.volume))!;
+      const exported = pkiMounts.find((m) => m.volume === orchestrator.volume)!.target;
+      const tokenCopies = pkiScript.split('\n').filter((l) => /tokens\.json|admin-token/.test(l) && /^\s*(install|cp) /.test(l));
+      assert.deepEqual(tokenCopies.map((l) => l.trim().split(/\s+/).at(-1)!.replace(/\/$/, '')), [exported]);
+      for (const [name, s] of programs) if (name !== 'orchestrator') assert.ok(!('BATON_TOKENS_FILE' in (s.environment ?? {})), name);
+    });
+
+    it('the pki service runs as root to give the files to node (uid 1000), as whom the programs run', () => {
+      assert.equal(compose.services.pki!.user, '0:0');
+      for (const [name, s] of programs) assert.equal(s.user, undefined, `${name} runs as the image's user`);
+      assert.match(readFileSync(new URL('Dockerfile', root), 'utf8'), /^USER node$/m);
+    });
   });
 
   it('configures each program with BATON_* variables that name its config keys, required ones included', () => {
