@@ -98,13 +98,6 @@ function globToRegExp(glob: string): RegExp {
 }
 
 
-/** The agent's environment without Baton's own settings, which are none of a job's business. */
-export function agentEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined && !k.startsWith('BATON_')) out[k] = v;
-  return out;
-}
-
 export interface PasswdEntry {
   name: string;
   uid: number;

@@ -5,6 +5,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync, fstatSync, readSync } from 'node:fs';
 import type { TransactionFiles } from './spool.ts';
 
+/** The agent's environment without Baton's own settings, which are none of an action's business. */
+export function agentEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && !k.startsWith('BATON_')) out[k] = v;
+  return out;
+}
+
 export interface ProcessSpec {
   command: string;
   args: string[];

@@ -13,7 +13,6 @@ import { BatonError } from '../../protocol/errors.ts';
 import { compile } from '../../protocol/validate.ts';
 import { commandJobParamsSchema, commandOutputParamsSchema, commandReleaseParamsSchema } from '../../schemas/pxp.ts';
 import {
-  agentEnvironment,
   compileWhitelist,
   envProblem,
   matchCommand,
@@ -24,7 +23,7 @@ import {
   type RunUser,
 } from '../command-whitelist.ts';
 import { COMMAND_OUTPUT_MAX_BYTES, SWITCHED_USER_ENV_KEPT, SWITCHED_USER_PATH } from '../defaults.ts';
-import type { ProcessSpec } from '../process-runner.ts';
+import { agentEnvironment, type ProcessSpec } from '../process-runner.ts';
 import type { TransactionMetadata } from '../spool.ts';
 import type { Transactions } from '../transactions.ts';
 import type { PxpModule } from './types.ts';

@@ -11,7 +11,7 @@ import { BatonError } from '../../protocol/errors.ts';
 import { compile } from '../../protocol/validate.ts';
 import { puppetRunParamsSchema } from '../../schemas/pxp.ts';
 import { PUPPET_CONFIG_PRINT_TIMEOUT_MS } from '../defaults.ts';
-import { isAlive, type ProcessSpec } from '../process-runner.ts';
+import { agentEnvironment, isAlive, type ProcessSpec } from '../process-runner.ts';
 import {
   disabledMessage,
   errorResults,
@@ -144,18 +144,23 @@ export function puppetArgs(config: PuppetModuleConfig, flagArgs: readonly string
   return [...command, ...config.settings, ...flagArgs, ...jobArgs];
 }
 
+/** A request's `KEY=VALUE` strings as variables. */
+export function envPairs(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of list) {
+    const eq = kv.indexOf('=');
+    out[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return out;
+}
+
 /** The agent's environment without Baton's own settings, then the request's `KEY=VALUE` strings. */
 export function puppetEnvironment(extra: readonly string[] = []): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('BATON_')) env[k] = v;
+  const env = agentEnvironment();
   // Puppet reads UTF-8 manifests and reports; in a C or POSIX locale Ruby must be told so.
   const locale = env.LC_ALL || env.LC_CTYPE || env.LANG || '';
   if (!/utf-?8/i.test(locale)) env.RUBYOPT = `${env.RUBYOPT ? `${env.RUBYOPT} ` : ''}-EUTF-8`;
-  for (const kv of extra) {
-    const eq = kv.indexOf('=');
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return env;
+  return Object.assign(env, envPairs(extra));
 }
 
 function failed(errorType: PuppetErrorType, error: string): ImmediateOutcome {
@@ -243,7 +248,7 @@ export function createPuppetModule(config: PuppetModuleConfig): PxpModule {
           const params = raw as { flags: string[]; job?: string; env?: string[] };
           const flags = parseFlags(params.flags);
           const environment = flags.environment ?? config.environment;
-          const extra = Object.fromEntries((params.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+          const extra = envPairs(params.env ?? []);
           // The same rules as a command's env: no loader, interpreter (RUBYOPT, …) or PATH override.
           const envWrong = envProblem(extra, config.allowedEnv ?? [], { existing: process.env, allowlist: config.envAllowlist ?? [] });
           if (envWrong) throw new BatonError(PuppetModuleErrorCode.invalidEnv, `puppet run: env refused: ${envWrong}; nothing was run`);

@@ -7,7 +7,7 @@ import { dirname, extname, join } from 'node:path';
 import { taskRunParamsSchema } from '../../schemas/pxp.ts';
 import { BatonError } from '../../protocol/errors.ts';
 import { compile } from '../../protocol/validate.ts';
-import type { ProcessSpec } from '../process-runner.ts';
+import { agentEnvironment, type ProcessSpec } from '../process-runner.ts';
 import { safeRelativePath, type TaskCache, type TaskFile } from '../task-cache.ts';
 import type { PxpModule } from './types.ts';
 
@@ -61,13 +61,6 @@ export function taskEnvironment(input: Record<string, unknown>): Record<string, 
   return env;
 }
 
-/** The agent's environment without Baton's own settings, which are none of a task's business. */
-function baseEnvironment(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('BATON_')) env[k] = v;
-  return env;
-}
-
 export function createTaskModule(cache: TaskCache, config: TaskModuleConfig = {}): PxpModule {
   return {
     name: 'task',
@@ -95,7 +88,7 @@ export function createTaskModule(cache: TaskCache, config: TaskModuleConfig = {}
             input._installdir = installdir;
           }
           const method = params.input_method ?? impl?.input_method ?? params.metadata?.input_method ?? 'both';
-          const env = { ...baseEnvironment(), ...(method === 'stdin' ? {} : taskEnvironment(input)) };
+          const env = { ...agentEnvironment(), ...(method === 'stdin' ? {} : taskEnvironment(input)) };
           const interpreter = config.interpreters?.[extname(file.filename)];
           return {
             command: interpreter ?? executable,

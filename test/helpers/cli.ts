@@ -71,14 +71,7 @@ export function processesMentioning(text: string): number[] {
   return found;
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isAlive } from '../../pxp-agent/process-runner.ts';
 
 /** A request the stub orchestrator received; `res` answers it (or never, to stand for a server that hangs). */
 export interface StubRequest {

@@ -22,7 +22,8 @@ export interface RedisOptions {
 }
 
 const START_ATTEMPTS = 5;
-const WATCHDOG = new URL('./watchdog.mjs', import.meta.url).pathname;
+/** `baton up`'s own watchdog: it stops redis-server when the process holding its channel is gone. */
+const WATCHDOG = new URL('../../cli/up/watchdog.mjs', import.meta.url).pathname;
 
 export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis> {
   let lastError: Error | undefined;
@@ -30,7 +31,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis> {
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
     const port = await freePort();
     try {
-      return await startOn(port, dir);
+      return handle(port, dir, await startOn(port, dir));
     } catch (err) {
       lastError = err as Error; // the port was taken in between; try another
     }
@@ -38,7 +39,8 @@ export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis> {
   throw lastError ?? new Error('redis-server did not start');
 }
 
-async function startOn(port: number, dir: string | null): Promise<TestRedis> {
+/** Starts redis-server on `port` and resolves once it accepts connections. */
+async function startOn(port: number, dir: string | null): Promise<ChildProcess> {
   const storage = dir ? ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''] : ['--save', '', '--appendonly', 'no'];
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...storage, '--daemonize', 'no', '--loglevel', 'notice'], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -59,22 +61,37 @@ async function startOn(port: number, dir: string | null): Promise<TestRedis> {
     proc.once('exit', (code) => reject(new Error(`redis-server exited with ${String(code)}: ${output.join('\n')}`)));
   });
   await ready;
-  // If this test process dies without stopping it, the watchdog does (it ends with redis-server).
-  spawn(process.execPath, [WATCHDOG, String(process.pid), String(proc.pid)], { stdio: 'ignore', detached: true }).unref();
+  return proc;
+}
+
+/**
+ * `baton up`'s own watchdog, for one redis-server: it stops it if this test process dies without
+ * doing so. Its channel is not counted as work, so the test process still ends on its own.
+ */
+function watch(proc: ChildProcess): ChildProcess {
+  const watchdog = spawn(process.execPath, [WATCHDOG, String(proc.pid), 'redis-server'], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  watchdog.unref();
+  watchdog.channel?.unref();
+  return watchdog;
+}
+
+function handle(port: number, dir: string | null, first: ChildProcess): TestRedis {
+  let watchdog = watch(first);
   const self: TestRedis = {
     port,
     url: `redis://127.0.0.1:${port}`,
-    proc,
+    proc: first,
     async stop() {
       if (self.proc.exitCode !== null || self.proc.signalCode !== null) return;
       const exited = once(self.proc, 'exit');
       self.proc.kill('SIGTERM');
       await exited;
+      watchdog.kill();
     },
     async restart() {
       await self.stop();
-      const again = await startOn(port, dir);
-      self.proc = again.proc;
+      self.proc = await startOn(port, dir);
+      watchdog = watch(self.proc);
     },
   };
   return self;

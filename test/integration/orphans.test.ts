@@ -6,20 +6,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { isAlive } from '../../pxp-agent/process-runner.ts';
 
 const run = promisify(execFile);
 const FIXTURE = new URL('../fixtures/orphaning-parent.ts', import.meta.url).pathname;
 /** How long the services may take to go: their shutdown deadline, and then some. */
 const GONE_WITHIN_MS = 20_000;
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('orphaned services', () => {
   it('exit when the harness that started them is killed (broker, agent, redis-server)', async () => {
@@ -28,8 +21,8 @@ describe('orphaned services', () => {
     assert.equal(pids.length, 3);
     // No event tells this process that an unrelated one ended: look, a bounded number of times.
     const deadline = Date.now() + GONE_WITHIN_MS;
-    while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const left = pids.filter(alive);
+    while (pids.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const left = pids.filter(isAlive);
     for (const pid of left) process.kill(pid, 'SIGKILL');
     assert.deepEqual(left, [], 'no service outlived its harness');
   });

@@ -1,3 +1,4 @@
+import { agentEnvironment } from '../../pxp-agent/process-runner.ts';
 import { decodeJobFile } from '../../protocol/job-file.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -7,7 +8,6 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../lib/config.ts';
 import {
-  agentEnvironment,
   COMMAND_ARG0,
   compileWhitelist,
   envProblem,
