@@ -137,5 +137,6 @@ export async function queryNodes(ctx: ScopeContext, q: unknown): Promise<NodeFac
 /** Node → environment from the classifier, for the nodes of a scope (deploys without enforce_environment). */
 export async function classifiedEnvironments(ctx: ScopeContext, resolved: ResolvedScope): Promise<Map<string, string>> {
   const inv = resolved.inventory ?? (ctx.classifier.needsFacts() ? await inventory(ctx, true) : resolved.nodes.map((certname) => ({ certname, environment: null, connected: false, facts: {} })));
-  return ctx.classifier.environments(inv.filter((n) => resolved.nodes.includes(n.certname)));
+  const inScope = new Set(resolved.nodes);
+  return ctx.classifier.environments(inv.filter((n) => inScope.has(n.certname)));
 }
