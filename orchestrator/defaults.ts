@@ -20,6 +20,10 @@ export const SSE_KEEPALIVE_MS = 15_000;
 /** Largest `file` of a Chef job, decoded. */
 export const MAX_CHEF_FILE_BYTES = 100 * 1024;
 export const MAX_CHEF_BODY_BYTES = 1024 * 1024;
+/** A node away at dispatch (or whose request was lost in flight) is waited for this long. */
+export const DEFAULT_NODE_RECONNECT_GRACE_S = 60;
+/** Every Redis command fails after this long; the API answers 503 within it. */
+export const DEFAULT_REDIS_TIMEOUT_MS = 2_000;
 /** How long start-up waits for a broker before serving the API anyway. */
 export const BROKER_WAIT_AT_START_MS = 5_000;
 
@@ -36,6 +40,8 @@ export const ORCHESTRATOR_DEFAULTS = {
   'max-output-bytes': DEFAULT_MAX_OUTPUT_BYTES,
   'job-feed-linger': DEFAULT_JOB_FEED_LINGER_S,
   'org-feed-expiration': DEFAULT_ORG_FEED_EXPIRATION_S,
+  'node-reconnect-grace': DEFAULT_NODE_RECONNECT_GRACE_S,
+  'redis-timeout': DEFAULT_REDIS_TIMEOUT_MS,
   'log-level': 'info',
 } as const satisfies Partial<OrchestratorConfig>;
 

@@ -35,6 +35,10 @@ export const orchestratorConfigSchema = {
     'job-feed-linger': { type: 'integer', minimum: 0 },
     /** Chef face: seconds organisation feed events are kept. */
     'org-feed-expiration': { type: 'integer', minimum: 1 },
+    /** Seconds the engine waits for a node that is away (or lost a request in flight) before it fails a run that never started. */
+    'node-reconnect-grace': { type: 'integer', minimum: 0 },
+    /** Milliseconds any one Redis command may take before it fails (the API then answers 503). */
+    'redis-timeout': { type: 'integer', minimum: 100 },
     'log-level': logLevelSchema,
   },
 } as const;
