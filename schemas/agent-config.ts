@@ -28,7 +28,11 @@ export const agentConfigSchema = {
     'allowed-keepalive-timeouts': { type: 'integer', minimum: 1 },
     /** Milliseconds. */
     'connection-timeout': { type: 'integer', minimum: 100 },
+    /** Deepest nesting of arrays and objects accepted in one JSON message; deeper ones are refused unparsed. */
+    'max-message-depth': { type: 'integer', minimum: 2, maximum: 10000 },
+    /** Milliseconds before the first reconnection attempt (doubling, with jitter, up to reconnect-max-delay). */
     'reconnect-initial-delay': { type: 'integer', minimum: 1 },
+    /** Milliseconds: the longest wait between reconnection attempts. */
     'reconnect-max-delay': { type: 'integer', minimum: 1 },
     'log-level': logLevelSchema,
     logfile: { type: 'string', minLength: 1 },

@@ -27,6 +27,8 @@ export const brokerConfigSchema = {
     ...tlsConfigProperties,
     'controller-cns': { type: 'array', items: glob },
     'max-message-size': { type: 'integer', minimum: 1024 },
+    /** Deepest nesting of arrays and objects accepted in one JSON message; deeper ones are refused unparsed. */
+    'max-message-depth': { type: 'integer', minimum: 2, maximum: 10000 },
     'max-connections': { type: 'integer', minimum: 0 },
     'idle-timeout': { type: 'integer', minimum: 10 },
     'ping-interval': { type: 'integer', minimum: 10 },

@@ -39,6 +39,8 @@ export const orchestratorConfigSchema = {
     'node-reconnect-grace': { type: 'integer', minimum: 0 },
     /** Milliseconds any one Redis command may take before it fails (the API then answers 503). */
     'redis-timeout': { type: 'integer', minimum: 100 },
+    /** Deepest nesting of arrays and objects accepted in one JSON message or request body; deeper ones are refused unparsed. */
+    'max-message-depth': { type: 'integer', minimum: 2, maximum: 10000 },
     'log-level': logLevelSchema,
   },
 } as const;
