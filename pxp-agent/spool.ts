@@ -131,6 +131,27 @@ export class Spool {
     return removed;
   }
 
+  /** Removes a transaction as if it had never arrived (one that provably never started). */
+  forget(transactionId: string): void {
+    rmSync(this.files(transactionId).dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Removes directories without metadata: an agent that died between creating one and writing its
+   * metadata never started anything there. Returns their names.
+   */
+  removeDebris(): string[] {
+    const out: string[] = [];
+    for (const name of readdirSync(this.dir)) {
+      const f = this.files(name);
+      if (existsSync(f.metadata)) continue;
+      if (existsSync(f.stdout)) continue; // a process may have run: kept for the purge
+      rmSync(f.dir, { recursive: true, force: true });
+      out.push(name);
+    }
+    return out;
+  }
+
   exists(transactionId: string): boolean {
     return existsSync(this.files(transactionId).dir);
   }

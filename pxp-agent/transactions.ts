@@ -3,7 +3,7 @@
 // restart, and the answers of `status query`.
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import type { Logger } from '../lib/log.ts';
 import { KILL_GRACE_MS, MAX_RESULT_OUTPUT_BYTES, REATTACH_POLL_MS } from './defaults.ts';
 import { isAlive, isWrapperOf, readCapped, readExitcode, signalGroup, startProcess, waitGroupGone, type ProcessSpec } from './process-runner.ts';
@@ -87,9 +87,18 @@ export class Transactions extends EventEmitter<TransactionEvents> {
 
   /** After an agent restart: settles every transaction the spool still shows as running. */
   reattach(): void {
+    for (const name of this.spool.removeDebris()) this.log.info({ transaction_id: name }, 'removed a transaction the agent died creating (it never started)');
     for (const meta of this.spool.list()) {
       if (meta.status !== 'running' || this.running.has(meta.transaction_id)) continue;
       const files = this.spool.files(meta.transaction_id);
+      if (meta.kind === 'process' && meta.pid === undefined && !existsSync(files.stdout)) {
+        // Accepted, but the agent died before it opened the output files, which it does just
+        // before it starts the process: nothing ran. Forgotten, so that the requester's status
+        // query says unknown and the same transaction can be sent again (still at most once).
+        this.spool.forget(meta.transaction_id);
+        this.log.info({ transaction_id: meta.transaction_id }, 'an action the agent accepted but never started is forgotten, so that it can be sent again');
+        continue;
+      }
       if (meta.kind === 'process' && readExitcode(files) !== null) {
         this.finish(meta.transaction_id, this.processOutcome(meta.transaction_id, false));
       } else if (meta.kind === 'process' && meta.pid !== undefined && isWrapperOf(meta.pid, files)) {

@@ -8,12 +8,19 @@ import { Queue, Worker, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/log.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
-import type { PxpAction, PxpRunner, RunOutcome } from '../pcp/pxp-runner.ts';
+import type { PxpAction, PxpRunner } from '../pcp/pxp-runner.ts';
+import { DEFAULT_NODE_RECONNECT_GRACE_S } from '../defaults.ts';
+import { Delivery, type DeliveredOutcome } from './delivery.ts';
 import { agentErrorOutcome, commandOutcome, notConnectedOutcome, puppetOutcome, taskOutcome, type AgentTaskResults, type NodeOutcome } from './results.ts';
-import { TERMINAL_NODE_STATES, type JobRecord, type JobStore, type NewJob, type NodeRecord } from './store.ts';
+import { ENDED_JOB_STATES, TERMINAL_NODE_STATES, type JobRecord, type JobState, type JobStore, type NewJob, type NodeRecord } from './store.ts';
 
 /** Beyond the run's own timeout, how long to wait for the agent to report it. */
 export const OUTCOME_GRACE_MS = 30_000;
+/** How often the runs of this process's jobs are checked against the queue (lost writes, failed dispatch). */
+export const RECONCILE_INTERVAL_MS = 10_000;
+/** A node run whose handler failed (Redis away or slow) is tried again: this often, this many times. */
+export const NODE_RUN_RETRY_DELAY_MS = 1_000;
+export const NODE_RUN_ATTEMPTS = 600;
 
 interface NodeRunData {
   jobId: string;
@@ -30,6 +37,8 @@ export interface EngineOptions {
   log: Logger;
   taskConcurrency: number;
   lockDurationMs: number;
+  /** How long a node away at dispatch (or whose request was lost) is waited for; default 60 s. */
+  nodeReconnectGraceMs?: number;
   /** Command jobs (Chef face): keeps a node's output before its run is recorded as ended. */
   outputSink?: (jobId: string, node: string, results: AgentTaskResults) => Promise<void>;
 }
@@ -57,10 +66,16 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly actions = new Map<string, JobAction>();
   /** Job records by id: what a node run needs of its job never changes but the state. */
   private readonly jobs = new Map<string, JobRecord>();
+  private readonly delivery: Delivery;
+  private reconcileTimer: NodeJS.Timeout | null = null;
+  private reconciling: Promise<void> | null = null;
+  private closed = false;
+  private readonly onRedisReady = () => this.reconcileSoon('redis reconnected', 'all');
 
   constructor(private readonly opts: EngineOptions) {
     super();
     this.queue = new Queue<NodeRunData>(opts.store.keys.queueName(), { connection: opts.queueConnection });
+    this.delivery = new Delivery({ runner: opts.runner, inventory: opts.inventory, log: opts.log, graceMs: opts.nodeReconnectGraceMs ?? DEFAULT_NODE_RECONNECT_GRACE_S * 1000 });
   }
 
   async start(): Promise<void> {
@@ -69,18 +84,40 @@ export class Engine extends EventEmitter<EngineEvents> {
       connection: this.opts.workerConnection,
       concurrency: this.opts.taskConcurrency,
       lockDuration: this.opts.lockDurationMs,
-      stalledInterval: this.opts.lockDurationMs,
+      stalledInterval: Math.max(1_000, Math.floor(this.opts.lockDurationMs / 2)),
       maxStalledCount: 1_000_000, // a run that outlived a crashed orchestrator is re-attached, not failed
       removeOnComplete: { count: 0 },
       removeOnFail: { count: 1000 },
     });
     this.worker.on('error', (err) => this.opts.log.warn({ err: err.message }, 'node-run worker error'));
+    this.worker.on('failed', (bull, err) => this.opts.log.warn({ job: bull?.data.jobId, node: bull?.data.node, attempt: bull?.attemptsMade, err: err.message }, 'node run handler failed; it is tried again'));
     await this.recover();
+    // Redis restarted (its last writes may be lost) or a write failed: the store and the queue are
+    // brought back into agreement, so that every job reaches a final state.
+    this.opts.workerConnection.on('ready', this.onRedisReady);
+    this.reconcileTimer = setInterval(() => this.reconcileSoon('periodic', 'known'), RECONCILE_INTERVAL_MS);
+    this.reconcileTimer.unref();
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    this.opts.workerConnection.off('ready', this.onRedisReady);
+    await this.reconciling;
     await this.worker?.close(true);
     await this.queue.close();
+  }
+
+  /** One reconciliation at a time; errors are logged (Redis may still be away) and the next one tries again. */
+  private reconcileSoon(reason: string, which: 'all' | 'known'): void {
+    if (this.closed || this.reconciling) return;
+    const ids = which === 'known' ? [...this.jobs.keys()] : null;
+    if (ids?.length === 0) return;
+    this.reconciling = this.recover(ids, reason)
+      .catch((err: Error) => this.opts.log.warn({ err: err.message, reason }, 'reconciliation failed; it is tried again'))
+      .finally(() => {
+        this.reconciling = null;
+      });
   }
 
   /** The transaction id of a node run: unique per (dataset, job, node), never reused. */
@@ -95,7 +132,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.jobs.set(job.id, job);
     this.opts.log.info({ job: job.id, type: job.type, nodes: job.node_count, owner: job.owner }, 'job submitted');
     this.emit('jobSubmitted', job);
-    if (!opts.hold) await this.dispatch(job.id, job.options.concurrency);
+    // The job exists and is acknowledged: a dispatch that fails now (Redis away) is done by the
+    // next reconciliation, never reported as a failed submission (which a client would retry).
+    if (!opts.hold) await this.dispatch(job.id, job.options.concurrency).catch((err: Error) => this.opts.log.warn({ job: job.id, err: err.message }, 'dispatch failed; reconciliation will queue the runs'));
     return job;
   }
 
@@ -142,9 +181,13 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (res?.jobEnd) this.ended(jobId, res.jobEnd);
   }
 
-  private ended(jobId: string, state: string): void {
+  private forget(jobId: string): void {
     this.jobs.delete(jobId);
     this.actions.delete(jobId);
+  }
+
+  private ended(jobId: string, state: string): void {
+    this.forget(jobId);
     this.opts.log.info({ job: jobId, state }, 'job ended');
     this.emit('jobEnded', jobId, state);
   }
@@ -175,14 +218,25 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   private async enqueue(jobId: string, nodes: string[]): Promise<void> {
-    await this.queue.addBulk(nodes.map((node) => ({ name: 'node-run', data: { jobId, node }, opts: { jobId: this.queueJobId(jobId, node) } })));
+    await this.queue.addBulk(nodes.map((node) => ({
+      name: 'node-run',
+      data: { jobId, node },
+      opts: { jobId: this.queueJobId(jobId, node), attempts: NODE_RUN_ATTEMPTS, backoff: { type: 'fixed', delay: NODE_RUN_RETRY_DELAY_MS } },
+    })));
   }
 
-  /** After a restart: every job that has not ended gets its ready and running nodes queued again. */
-  private async recover(): Promise<void> {
-    for (const jobId of await this.opts.store.activeJobIds()) {
+  /**
+   * After a restart (all jobs), a Redis restart (all) or now and then (the jobs this process
+   * knows): every job that has not ended gets its ready and running nodes queued again, and its
+   * next nodes dispatched. Queue ids make it idempotent; a re-queued running node re-attaches.
+   */
+  private async recover(only: string[] | null = null, reason = 'start'): Promise<void> {
+    for (const jobId of only ?? (await this.opts.store.activeJobIds())) {
       const job = await this.opts.store.getJob(jobId);
-      if (!job) continue;
+      if (!job || ENDED_JOB_STATES.includes(job.state as JobState)) {
+        if (only) this.forget(jobId);
+        continue;
+      }
       const inFlight = (await this.opts.store.getNodes(jobId)).filter((n) => n.state === 'ready' || n.state === 'running').map((n) => n.name);
       // A run abandoned by a stopping orchestrator may sit in the queue as failed: its id would
       // block the new one. Waiting or active (stalled) ones stay, and adding them again is ignored.
@@ -198,7 +252,8 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (job.options.ordered) await this.release(jobId);
         await this.dispatch(jobId, job.options.concurrency);
       }
-      this.opts.log.info({ job: jobId, in_flight: inFlight.length }, 'recovered job after restart');
+      if (reason === 'start') this.opts.log.info({ job: jobId, in_flight: inFlight.length }, 'recovered job after restart');
+      else this.opts.log.debug({ job: jobId, in_flight: inFlight.length, reason }, 'reconciled job');
     }
   }
 
@@ -229,7 +284,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     job.state = (await store.jobState(jobId)) ?? job.state;
     const txid = this.transactionId(jobId, node);
     const timeoutS = job.options.timeout_s;
-    let outcome: RunOutcome | { kind: 'crashed' } | null = null;
+    let outcome: DeliveredOutcome | { kind: 'crashed' } | null = null;
     let startMs = rec.start_ms ?? Date.now();
 
     if (rec.state === 'ready' && (job.state === 'stopping' || job.state === 'stopped')) {
@@ -244,24 +299,34 @@ export class Engine extends EventEmitter<EngineEvents> {
       // Re-attach (the orchestrator restarted during this run): ask the agent before anything else.
       const st = await runner.status(node, txid);
       log.info({ job: jobId, node, status: typeof st === 'string' ? st : st?.kind ?? 'unreachable' }, 're-attaching to a node run');
-      if (st === 'unknown') outcome = await runner.start(node, txid, action); // it never arrived
-      else if (st !== null && st !== 'running') outcome = st;
+      if (st === 'unknown') outcome = await this.delivery.send(node, txid, action); // it never arrived
+      else if (st !== null && st !== 'running' && st.kind !== 'lost') outcome = st;
     } else {
       if (!inventory.isConnected(node)) {
-        await this.finish(job, node, txid, startMs, notConnectedOutcome(node), ['ready']);
-        return this.afterNode(job);
+        // Away at dispatch (a broker or agent restart): waited for, not failed at once.
+        log.info({ job: jobId, node }, 'node not connected; waiting for it before the run starts');
+        const back = await this.delivery.waitConnected(node);
+        const state = await store.jobState(jobId);
+        if (state === 'stopping' || state === 'stopped') {
+          await this.skip(jobId, node, 'the job was stopped before this node ran', ['ready']);
+          return this.afterNode(job);
+        }
+        if (!back) {
+          await this.finish(job, node, txid, startMs, notConnectedOutcome(node), ['ready']);
+          return this.afterNode(job);
+        }
       }
       startMs = Date.now();
       const moved = await store.transition(jobId, { name: node, state: 'running', transaction_uuid: txid, start_ms: startMs }, ['ready'], { type: 'node_running' });
       if (!moved) return; // someone else moved it
       log.info({ job: jobId, node, transaction_id: txid }, 'node run started');
       this.emit('nodeStarted', jobId, node);
-      outcome = await runner.start(node, txid, action);
+      outcome = await this.delivery.send(node, txid, action);
     }
     if (!outcome) {
       const deadline = startMs + timeoutS * 1000 + OUTCOME_GRACE_MS;
       // A Chef run whose node drops its session has crashed (the node may never report it).
-      outcome = job.type === 'command' ? await this.outcomeOrCrash(node, txid, deadline) : await runner.outcome(node, txid, deadline);
+      outcome = job.type === 'command' ? await this.outcomeOrCrash(node, txid, action, deadline) : await this.delivery.outcome(node, txid, action, deadline);
     }
     const nodeOutcome = this.toNodeOutcome(job, node, outcome, timeoutS, action.module);
     if (job.type === 'command' && outcome.kind === 'results' && this.opts.outputSink) await this.opts.outputSink(jobId, node, outcome.results);
@@ -269,12 +334,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.afterNode(job);
   }
 
-  private async outcomeOrCrash(node: string, txid: string, deadlineMs: number): Promise<RunOutcome | { kind: 'crashed' }> {
-    const { runner, inventory } = this.opts;
+  private async outcomeOrCrash(node: string, txid: string, action: PxpAction, deadlineMs: number): Promise<DeliveredOutcome | { kind: 'crashed' }> {
+    const { inventory } = this.opts;
     const lost = inventory.whenDisconnected(node);
     const abort = new AbortController();
     try {
-      return await Promise.race([runner.outcome(node, txid, deadlineMs, abort.signal), lost.promise.then(() => ({ kind: 'crashed' as const }))]);
+      return await Promise.race([this.delivery.outcome(node, txid, action, deadlineMs, abort.signal), lost.promise.then(() => ({ kind: 'crashed' as const }))]);
     } finally {
       lost.cancel();
       abort.abort(); // the losing wait stops asking the agent
@@ -282,7 +347,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   /** By what ran: Puppet runs by their results, commands by Chef's rules, tasks by the task spec's. */
-  private toNodeOutcome(job: JobRecord, node: string, o: RunOutcome | { kind: 'crashed' }, timeoutS: number, module: string): NodeOutcome {
+  private toNodeOutcome(job: JobRecord, node: string, o: DeliveredOutcome | { kind: 'crashed' }, timeoutS: number, module: string): NodeOutcome {
     if (job.type === 'command') return chefOutcome(o);
     switch (o.kind) {
       case 'results':
@@ -321,7 +386,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 }
 
 /** Chef node states for every way a command run can end. */
-function chefOutcome(o: RunOutcome | { kind: 'crashed' }): NodeOutcome {
+function chefOutcome(o: DeliveredOutcome | { kind: 'crashed' }): NodeOutcome {
   switch (o.kind) {
     case 'results':
       return commandOutcome(o.results);

@@ -55,6 +55,26 @@ export class InventoryTracker extends EventEmitter<{ down: [node: string]; up: [
     return { promise, cancel };
   }
 
+  /**
+   * Resolves true at the node's next `up` (at once when `now` and it is connected), false after
+   * `timeoutMs`. Every wait is bounded; the listener goes either way.
+   */
+  nextUp(node: string, timeoutMs: number, opts: { now?: boolean } = {}): Promise<boolean> {
+    if (opts.now && this.isConnected(node)) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const done = (up: boolean) => {
+        clearTimeout(timer);
+        this.off('up', onUp);
+        resolve(up);
+      };
+      const onUp = (n: string) => {
+        if (n === node) done(true);
+      };
+      const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
+      this.on('up', onUp);
+    });
+  }
+
   isConnected(node: string): boolean {
     return this.nodes.get(node)?.connected === true;
   }

@@ -16,6 +16,8 @@ export type RunOutcome =
   | { kind: 'results'; results: AgentTaskResults }
   | { kind: 'agent-error'; description: string }
   | { kind: 'not-connected' }
+  /** The agent has no record of the transaction: the request never reached it (lost in flight). */
+  | { kind: 'lost' }
   | { kind: 'timeout' };
 
 export interface PxpAction {
@@ -40,7 +42,11 @@ export class PxpRunner {
     try {
       reply = await this.client.request(pxpRequest(agentUri(node), { transaction_id: transactionId, ...action, notify_outcome: true }, false), REQUEST_TIMEOUT_MS);
     } catch (err) {
+      // Classified here, once: the broker's error text is the only word it gives of an absent target.
       if (err instanceof PcpClientError && err.code === ClientErrorCode.errorMessage && /not connected/.test(err.message)) return { kind: 'not-connected' };
+      // Our own session was down (the request never left) or went down before the reply: sending
+      // the same transaction again once connected is safe, since the agent de-duplicates by id.
+      if (err instanceof PcpClientError && err.code === ClientErrorCode.notConnected) return { kind: 'not-connected' };
       if (err instanceof PcpClientError && err.code === ClientErrorCode.unauthorized) return { kind: 'agent-error', description: 'the broker refused the request (unauthorized)' };
       return null; // lost on the way (broker gone, timeout): the wait below finds out by status query
     }
@@ -99,7 +105,10 @@ export class PxpRunner {
     }
   }
 
-  /** Waits for the outcome until `deadlineMs` (epoch ms) or `signal`, checking by status query now and then. */
+  /**
+   * Waits for the outcome until `deadlineMs` (epoch ms) or `signal`, checking by status query now
+   * and then; `lost` when the agent answers that it never saw the transaction.
+   */
   async outcome(node: string, transactionId: string, deadlineMs: number, signal?: AbortSignal): Promise<RunOutcome> {
     for (;;) {
       const left = deadlineMs - Date.now();
@@ -113,7 +122,7 @@ export class PxpRunner {
       }
       const st = await this.status(node, transactionId);
       if (st !== null && st !== 'running' && st !== 'unknown') return st;
-      if (st === 'unknown') return { kind: 'agent-error', description: `the agent on ${node} has no record of transaction ${transactionId}` };
+      if (st === 'unknown') return { kind: 'lost' };
     }
   }
 }

@@ -11,6 +11,8 @@ import { ECHO_ONLY_TOKEN, makeCodedir, startOrchestratorProcess, VIEWER_TOKEN, w
 import { makePki, type TestPki } from '../helpers/pki.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 
+const RECONNECT_GRACE_S = 10;
+
 describe('orchestrator: Puppet task API', () => {
   let pki: TestPki;
   let redis: TestRedis;
@@ -24,7 +26,8 @@ describe('orchestrator: Puppet task API', () => {
     redis = await startRedis();
     broker = await startBrokerProcess({ pki, logLevel: 'info' });
     const brokerUri = `wss://127.0.0.1:${broker.port}/pcp2/`;
-    orch = await startOrchestratorProcess({ pki, brokerUris: [brokerUri], redisUrl: redis.url, codedir: makeCodedir() });
+    // A short reconnect grace, so that a node that never comes fails within the test.
+    orch = await startOrchestratorProcess({ pki, brokerUris: [brokerUri], redisUrl: redis.url, codedir: makeCodedir(), config: { 'node-reconnect-grace': RECONNECT_GRACE_S } });
     for (const name of ['node1', 'node2']) {
       agents.push(await startAgentProcess({ pki, name, brokerUris: [brokerUri], masterUris: [`https://127.0.0.1:${orch.port}`] }));
     }
@@ -79,7 +82,31 @@ describe('orchestrator: Puppet task API', () => {
     assert.equal((await orch.api(`/orchestrator/v1/jobs/${bad}`)).json.state, 'failed');
   });
 
-  it('fails a node that is not connected with a clear detail', async () => {
+  it('waits for a node that is away at dispatch, and runs it once it is back', async () => {
+    await pki.issue('late');
+    const brokerUris = [`wss://127.0.0.1:${broker.port}/pcp2/`];
+    const masterUris = [`https://127.0.0.1:${orch.port}`];
+    const first = await startAgentProcess({ pki, name: 'late', brokerUris, masterUris });
+    agents.push(first);
+    await waitForConnected(orch, 3);
+    await first.stop('SIGKILL');
+    for (;;) {
+      const changed = orch.waitForNextLog((l) => l.msg === 'inventory changed');
+      const items = (await orch.api('/orchestrator/v1/inventory')).json.items as { name: string; connected: boolean }[];
+      if (!items.find((i) => i.name === 'late')?.connected) break;
+      await changed;
+    }
+    const marker = join(scratch, 'late-runs');
+    const id = (await submit({ task: 'sample::count', params: { file: marker }, scope: { nodes: ['late'] } })).json.job.name;
+    await orch.waitForLog((l) => l.msg === 'node not connected; waiting for it before the run starts' && l.job === id);
+    agents.push(await startAgentProcess({ pki, name: 'late', brokerUris, masterUris, dirs: first.dirs }));
+    await waitForJobEnd(orch, id);
+    const node = (await orch.api(`/orchestrator/v1/jobs/${id}/nodes`)).json.items[0];
+    assert.equal(node.state, 'finished', JSON.stringify(node));
+    assert.equal(readFileSync(marker, 'utf8').split('\n').filter(Boolean).length, 1, 'it ran once');
+  });
+
+  it('fails a node that is not connected with a clear detail once the reconnect grace is over', async () => {
     const id = (await submit({ task: 'sample::echo', params: { message: 'x' }, scope: { nodes: ['node1', 'ghost'] } })).json.job.name;
     await waitForJobEnd(orch, id);
     const nodes = (await orch.api(`/orchestrator/v1/jobs/${id}/nodes`)).json.items;
@@ -130,7 +157,7 @@ describe('orchestrator: Puppet task API', () => {
     assert.equal(t.files[0].uri.path, '/puppet/v3/file_content/tasks/sample/echo.sh');
     assert.equal(t.metadata.parameters.message.type, 'String[1]');
     const noCert = await orch.api('/puppet/v3/file_content/tasks/sample/echo.sh?environment=production', { token: undefined });
-    assert.equal(noCert.status, 403);
+    assert.equal(noCert.status, 403, noCert.text);
     const withCert = await orch.api('/puppet/v3/file_content/tasks/sample/echo.sh?environment=production', {
       token: undefined, cert: readFileSync(pki.cert('node1')), key: readFileSync(pki.key('node1')),
     });

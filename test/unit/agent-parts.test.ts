@@ -10,6 +10,7 @@ import { PcpClientError, sessionUrl } from '../../protocol/client/broker-uri.ts'
 import { selectExecutable, taskEnvironment } from '../../pxp-agent/modules/task.ts';
 import { readCapped } from '../../pxp-agent/process-runner.ts';
 import { Spool, type TransactionMetadata } from '../../pxp-agent/spool.ts';
+import { Transactions } from '../../pxp-agent/transactions.ts';
 import { safeRelativePath, TaskCache, taskFileUrl } from '../../pxp-agent/task-cache.ts';
 
 const dirs: string[] = [];
@@ -137,6 +138,22 @@ describe('spool', () => {
     spool.create(meta('new-done', { status: 'failure', completed_ms: Date.now() }));
     assert.equal(spool.purge(14 * 86_400_000), 1);
     assert.deepEqual(spool.list().map((m) => m.transaction_id).sort(), ['new-done', 'old-running']);
+  });
+
+  it('after a crash, forgets what never started and keeps what may have run', () => {
+    const spool = new Spool(tmp());
+    mkdirSync(spool.files('debris').dir); // died between creating the directory and its metadata
+    spool.create(meta('accepted')); // died while preparing: no output files, no pid
+    spool.create(meta('spawning'));
+    writeFileSync(spool.files('spawning').stdout, ''); // died right after opening its output: it may run
+    const transactions = new Transactions(spool, pino({ level: 'silent' }));
+    const ended: string[] = [];
+    transactions.on('completed', (m) => ended.push(`${m.transaction_id}:${m.status}`));
+    transactions.reattach();
+    assert.equal(spool.exists('debris'), false);
+    assert.equal(spool.exists('accepted'), false, 'sent again, it will run once');
+    assert.deepEqual(ended, ['spawning:failure'], 'never run again: reported as died with the agent');
+    assert.match(spool.read('spawning')!.error!, /died with the agent/);
   });
 
   it('reads at most the cap of an output file, decoding invalid UTF-8 to U+FFFD', () => {
