@@ -35,6 +35,7 @@ export class Orchestrator {
   private engine!: Engine;
   private http!: AnyFastify;
   private api!: Redis;
+  private redisTimeoutMs = 0;
 
   constructor(
     private readonly config: ResolvedOrchestratorConfig,
@@ -61,11 +62,18 @@ export class Orchestrator {
       this.redis.push(r);
       return r;
     };
-    // The API fails fast while Redis is away (503); the engine waits for it and goes on.
-    this.api = redis('api', { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    const apiStore = new JobStore(this.api, c['key-prefix']);
-    const engineRedis = redis('engine', { maxRetriesPerRequest: null });
-    const engineStore = new JobStore(engineRedis, c['key-prefix']);
+    // Every command has a timeout (`redis-timeout`, ioredis commandTimeout): the API fails fast
+    // while Redis is away or stalled (503 within the bound); the engine's writes fail just as fast
+    // and the engine tries them again (node runs are retried, dispatch reconciled). A command that
+    // timed out may still run when Redis comes back: creating writes (jobs, Idempotency-Key
+    // reservations, Nomad versions and deployments) therefore carry a deadline their Lua checks
+    // against Redis's TIME, so that what the API answered 503 for is never created late.
+    const timeoutMs = c['redis-timeout'];
+    this.redisTimeoutMs = timeoutMs;
+    this.api = redis('api', { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: timeoutMs });
+    const apiStore = new JobStore(this.api, c['key-prefix'], { timeoutMs });
+    const engineRedis = redis('engine', { maxRetriesPerRequest: null, commandTimeout: timeoutMs });
+    const engineStore = new JobStore(engineRedis, c['key-prefix'], { timeoutMs });
     const output = new OutputStore(engineRedis, engineStore.keys, c['max-output-bytes']);
     let chef: ChefJobs | null = null;
 
@@ -86,13 +94,21 @@ export class Orchestrator {
         if ((await chef?.spec(jobId))?.capture_output) await output.save(jobId, node, results.stdout ?? '', results.stderr ?? '');
       },
       store: engineStore,
-      queueConnection: redis('queue', { maxRetriesPerRequest: null }),
+      // BullMQ's Queue only adds jobs (non-blocking commands): it takes the timeout like the rest.
+      queueConnection: redis('queue', { maxRetriesPerRequest: null, commandTimeout: timeoutMs }),
+      // Not the Worker's: BullMQ duplicates this connection for its blocking BZPOPMIN (drainDelay,
+      // 5 s by default), and ioredis applies commandTimeout to blocking commands too, so every
+      // idle wait longer than redis-timeout would fail with "Command timed out" in a loop (BullMQ
+      // issue #2619; BullMQ wants maxRetriesPerRequest null and no command timeout there). BullMQ
+      // bounds that wait itself (a watchdog at the block timeout + 1 s resets the connection), and
+      // a run whose lock it cannot renew is taken up again by the stalled-job check.
       workerConnection: redis('worker', { maxRetriesPerRequest: null }),
       runner,
       inventory,
       log: this.log,
       taskConcurrency: c['task-concurrency'],
       lockDurationMs: c['node-run-lock-duration'],
+      nodeReconnectGraceMs: c['node-reconnect-grace'] * 1000,
     });
     this.engine.on('jobSubmitted', (job) => this.metrics.jobsSubmitted.labels(job.type).inc());
     this.engine.on('nodeEnded', (_job, _node, state) => this.metrics.nodeRuns.labels(state).inc());
@@ -101,8 +117,10 @@ export class Orchestrator {
       votingTimeoutS: c['voting-timeout'], orgFeedExpirationS: c['org-feed-expiration'], log: this.log,
     });
     const scope = { facts: new FactsStore(this.api, apiStore.keys, this.client, inventory, c['facts-ttl'], this.log), classifier, store: apiStore, catalog };
-    const nomadStore = new NomadStore(engineRedis, c['key-prefix']);
+    const nomadStore = new NomadStore(engineRedis, c['key-prefix'], { timeoutMs });
     const deployments = new DeploymentController({ store: nomadStore, engine: this.engine, scope, catalog, inventory, nodeTimeoutS: c['node-timeout'], log: this.log });
+    // Commands now time out, so start-up waits for Redis itself rather than failing on it.
+    await this.redisReady(engineRedis);
     await this.engine.start();
     await chef.recover();
     await deployments.recover();
@@ -116,8 +134,9 @@ export class Orchestrator {
       catalog,
       inventory,
       scope,
-      nomad: { controller: deployments, store: nomadStore },
+      nomad: { controller: deployments, store: nomadStore, idempotency: apiStore },
       nodeTimeoutS: c['node-timeout'],
+      maxMessageDepth: c['max-message-depth'],
       status: async () => this.status(),
       chef: {
         chef, store: apiStore, keys: apiStore.keys, redis: this.api, inventory, output, runner,
@@ -129,19 +148,39 @@ export class Orchestrator {
     this.log.info({ host: c.host, port: this.port }, 'listening');
   }
 
-  status(): Record<string, unknown> {
+  private async redisReady(r: Redis): Promise<void> {
+    if (r.status === 'ready') return;
+    this.log.warn('waiting for Redis before the engine starts');
+    await new Promise<void>((resolve) => r.once('ready', () => resolve()));
+  }
+
+  /** Redis answers a PING within redis-timeout (a connected but stalled Redis is not healthy). */
+  private async redisHealthy(): Promise<boolean> {
+    if (this.api.status !== 'ready') return false;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.redisTimeoutMs);
+    });
+    try {
+      return await Promise.race([this.api.ping().then((r) => r === 'PONG', () => false), bound]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async status(): Promise<Record<string, unknown>> {
     const broker = this.client.connected;
-    const redis = this.api.status === 'ready';
+    const redis = await this.redisHealthy();
     return {
       [ORCHESTRATOR_SERVICE_NAME]: {
         service_version: '0.1.0',
         service_status_version: 1,
         detail_level: 'info',
         state: broker && redis ? 'running' : 'error',
-        status: { broker: { connected: broker, uri: this.client.broker }, redis: { connected: redis } },
+        status: { broker: { connected: broker, uri: this.client.broker }, redis: { connected: redis, timeout_ms: this.redisTimeoutMs } },
         active_alerts: [
           ...(broker ? [] : [{ name: 'broker', message: 'not connected to any broker' }]),
-          ...(redis ? [] : [{ name: 'redis', message: 'Redis is unavailable' }]),
+          ...(redis ? [] : [{ name: 'redis', message: `Redis is unavailable or did not answer a PING within ${this.redisTimeoutMs} ms` }]),
         ],
       },
     };

@@ -9,7 +9,7 @@ import { newMessageId } from '../../protocol/pcp-v2.ts';
 import { pxpRequest, PxpMessageType } from '../../protocol/pxp.ts';
 import type { Engine, JobAction } from '../engine/engine.ts';
 import type { Keys } from '../engine/keys.ts';
-import type { JobRecord, JobStore, NodeRecord } from '../engine/store.ts';
+import type { JobIdempotency, JobRecord, JobStore, NodeRecord } from '../engine/store.ts';
 import { ENDED_JOB_STATES } from '../engine/store.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
 import { agentUri } from '../pcp/pxp-runner.ts';
@@ -68,7 +68,12 @@ export class ChefJobs {
     return this.busy.has(node);
   }
 
-  async submit(spec: ChefJobSpec, owner: string): Promise<JobRecord> {
+  /**
+   * Creates the job (held: it votes first) and starts its vote. Once the job exists the
+   * submission is acknowledged: the start events are best effort (Redis may stall right then),
+   * and a vote that cannot start now is taken at the next start (recover).
+   */
+  async submit(spec: ChefJobSpec, owner: string, idempotency?: JobIdempotency): Promise<JobRecord> {
     const { engine, store } = this.o;
     const params = { job_id: '', command: spec.command, run_timeout: spec.run_timeout, capture_output: spec.capture_output, env: spec.env, ...(spec.dir ? { dir: spec.dir } : {}), ...(spec.user ? { user: spec.user } : {}), ...(spec.file ? { file: spec.file } : {}) };
     const action: JobAction = { module: 'command', action: 'run', params };
@@ -78,10 +83,11 @@ export class ChefJobs {
       options: { concurrency: 0, noop: false, timeout_s: spec.run_timeout },
       owner, scope: { nodes: spec.nodes }, nodes: spec.nodes, action,
       fields: { chef_state: ChefJobState.voting, chef: JSON.stringify(spec), updated_ms: now },
+      ...(idempotency ? { idempotency } : {}),
     }, { hold: true });
     const start = { command: spec.command, run_timeout: spec.run_timeout, user: spec.user ?? null, quorum: spec.quorum, node_count: spec.nodes.length };
-    await store.appendEvent(job.id, 'chef_start', start, now);
-    await this.orgEvent('start', { job: job.id, ...start }, now);
+    await store.appendEvent(job.id, 'chef_start', start, now).catch((err: Error) => this.o.log.warn({ job: job.id, err: err.message }, 'could not record the start of a command job'));
+    await this.orgEvent('start', { job: job.id, ...start }, now).catch((err: Error) => this.o.log.warn({ job: job.id, err: err.message }, 'could not add a job start to the organisation feed'));
     void this.vote(job.id, spec).catch((err: Error) => this.o.log.error({ job: job.id, err: err.message }, 'voting failed'));
     return job;
   }

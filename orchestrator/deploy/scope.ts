@@ -3,7 +3,7 @@
 import { BatonError } from '../../protocol/errors.ts';
 import type { JobStore, NodeState } from '../engine/store.ts';
 import { apiError, ApiErrorCode } from '../http/errors.ts';
-import { InventoryStoreError, type FactsStore } from '../pcp/facts.ts';
+import type { FactsStore } from '../pcp/facts.ts';
 import { parseQuery, QueryError, selectNodes, type NodeFacts } from '../query/index.ts';
 import type { TaskCatalog } from '../tasks/catalog.ts';
 import { ApplicationErrorCode, instancesOf, loadApplications, orderInstances, type OrderedNodes } from './applications.ts';
@@ -38,16 +38,11 @@ function queryNeedsFacts(q: unknown): boolean {
 }
 
 async function inventory(ctx: ScopeContext, facts: boolean): Promise<NodeFacts[]> {
-  try {
-    const nodes = await ctx.facts.nodes({ facts });
-    // A node's environment is its group's, else the one its agent reports.
-    const classified = ctx.classifier.environments(nodes);
-    for (const n of nodes) n.environment = classified.get(n.certname) ?? n.environment;
-    return nodes;
-  } catch (err) {
-    if (err instanceof InventoryStoreError) throw apiError(ApiErrorCode.puppetdbError, err.message);
-    throw err;
-  }
+  const nodes = await ctx.facts.nodes({ facts });
+  // A node's environment is its group's, else the one its agent reports.
+  const classified = ctx.classifier.environments(nodes);
+  for (const n of nodes) n.environment = classified.get(n.certname) ?? n.environment;
+  return nodes;
 }
 
 function unordered(nodes: Iterable<string>, inv: NodeFacts[] | null = null): ResolvedScope {

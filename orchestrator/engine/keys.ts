@@ -1,4 +1,5 @@
 // Every Redis key the orchestrator uses, built in one place.
+import { createHash } from 'node:crypto';
 
 export class Keys {
   constructor(readonly prefix: string) {}
@@ -56,6 +57,13 @@ export class Keys {
   /** LIST of job state changes (JSON). */
   history(id: string): string {
     return `${this.prefix}:job:${id}:history`;
+  }
+  /**
+   * STRING (JSON): an Idempotency-Key's reservation or the first answer given for it, per API
+   * face and caller. The caller's key is hashed: any printable text of up to 255 characters.
+   */
+  idempotency(face: string, caller: string, key: string): string {
+    return `${this.prefix}:idempotency:${face}:${createHash('sha256').update(caller).update('\n').update(key).digest('hex')}`;
   }
   /** The BullMQ queue of node runs. */
   queueName(): string {

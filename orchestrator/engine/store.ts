@@ -4,7 +4,84 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { projectPath } from '../../lib/paths.ts';
+import { BatonError } from '../../protocol/errors.ts';
 import { Keys } from './keys.ts';
+
+/** Why the store could not do what was asked: Redis away, too slow, or a write refused as late. */
+export const StoreErrorCode = {
+  /** Redis is not connected or not serving (refused, reset, loading, offline queue off). */
+  unavailable: 'store-unavailable',
+  /** A command got no answer within `redis-timeout`. */
+  timeout: 'store-timeout',
+  /** A creating write reached Redis after its deadline (the API had given up): nothing was created. */
+  deadlinePassed: 'store-deadline-passed',
+  /** The request's Idempotency-Key reservation lapsed and another request holds the key now. */
+  reservationLost: 'idempotency-reservation-lost',
+} as const;
+export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
+
+export class StoreError extends BatonError {
+  declare readonly code: StoreErrorCode;
+
+  constructor(code: StoreErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(code, message, options);
+  }
+}
+
+/** Socket errors (by their `code`) of a Redis that cannot be reached. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
+/** Errors ioredis raises itself when it cannot reach Redis (it gives them no class or code of their own). */
+const UNREACHABLE_MESSAGE = /Stream isn't writeable|Connection is closed|enableOfflineQueue|Reached the max retries/;
+/** Error replies of a Redis that is up but not serving yet (or busy in a script). */
+const NOT_SERVING_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/;
+/** ioredis's `commandTimeout` rejection: a plain Error with this message. */
+const COMMAND_TIMEOUT_MESSAGE = 'Command timed out';
+
+/**
+ * The one place where ioredis's (and, through it, BullMQ's) errors are read: an error meaning
+ * that Redis is away or slow becomes a StoreError with a stable code; anything else is not
+ * Redis's unavailability and gives null. Everything else branches on the code.
+ */
+export function classifyRedisError(err: unknown): StoreError | null {
+  if (err instanceof StoreError) return err;
+  if (!(err instanceof Error)) return null;
+  if (err.message === COMMAND_TIMEOUT_MESSAGE) return new StoreError(StoreErrorCode.timeout, 'Redis did not answer in time', { cause: err });
+  const code = (err as NodeJS.ErrnoException).code;
+  if (err.name === 'MaxRetriesPerRequestError' || (code !== undefined && UNREACHABLE_CODES.has(code)) || UNREACHABLE_MESSAGE.test(err.message) || NOT_SERVING_REPLY.test(err.message)) {
+    return new StoreError(StoreErrorCode.unavailable, 'Redis is unavailable', { cause: err });
+  }
+  return null;
+}
+
+/** The part of `redis-timeout` a creating write keeps for its answer to travel back in time. */
+export const CREATE_DEADLINE_MARGIN_MS = 200;
+
+/**
+ * The deadline a creating write carries (Redis compares it with its own TIME): it passes before
+ * the command's own timeout fires, so that a write Redis runs in time is answered in time too.
+ * Assumes the orchestrator's and Redis's clocks agree to well within the margin.
+ */
+export function createDeadlineMs(timeoutMs: number, nowMs = Date.now()): number {
+  return nowMs + Math.max(Math.floor(timeoutMs / 2), timeoutMs - CREATE_DEADLINE_MARGIN_MS);
+}
+
+/** How long an Idempotency-Key's first answer is kept. */
+export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+/** How long a reservation holds the key for a request still under way (then it lapses). */
+export const IDEMPOTENCY_LEASE_MS = 60_000;
+
+/** What an Idempotency-Key holds: a request under way, or the first answer given. */
+export type IdempotencyRecord =
+  | { state: 'pending'; token: string; fingerprint: string }
+  | { state: 'done'; token: string; fingerprint: string; status: number; headers: Record<string, string>; body: string; job?: string };
+
+/** A request's reservation, made good by the job creation itself (the same Lua script). */
+export interface JobIdempotency {
+  key: string;
+  token: string;
+  /** The final record for the job `id` (the answer the request gives). */
+  record: (jobId: string) => IdempotencyRecord & { state: 'done' };
+}
 
 export const JobState = { new: 'new', ready: 'ready', running: 'running', stopping: 'stopping', stopped: 'stopped', finished: 'finished', failed: 'failed' } as const;
 export type JobState = (typeof JobState)[keyof typeof JobState];
@@ -47,6 +124,13 @@ export interface NewJob {
   held?: boolean;
   /** A face's own fields of the job record, written with it (Chef: its state and spec). */
   fields?: Record<string, string | number>;
+  /**
+   * When Redis must have created the job by (ms since the epoch, Redis's clock); past it nothing
+   * is created (StoreError deadlinePassed). Default: now plus the store's `timeoutMs`.
+   */
+  deadline_ms?: number;
+  /** The request's Idempotency-Key: created only while the reservation is held; answered atomically. */
+  idempotency?: JobIdempotency;
 }
 
 export interface JobRecord extends Omit<NewJob, 'nodes' | 'action'> {
@@ -77,6 +161,10 @@ export interface JobEvent {
 }
 
 interface Scripts {
+  createJob(...args: (string | number)[]): Promise<string | number>;
+  idempotencyBegin(...args: (string | number)[]): Promise<[string, string?]>;
+  idempotencyFinish(...args: (string | number)[]): Promise<number>;
+  idempotencyRelease(...args: (string | number)[]): Promise<number>;
   nodeTransition(...args: (string | number)[]): Promise<[string, string] | null>;
   refill(...args: (string | number)[]): Promise<string[]>;
   stop(...args: (string | number)[]): Promise<number>;
@@ -87,12 +175,23 @@ function lua(name: string): string {
   return readFileSync(projectPath('orchestrator', 'engine', 'lua', name), 'utf8');
 }
 
+export interface JobStoreOptions {
+  /** `redis-timeout`: creating writes carry a deadline this far ahead (none when absent). */
+  timeoutMs?: number;
+}
+
 export class JobStore {
   readonly keys: Keys;
   private readonly r: Redis & Scripts;
+  private readonly timeoutMs: number | undefined;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: Redis, prefix: string, opts: JobStoreOptions = {}) {
     this.keys = new Keys(prefix);
+    this.timeoutMs = opts.timeoutMs;
+    redis.defineCommand('createJob', { numberOfKeys: 3, lua: lua('create-job-3.lua') });
+    redis.defineCommand('idempotencyBegin', { numberOfKeys: 1, lua: lua('idempotency-begin-1.lua') });
+    redis.defineCommand('idempotencyFinish', { numberOfKeys: 1, lua: lua('idempotency-finish-1.lua') });
+    redis.defineCommand('idempotencyRelease', { numberOfKeys: 1, lua: lua('idempotency-release-1.lua') });
     redis.defineCommand('nodeTransition', { numberOfKeys: 5, lua: lua('node-transition-5.lua') });
     redis.defineCommand('refill', { numberOfKeys: 4, lua: lua('refill-4.lua') });
     redis.defineCommand('stop', { numberOfKeys: 3, lua: lua('stop-3.lua') });
@@ -106,39 +205,70 @@ export class JobStore {
     return (await this.r.get(this.keys.epoch()))!;
   }
 
+  /**
+   * Creates a job in one Lua step that first compares the job's deadline with Redis's clock: a
+   * submission the API already answered 503 for (Redis stalled, the command ran late) creates
+   * nothing, not even an id. With an Idempotency-Key, it creates only while the request's
+   * reservation holds the key, and writes the request's answer in its place.
+   */
   async createJob(job: NewJob, nowMs = Date.now()): Promise<JobRecord> {
-    const id = String(await this.r.incr(this.keys.jobSequence()));
+    const deadline = job.deadline_ms ?? (this.timeoutMs !== undefined ? createDeadlineMs(this.timeoutMs) : 0);
+    const slot = `@@${randomUUID().replace(/-/g, '')}@@`; // stands for the id Redis gives
     const iso = new Date(nowMs).toISOString();
-    const record: JobRecord = {
+    const fields: Record<string, string> = {
+      type: job.type, state: 'running', environment: job.environment, task: job.task ?? '',
+      params: JSON.stringify(job.params), sensitive: JSON.stringify(job.sensitive), options: JSON.stringify(job.options),
+      owner: job.owner, scope: JSON.stringify(job.scope), created_ms: String(nowMs), node_count: String(job.nodes.length),
+      action: JSON.stringify(job.action),
+      ...(job.held ? { held: '1' } : {}),
+      ...Object.fromEntries(Object.entries(job.fields ?? {}).map(([k, v]) => [k, String(v)])),
+    };
+    const deps = job.deps ?? {};
+    const nodes = Object.fromEntries(job.nodes.map((n) => [n, JSON.stringify({ name: n, state: 'new' })]));
+    const rest = {
+      count: job.nodes.length,
+      free: job.nodes.filter((n) => !deps[n]?.length),
+      blocked: Object.fromEntries(job.nodes.filter((n) => deps[n]?.length).map((n) => [n, JSON.stringify(deps[n])])),
+      history: [JSON.stringify({ state: 'new', enter_time: iso }), JSON.stringify({ state: 'running', enter_time: iso })],
+    };
+    const k = this.keys;
+    const idem = job.idempotency;
+    const res = await this.r.createJob(
+      k.jobSequence(), k.jobIndex(), idem?.key ?? k.jobSequence(),
+      deadline, slot, k.job(slot), k.nodes(slot), k.counts(slot), k.pending(slot), k.blocked(slot), k.deps(slot), k.history(slot),
+      nowMs, JSON.stringify(fields), JSON.stringify(nodes), JSON.stringify(rest),
+      idem?.token ?? '', idem ? JSON.stringify(idem.record(slot)) : '', IDEMPOTENCY_TTL_MS,
+    );
+    if (res === 0) throw new StoreError(StoreErrorCode.deadlinePassed, 'Redis ran the job creation after its deadline; nothing was created', { details: { deadline_ms: deadline } });
+    if (res === -1) throw new StoreError(StoreErrorCode.reservationLost, 'the Idempotency-Key of this request was taken by another request meanwhile; nothing was created');
+    const id = String(res);
+    return {
       id, type: job.type, state: 'running', environment: job.environment, ...(job.task ? { task: job.task } : {}),
       params: job.params, sensitive: job.sensitive, options: job.options, owner: job.owner, scope: job.scope,
       created_ms: nowMs, node_count: job.nodes.length,
     };
-    const m = this.r.multi();
-    m.hset(this.keys.job(id), {
-      id, type: job.type, state: 'running', environment: job.environment, task: job.task ?? '',
-      params: JSON.stringify(job.params), sensitive: JSON.stringify(job.sensitive), options: JSON.stringify(job.options),
-      owner: job.owner, scope: JSON.stringify(job.scope), created_ms: nowMs, node_count: job.nodes.length,
-      action: JSON.stringify(job.action),
-      ...(job.held ? { held: 1 } : {}),
-      ...job.fields,
-    });
-    m.zadd(this.keys.jobIndex(), nowMs, id);
-    if (job.nodes.length > 0) {
-      m.hset(this.keys.nodes(id), Object.fromEntries(job.nodes.map((n) => [n, JSON.stringify({ name: n, state: 'new' })])));
-      m.hset(this.keys.counts(id), 'new', job.nodes.length);
-      const deps = job.deps ?? {};
-      const free = job.nodes.filter((n) => !deps[n]?.length);
-      const blocked = job.nodes.filter((n) => deps[n]?.length);
-      if (free.length > 0) m.rpush(this.keys.pending(id), ...free);
-      if (blocked.length > 0) {
-        m.sadd(this.keys.blocked(id), ...blocked);
-        m.hset(this.keys.deps(id), Object.fromEntries(blocked.map((n) => [n, JSON.stringify(deps[n])])));
-      }
-    }
-    m.rpush(this.keys.history(id), JSON.stringify({ state: 'new', enter_time: iso }), JSON.stringify({ state: 'running', enter_time: iso }));
-    await m.exec();
-    return record;
+  }
+
+  /**
+   * Reserves an Idempotency-Key for a request (deadline-checked like a creation), or gives what
+   * the key already holds: another request's reservation or the first answer.
+   */
+  async beginIdempotent(key: string, token: string, fingerprint: string, leaseMs = IDEMPOTENCY_LEASE_MS): Promise<IdempotencyRecord | null> {
+    const deadline = createDeadlineMs(this.timeoutMs ?? leaseMs);
+    const pending: IdempotencyRecord = { state: 'pending', token, fingerprint };
+    const [kind, current] = await this.r.idempotencyBegin(key, deadline, JSON.stringify(pending), leaseMs);
+    if (kind === 'late') throw new StoreError(StoreErrorCode.deadlinePassed, 'Redis ran the Idempotency-Key reservation after its deadline; nothing was reserved');
+    return kind === 'exists' ? (JSON.parse(current!) as IdempotencyRecord) : null;
+  }
+
+  /** Keeps the answer of the request holding `token` for IDEMPOTENCY_TTL_MS; false if the key is no longer its. */
+  async finishIdempotent(key: string, record: IdempotencyRecord & { state: 'done' }): Promise<boolean> {
+    return (await this.r.idempotencyFinish(key, record.token, JSON.stringify(record), IDEMPOTENCY_TTL_MS)) === 1;
+  }
+
+  /** Lets go of a reservation whose request failed before it created anything. */
+  async releaseIdempotent(key: string, token: string): Promise<void> {
+    await this.r.idempotencyRelease(key, token);
   }
 
   async getJob(id: string): Promise<JobRecord | null> {

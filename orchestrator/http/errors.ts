@@ -1,6 +1,7 @@
 // The orchestrator's error catalogue: internal error codes → Puppet face error kinds and statuses.
 import type { FastifyReply } from 'fastify';
 import { BatonError } from '../../protocol/errors.ts';
+import { classifyRedisError, StoreErrorCode, type StoreError } from '../engine/store.ts';
 
 export const PUPPET_KIND_PREFIX = 'puppetlabs.orchestrator/';
 
@@ -21,6 +22,14 @@ export const ApiErrorCode = {
   unavailable: 'service-unavailable',
   notFound: 'not-found',
   notAcceptable: 'not-acceptable',
+  /** The Idempotency-Key header is malformed (empty, too long, not printable, given twice). */
+  invalidIdempotencyKey: 'invalid-idempotency-key',
+  /** The Idempotency-Key was used before with a different request (IETF draft: 422). */
+  idempotencyKeyReused: 'idempotency-key-reused',
+  /** A request with the same Idempotency-Key is still under way (IETF draft: 409). */
+  idempotencyKeyInUse: 'idempotency-key-in-use',
+  /** A path segment longer than the router takes (fastify's maxParamLength). */
+  uriTooLong: 'uri-too-long',
 } as const;
 
 const STATUS: Record<string, number> = {
@@ -40,7 +49,15 @@ const STATUS: Record<string, number> = {
   [ApiErrorCode.unavailable]: 503,
   [ApiErrorCode.notFound]: 404,
   [ApiErrorCode.notAcceptable]: 406,
+  [ApiErrorCode.invalidIdempotencyKey]: 400,
+  [ApiErrorCode.idempotencyKeyReused]: 422,
+  [ApiErrorCode.idempotencyKeyInUse]: 409,
+  [ApiErrorCode.uriTooLong]: 414,
+  [StoreErrorCode.reservationLost]: 409,
 };
+
+/** Seconds a client is told to wait before retrying after a 503 or a 409 (key in use). */
+export const RETRY_AFTER_S = 1;
 
 export class ApiError extends BatonError {}
 
@@ -50,17 +67,40 @@ export function apiError(code: string, msg: string, details: Record<string, unkn
 
 /** Redis gone or not answering: the API answers 503 until it is back. */
 export function isUnavailable(err: unknown): boolean {
-  const m = (err as Error)?.message ?? '';
-  return /Stream isn't writeable|Connection is closed|ECONNREFUSED|ECONNRESET|enableOfflineQueue|max retries|Reached the max retries|LOADING/.test(m);
+  return unavailable(err) !== null;
+}
+
+/** The store's unavailability (Redis away, slow, or a creation refused as late), classified once. */
+function unavailable(err: unknown): StoreError | null {
+  const e = classifyRedisError(err);
+  return e && e.code !== StoreErrorCode.reservationLost ? e : null;
+}
+
+const UNAVAILABLE_REASON: Record<string, string> = {
+  [StoreErrorCode.unavailable]: 'unreachable',
+  [StoreErrorCode.timeout]: 'timeout',
+  [StoreErrorCode.deadlinePassed]: 'timeout',
+};
+
+function unavailableMessage(e: StoreError): string {
+  return e.code === StoreErrorCode.unavailable
+    ? 'the job store (Redis) is unavailable; try again shortly'
+    : 'the job store (Redis) did not answer in time; nothing was done, try again shortly';
+}
+
+function retryable(reply: FastifyReply, status: number): FastifyReply {
+  if (status === 503 || status === 409) reply.header('retry-after', String(RETRY_AFTER_S));
+  return reply.code(status);
 }
 
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof BatonError && STATUS[err.code] !== undefined) {
     const kind = err.code === ApiErrorCode.unauthenticated ? 'puppetlabs.rbac/user-unauthenticated' : `${PUPPET_KIND_PREFIX}${err.code}`;
-    return reply.code(STATUS[err.code]!).send({ kind, msg: err.message, details: err.details ?? {} });
+    return retryable(reply, STATUS[err.code]!).send({ kind, msg: err.message, details: err.details ?? {} });
   }
-  if (isUnavailable(err)) {
-    return reply.code(503).send({ kind: `${PUPPET_KIND_PREFIX}${ApiErrorCode.unavailable}`, msg: 'the job store (Redis) is unavailable; try again shortly', details: {} });
+  const down = unavailable(err);
+  if (down) {
+    return retryable(reply, 503).send({ kind: `${PUPPET_KIND_PREFIX}${ApiErrorCode.unavailable}`, msg: unavailableMessage(down), details: { service: 'redis', reason: UNAVAILABLE_REASON[down.code] } });
   }
   reply.log.error({ err }, 'unexpected error');
   return reply.code(500).send({ kind: `${PUPPET_KIND_PREFIX}unknown-error`, msg: 'an unexpected error occurred; see the orchestrator log', details: {} });
@@ -68,8 +108,9 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 
 /** The Chef face's errors: `{"error": [message]}` with the same statuses. */
 export function sendChefError(reply: FastifyReply, err: unknown): FastifyReply {
-  if (err instanceof BatonError && STATUS[err.code] !== undefined) return reply.code(STATUS[err.code]!).send({ error: [err.message] });
-  if (isUnavailable(err)) return reply.code(503).send({ error: ['the job store (Redis) is unavailable; try again shortly'] });
+  if (err instanceof BatonError && STATUS[err.code] !== undefined) return retryable(reply, STATUS[err.code]!).send({ error: [err.message] });
+  const down = unavailable(err);
+  if (down) return retryable(reply, 503).send({ error: [unavailableMessage(down)] });
   reply.log.error({ err }, 'unexpected error');
   return reply.code(500).send({ error: ['an unexpected error occurred; see the orchestrator log'] });
 }
@@ -86,9 +127,10 @@ const NOMAD_STATUS: Record<string, number> = {
 export function sendNomadError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof BatonError) {
     const status = NOMAD_STATUS[err.code] ?? STATUS[err.code];
-    if (status !== undefined) return reply.code(status).type('text/plain; charset=utf-8').send(err.message);
+    if (status !== undefined) return retryable(reply, status).type('text/plain; charset=utf-8').send(err.message);
   }
-  if (isUnavailable(err)) return reply.code(503).type('text/plain; charset=utf-8').send('the job store (Redis) is unavailable; try again shortly');
+  const down = unavailable(err);
+  if (down) return retryable(reply, 503).type('text/plain; charset=utf-8').send(unavailableMessage(down));
   reply.log.error({ err }, 'unexpected error');
   return reply.code(500).type('text/plain; charset=utf-8').send('an unexpected error occurred; see the orchestrator log');
 }

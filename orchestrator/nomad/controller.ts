@@ -19,6 +19,9 @@ import {
 } from './model.ts';
 import type { NomadStore } from './store.ts';
 
+/** How soon a deployment whose placements failed (Redis away or slow) is evaluated again. */
+export const EVALUATE_RETRY_MS = 1_000;
+
 export const NomadErrorCode = { badRequest: 'nomad/bad-request', notFound: 'nomad/not-found' } as const;
 const bad = (msg: string) => new BatonError(NomadErrorCode.badRequest, msg);
 
@@ -99,6 +102,13 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
       const latest = versions.at(-1);
       const evalIndex = await this.o.store.nextIndex();
       if (latest && sameSpec(latest.Spec, spec)) {
+        // A registration that failed (Redis stalled) after its version was kept but before its
+        // deployment was: the same spec again starts the deployment it lacks.
+        if (!(await this.hasDeployment(spec.ID, latest.Version))) {
+          const d = await this.startDeployment(spec, latest, groups, owner);
+          this.o.log.info({ job: spec.ID, version: latest.Version, deployment: d.ID }, 'deployment started for a version registered without one');
+          return { EvalID: randomUUID(), EvalCreateIndex: evalIndex, JobModifyIndex: latest.ModifyIndex, Index: d.ModifyIndex, Warnings: '' };
+        }
         this.changed(evalIndex);
         return { EvalID: randomUUID(), EvalCreateIndex: evalIndex, JobModifyIndex: latest.ModifyIndex, Index: evalIndex, Warnings: '' };
       }
@@ -267,13 +277,36 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
       ID: randomUUID(), JobID: spec.ID, JobVersion: version.Version, JobModifyIndex: version.ModifyIndex, JobSpecModifyIndex: version.ModifyIndex, JobCreateIndex: createIndex,
       TaskGroups: groups, Status: DeploymentStatus.running, StatusDescription: Description.running, CreateIndex: index, ModifyIndex: index, StartMs: now, LastProgressMs: now,
     };
-    await this.o.store.saveDeployment(d);
+    await this.o.store.createDeployment(d); // deadline-checked: a late one creates nothing
     this.changed(index);
+    // From here the registration is acknowledged: placements that fail now (Redis away or slow)
+    // are tried again, never reported as a failed registration (which a client would retry).
     await this.locked(d.ID, async () => {
       this.armProgress(d);
       await this.evaluate(d);
+    }).catch((err: Error) => {
+      this.o.log.warn({ deployment: d.ID, err: err.message }, 'placing allocations failed; tried again shortly');
+      this.evaluateLater(d.ID);
     });
     return d;
+  }
+
+  private async hasDeployment(jobId: string, version: number): Promise<boolean> {
+    for (const id of await this.o.store.deploymentIds(jobId)) if ((await this.o.store.deployment(id))?.JobVersion === version) return true;
+    return false;
+  }
+
+  /** Evaluates a running deployment again after EVALUATE_RETRY_MS, until an evaluation succeeds. */
+  private evaluateLater(id: string): void {
+    this.addTimer(`progress:${id}`, setTimeout(() => {
+      this.locked(id, async () => {
+        const d = await this.o.store.deployment(id);
+        if (d && d.Status === DeploymentStatus.running) await this.evaluate(d);
+      }).catch((err: Error) => {
+        this.o.log.warn({ deployment: id, err: err.message }, 'placing allocations failed; tried again shortly');
+        this.evaluateLater(id);
+      });
+    }, EVALUATE_RETRY_MS));
   }
 
   /** Places what may be placed now; completes the deployment when every allocation is healthy. */
@@ -287,6 +320,8 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
       const st = d.TaskGroups[g.Name]!;
       const mine = allocs.filter((a) => a.TaskGroup === g.Name);
       const placed = new Set(mine.map((a) => a.NodeName));
+      // Placed, but its run was never created (the submission failed): created now.
+      for (const a of mine) if (!a.EngineJob && a.DeploymentStatus.Healthy === null) await this.submit(d, g, a);
       const canaries = st.Nodes.slice(0, st.DesiredCanaries);
       if (st.DesiredCanaries > 0 && !st.Promoted) {
         for (const node of canaries) if (!placed.has(node)) mine.push(await this.place(d, g, node, true));
@@ -351,6 +386,16 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
     this.actions.set(`${d.ID}/${g.Name}`, action);
     await this.o.store.saveAllocation(a);
     await this.save(d);
+    await this.submit(d, g, a);
+    return a;
+  }
+
+  /** Creates the engine job that runs an allocation (deadline-checked like every job creation). */
+  private async submit(d: Deployment, g: TaskGroupSpec, a: Allocation): Promise<void> {
+    const node = a.NodeName;
+    const canary = a.DeploymentStatus.Canary;
+    const action = this.actions.get(`${d.ID}/${g.Name}`) ?? this.action(g);
+    this.actions.set(`${d.ID}/${g.Name}`, action);
     const job = await this.o.engine.submit({
       type: 'deployment', environment: g.Task?.environment ?? g.Puppet?.environment ?? 'production', ...(g.Task ? { task: g.Task.task } : {}),
       params: g.Task?.params ?? {}, sensitive: g.Task ? sensitiveParameters(this.o.catalog.describe(g.Task.environment, g.Task.task)) : [],
@@ -362,7 +407,6 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
     await this.saveAlloc(a);
     this.armAllocTimers(d, a);
     this.o.log.info({ deployment: d.ID, group: g.Name, node, canary, allocation: a.ID }, 'allocation placed');
-    return a;
   }
 
   /** An allocation's run started or ended (engine events). */

@@ -1,17 +1,42 @@
 // Where the Nomad face keeps its jobs (every version), deployments and allocations: Redis, as
 // JSON values, under `<prefix>:nomad:`. One counter, the index, orders every change (CreateIndex,
 // ModifyIndex, X-Nomad-Index and blocking queries).
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { projectPath } from '../../lib/paths.ts';
+import { createDeadlineMs, StoreError, StoreErrorCode } from '../engine/store.ts';
 import type { Allocation, Deployment, JobVersion } from './model.ts';
+
+interface Scripts {
+  nomadAddVersion(...args: (string | number)[]): Promise<number>;
+  nomadCreateDeployment(...args: (string | number)[]): Promise<number>;
+}
+
+export interface NomadStoreOptions {
+  /** `redis-timeout`: creating writes (a job version, a deployment) carry a deadline this far ahead. */
+  timeoutMs?: number;
+}
 
 export class NomadStore {
   private readonly p: string;
+  private readonly redis: Redis & Scripts;
+  private readonly timeoutMs: number | undefined;
 
-  constructor(
-    private readonly redis: Redis,
-    prefix: string,
-  ) {
+  constructor(redis: Redis, prefix: string, opts: NomadStoreOptions = {}) {
     this.p = `${prefix}:nomad`;
+    this.timeoutMs = opts.timeoutMs;
+    const lua = (name: string) => readFileSync(projectPath('orchestrator', 'engine', 'lua', name), 'utf8');
+    redis.defineCommand('nomadAddVersion', { numberOfKeys: 3, lua: lua('nomad-add-version-3.lua') });
+    redis.defineCommand('nomadCreateDeployment', { numberOfKeys: 3, lua: lua('nomad-create-deployment-3.lua') });
+    this.redis = redis as Redis & Scripts;
+  }
+
+  private deadline(): number {
+    return this.timeoutMs === undefined ? 0 : createDeadlineMs(this.timeoutMs);
+  }
+
+  private late(what: string): StoreError {
+    return new StoreError(StoreErrorCode.deadlinePassed, `Redis ran the creation of ${what} after its deadline; nothing was created`);
   }
 
   async index(): Promise<number> {
@@ -34,18 +59,22 @@ export class NomadStore {
     return Number((await this.redis.get(`${this.p}:job:${jobId}:create-index`)) ?? 0);
   }
 
+  /** Adds a job version; refused (StoreError deadlinePassed) when Redis runs it after its deadline. */
   async addVersion(jobId: string, v: JobVersion): Promise<void> {
-    const m = this.redis.multi();
-    m.sadd(`${this.p}:jobs`, jobId);
-    m.set(`${this.p}:job:${jobId}:create-index`, v.ModifyIndex, 'NX');
-    m.rpush(`${this.p}:job:${jobId}:versions`, JSON.stringify(v));
-    await m.exec();
+    const res = await this.redis.nomadAddVersion(`${this.p}:jobs`, `${this.p}:job:${jobId}:create-index`, `${this.p}:job:${jobId}:versions`, this.deadline(), jobId, v.ModifyIndex, JSON.stringify(v));
+    if (res === 0) throw this.late(`version ${v.Version} of job ${jobId}`);
   }
 
   async markStable(jobId: string, version: number): Promise<void> {
     const all = await this.versions(jobId);
     const i = all.findIndex((v) => v.Version === version);
     if (i >= 0) await this.redis.lset(`${this.p}:job:${jobId}:versions`, i, JSON.stringify({ ...all[i], Stable: true }));
+  }
+
+  /** Creates a deployment; refused (StoreError deadlinePassed) when Redis runs it after its deadline. */
+  async createDeployment(d: Deployment): Promise<void> {
+    const res = await this.redis.nomadCreateDeployment(`${this.p}:deployment:${d.ID}`, `${this.p}:deployments`, `${this.p}:job:${d.JobID}:deployments`, this.deadline(), JSON.stringify(d), String(d.CreateIndex), d.ID);
+    if (res === 0) throw this.late(`deployment ${d.ID}`);
   }
 
   async saveDeployment(d: Deployment): Promise<void> {

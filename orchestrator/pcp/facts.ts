@@ -23,10 +23,6 @@ interface CachedFacts {
   fetched_ms: number;
 }
 
-export class InventoryStoreError extends Error {
-  readonly code = 'puppetdb-error';
-}
-
 export class FactsStore {
   /** Facts requests in flight, shared by every request that needs them. */
   private readonly inflight = new Map<string, Promise<Record<string, unknown> | null>>();
@@ -42,12 +38,8 @@ export class FactsStore {
 
   /** Every node known (connected now, or with stored facts); with `facts`, fresh facts of the connected ones. */
   async nodes(opts: { facts: boolean }): Promise<NodeFacts[]> {
-    let cached: Record<string, string>;
-    try {
-      cached = opts.facts ? await this.redis.hgetall(this.keys.facts()) : {};
-    } catch (err) {
-      throw new InventoryStoreError(`the inventory store cannot answer: ${(err as Error).message}`);
-    }
+    // A Redis failure goes on as it is: the faces answer it 503 (service unavailable), like every other.
+    const cached: Record<string, string> = opts.facts ? await this.redis.hgetall(this.keys.facts()) : {};
     const byNode = new Map<string, CachedFacts>();
     for (const [name, raw] of Object.entries(cached)) byNode.set(name, JSON.parse(raw) as CachedFacts);
     if (opts.facts) await this.refresh(byNode);

@@ -16,7 +16,7 @@ import type { JobRecord, JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
 import type { PxpRunner } from '../../pcp/pxp-runner.ts';
 import { apiError, ApiErrorCode } from '../errors.ts';
-import { demand, principal, type AnyFastify } from '../puppet/routes.ts';
+import { demand, idempotentJob, principal, registerIdempotency, type AnyFastify } from '../puppet/routes.ts';
 import { SseStream, wantsEventStream } from '../sse.ts';
 
 export const CHEF_PREFIX = '/organizations/:org/pushy';
@@ -71,12 +71,16 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
     return chefJobJson(job, spec, state ?? 'new', Number(updated ?? job.created_ms), await store.getNodes(job.id), includeFile);
   }
 
+  registerIdempotency(app, store, 'chef', [{ method: 'POST', url: `${CHEF_PREFIX}/jobs` }]);
+
   app.post(`${CHEF_PREFIX}/jobs`, { bodyLimit: MAX_CHEF_BODY_BYTES }, async (req, reply) => {
     demand(req, Permission.jobsRun);
     const spec = chefSpec(req.body);
-    const job = await chef.submit(spec, principal(req).login);
     const { org } = req.params as { org: string };
-    return reply.code(201).header('location', `https://${req.headers.host ?? 'localhost'}/organizations/${org}/pushy/jobs/${job.id}`).send({ id: job.id, uri: `/organizations/${org}/pushy/jobs/${job.id}` });
+    const location = (id: string) => ({ location: `https://${req.headers.host ?? 'localhost'}/organizations/${org}/pushy/jobs/${id}` });
+    const answer = (id: string) => ({ id, uri: `/organizations/${org}/pushy/jobs/${id}` });
+    const job = await chef.submit(spec, principal(req).login, idempotentJob(req, 201, location, answer));
+    return reply.code(201).headers(location(job.id)).send(answer(job.id));
   });
 
   app.get(`${CHEF_PREFIX}/jobs`, async (req) => {
@@ -204,7 +208,9 @@ function nodeState(ctx: ChefFaceContext, node: string): Record<string, unknown> 
  * its own) until `map` says the end came or the client went; a comment every keep-alive period.
  */
 async function tail(ctx: ChefFaceContext, sse: SseStream, key: string, after: string, map: (id: string, raw: string) => { event: ReturnType<typeof chefFeedEvent>; end: boolean }): Promise<void> {
-  const reader = ctx.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  // Its own connection, without the API's commandTimeout (which would cut every XREAD BLOCK short):
+  // ioredis's blockingTimeout ends a read that Redis (stalled) never answers, just after its BLOCK.
+  const reader = ctx.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, blockingTimeout: SSE_KEEPALIVE_MS });
   reader.on('error', () => {});
   sse.whenClosed(() => reader.disconnect());
   let last = after;

@@ -10,7 +10,8 @@ import { Permission } from '../../auth.ts';
 import { NomadErrorCode, type DeploymentController } from '../../nomad/controller.ts';
 import { allocationJson, deploymentJson, isFullId, isValidPrefix, jobJson, specJson, TERMINAL_DEPLOYMENT, type Deployment } from '../../nomad/model.ts';
 import type { NomadStore } from '../../nomad/store.ts';
-import { demand, principal, type AnyFastify } from '../puppet/routes.ts';
+import type { JobStore } from '../../engine/store.ts';
+import { demand, principal, registerIdempotency, type AnyFastify } from '../puppet/routes.ts';
 
 /** Longest a blocking query waits (Nomad's own cap is 10 minutes; its default wait 5). */
 export const MAX_BLOCKING_WAIT_MS = 600_000;
@@ -22,6 +23,8 @@ const validateRegister = compile<RegisterBody>(nomadRegisterBodySchema);
 export interface NomadFaceContext {
   controller: DeploymentController;
   store: NomadStore;
+  /** Where Idempotency-Keys are kept (the API's fail-fast job store). */
+  idempotency: JobStore;
 }
 
 const badRequest = (msg: string) => new BatonError(NomadErrorCode.badRequest, msg);
@@ -36,10 +39,15 @@ function waitMs(v: string | undefined): number {
 
 export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void {
   const { controller, store } = ctx;
+  registerIdempotency(app, ctx.idempotency, 'nomad', [
+    { method: 'POST', url: '/v1/jobs' }, { method: 'PUT', url: '/v1/jobs' },
+    ...['fail', 'pause', 'promote', 'allocation-health'].map((w) => ({ method: 'POST', url: `/v1/deployment/${w}/:id` })),
+  ]);
 
   // X-Nomad-Index on every answer of this face, errors included.
   app.addHook('onSend', async (req, reply) => {
-    if (!req.url.startsWith('/v1/') || reply.hasHeader('x-nomad-index')) return;
+    // Not on a 503: Redis is away or stalled, and asking it again would double the wait.
+    if (!req.url.startsWith('/v1/') || reply.hasHeader('x-nomad-index') || reply.statusCode === 503) return;
     try {
       reply.header('x-nomad-index', String(await store.index()));
     } catch {

@@ -7,7 +7,7 @@ import { Permission } from '../../auth.ts';
 import { classifiedEnvironments, resolveScope, type Scope } from '../../deploy/scope.ts';
 import type { JobAction } from '../../engine/engine.ts';
 import { apiError, ApiErrorCode } from '../errors.ts';
-import { baseUrl, body, catalogError, demand, principal, type AnyFastify, type PuppetFaceContext } from './routes.ts';
+import { baseUrl, body, catalogError, demand, idempotentJob, principal, type AnyFastify, type PuppetFaceContext } from './routes.ts';
 
 type DeployBody = FromSchema<typeof commandDeployBodySchema>;
 const validateDeploy = compile<DeployBody>(commandDeployBodySchema);
@@ -51,6 +51,8 @@ export function registerDeploy(app: AnyFastify, ctx: PuppetFaceContext, prefix: 
       if (Object.keys(perNode).length > 0) action.node_flags = perNode;
     }
     const ordered = Object.keys(resolved.deps).length > 0;
+    const answer = (id: string) => ({ job: { id: `${baseUrl(req)}${prefix}/jobs/${id}`, name: id } });
+    const idempotency = idempotentJob(req, 202, () => ({}), answer);
     const job = await ctx.engine.submit({
       type: 'deploy',
       environment: b.environment,
@@ -72,7 +74,8 @@ export function registerDeploy(app: AnyFastify, ctx: PuppetFaceContext, prefix: 
       nodes: resolved.nodes,
       ...(ordered ? { deps: resolved.deps } : {}),
       action,
+      ...(idempotency ? { idempotency } : {}),
     });
-    return reply.code(202).send({ job: { id: `${baseUrl(req)}${prefix}/jobs/${job.id}`, name: job.id } });
+    return reply.code(202).send(answer(job.id));
   });
 }
