@@ -1,11 +1,14 @@
 // A small HTTPS client for API tests: real TLS, the test CA, optional client certificate.
-import { request } from 'node:https';
+import { request, type Agent } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 
 export interface HttpResponse {
   status: number;
   text: string;
   json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
   headers: Record<string, string | string[] | undefined>;
+  /** Whether the connection resumed an earlier TLS session instead of a full handshake. */
+  tlsSessionReused: boolean;
 }
 
 export interface HttpOptions {
@@ -17,6 +20,8 @@ export interface HttpOptions {
   cert?: Buffer;
   key?: Buffer;
   headers?: Record<string, string>;
+  /** An https.Agent of its own (connection reuse, TLS session cache); default the global agent. */
+  agent?: Agent;
 }
 
 export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse> {
@@ -33,8 +38,10 @@ export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse>
         },
         ...(opts.ca ? { ca: opts.ca } : { rejectUnauthorized: false }),
         ...(opts.cert ? { cert: opts.cert, key: opts.key } : {}),
+        ...(opts.agent ? { agent: opts.agent } : {}),
       },
       (res) => {
+        const tlsSessionReused = (res.socket as TLSSocket).isSessionReused();
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
@@ -45,7 +52,7 @@ export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse>
           } catch {
             json = undefined;
           }
-          resolve({ status: res.statusCode ?? 0, text, json, headers: res.headers });
+          resolve({ status: res.statusCode ?? 0, text, json, headers: res.headers, tlsSessionReused });
         });
       },
     );

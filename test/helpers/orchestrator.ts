@@ -11,6 +11,23 @@ export const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 export const VIEWER_TOKEN = 'viewer-token-0123456789abcdef';
 export const ECHO_ONLY_TOKEN = 'echo-only-token-0123456789ab';
 
+/**
+ * `sample::chaos_marker`: appends "<node> <pid>" to the file `<dir>/<node>` as it starts, sleeps
+ * `seconds`, exits 0. The chaos suite counts executions from these files, not from Baton's own
+ * records. The node is the agent's: a task runs in its transaction's spool directory, which a
+ * fleet agent keeps at `<base>/<node>/spool/<transaction>`. Parameters arrive as PT_ variables
+ * and are only ever quoted expansions, never parsed as shell code.
+ */
+export const CHAOS_MARKER_SCRIPT = [
+  '#!/bin/sh',
+  'here=$(pwd -P)',
+  'node=$(basename "$(dirname "$(dirname "$here")")")',
+  'printf \'%s %s\\n\' "$node" "$$" >> "$PT_dir/$node"',
+  'sleep "$PT_seconds"',
+  'echo marked',
+  '',
+].join('\n');
+
 /** A codedir with a few sample tasks in `production`. */
 export function makeCodedir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'baton-codedir-'));
@@ -30,6 +47,7 @@ export function makeCodedir(): string {
   task('secret', '#!/bin/sh\necho "length ${#PT_password}"\n', { parameters: { password: { type: 'String', sensitive: true } } });
   task('count', '#!/bin/sh\necho run >> "$PT_file"\necho counted\n', { parameters: { file: { type: 'String' } } });
   task('gated_count', '#!/bin/sh\nwhile [ ! -f "$PT_gate" ]; do sleep 0.05; done\necho run >> "$PT_file"\necho counted\n', { parameters: { gate: { type: 'String' }, file: { type: 'String' } } });
+  task('chaos_marker', CHAOS_MARKER_SCRIPT, { description: 'Marks one execution per run, then sleeps', parameters: { dir: { type: 'String[1]' }, seconds: { type: 'Integer[0, 3600]' } } });
   return dir;
 }
 

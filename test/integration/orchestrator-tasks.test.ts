@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
@@ -149,20 +150,31 @@ describe('orchestrator: Puppet task API', () => {
     assert.deepEqual(order, ['node_running', 'node_finished', 'node_running', 'node_finished']);
   });
 
-  it('serves task metadata and files; files only to agents with a certificate', async () => {
+  it('serves task metadata and files; files only to agents with a certificate', async (ctx) => {
     const list = (await orch.api('/orchestrator/v1/tasks?environment=production')).json;
     assert.ok(list.items.some((t: { name: string }) => t.name === 'sample::echo'));
     const t = (await orch.api('/orchestrator/v1/tasks/sample/echo?environment=production')).json;
     assert.equal(t.name, 'sample::echo');
     assert.equal(t.files[0].uri.path, '/puppet/v3/file_content/tasks/sample/echo.sh');
     assert.equal(t.metadata.parameters.message.type, 'String[1]');
-    const noCert = await orch.api('/puppet/v3/file_content/tasks/sample/echo.sh?environment=production', { token: undefined });
-    assert.equal(noCert.status, 403, noCert.text);
-    const withCert = await orch.api('/puppet/v3/file_content/tasks/sample/echo.sh?environment=production', {
-      token: undefined, cert: readFileSync(pki.cert('node1')), key: readFileSync(pki.key('node1')),
-    });
-    assert.equal(withCert.status, 200);
-    assert.match(withCert.text, /PT_message/);
+    // One connection per request, each from its own agent's session cache: the first is a full
+    // handshake, the second resumes its TLS session. A resumed TLS 1.3 session made without a
+    // certificate reads as `authorized` in Node (nodejs/node#35317): it must still get 403.
+    const file = '/puppet/v3/file_content/tasks/sample/echo.sh?environment=production';
+    const anonymous = new Agent({ keepAlive: false });
+    const agentWithCert = new Agent({ keepAlive: false });
+    ctx.after(() => { anonymous.destroy(); agentWithCert.destroy(); });
+    const cert = { cert: readFileSync(pki.cert('node1')), key: readFileSync(pki.key('node1')) };
+    for (const resumed of [false, true]) {
+      const how = resumed ? 'resumed session' : 'full handshake';
+      const noCert = await orch.api(file, { token: undefined, agent: anonymous });
+      assert.equal(noCert.tlsSessionReused, resumed, how);
+      assert.equal(noCert.status, 403, `${how}: ${noCert.text}`);
+      const withCert = await orch.api(file, { token: undefined, agent: agentWithCert, ...cert });
+      assert.equal(withCert.tlsSessionReused, resumed, how);
+      assert.equal(withCert.status, 200, `${how}: ${withCert.text}`);
+      assert.match(withCert.text, /PT_message/);
+    }
   });
 
   it('answers inventory queries from its subscription', async () => {
