@@ -7,12 +7,16 @@ export const RefusalReason = {
   invalidEnvelope: 'invalid_envelope',
   invalidData: 'invalid_data',
   binaryFrame: 'binary_frame',
+  /** Nested deeper than max-message-depth: refused before parsing. */
+  tooDeep: 'too_deep',
   senderMismatch: 'sender_mismatch',
   wildcardTarget: 'wildcard_target',
   notConnected: 'not_connected',
   unauthorized: 'unauthorized',
   unknownMessageType: 'unknown_message_type',
   slowConsumer: 'slow_consumer',
+  /** An unexpected exception while handling the message: contained to its session, logged as BROKER_HANDLER_FAILED. */
+  internalError: 'internal_error',
 } as const;
 export type RefusalReason = (typeof RefusalReason)[keyof typeof RefusalReason];
 
@@ -36,7 +40,12 @@ export function refusalForProtocolError(code: string): RefusalReason {
       return RefusalReason.invalidData;
     case ProtocolErrorCode.binaryFrame:
       return RefusalReason.binaryFrame;
+    case ProtocolErrorCode.tooDeep:
+      return RefusalReason.tooDeep;
     default:
       return RefusalReason.invalidEnvelope;
   }
 }
+
+/** Stable code in the warn log line of a message whose handling threw unexpectedly (the session lives on). */
+export const BROKER_HANDLER_FAILED = 'broker/handler-failed';

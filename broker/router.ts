@@ -2,6 +2,7 @@
 import { WebSocket } from 'ws';
 import type { Logger } from '../lib/log.ts';
 import { ProtocolError, ProtocolErrorCode } from '../protocol/errors.ts';
+import { DEFAULT_MAX_MESSAGE_DEPTH } from '../protocol/json-depth.ts';
 import { decodeInventoryRequest, inventoryResponse } from '../protocol/inventory.ts';
 import { BrokerMessageType } from '../protocol/message-types.ts';
 import { errorMessage, unauthorized } from '../protocol/pcp-error.ts';
@@ -9,7 +10,7 @@ import { decodeV2, encodeV2, type EnvelopeV2 } from '../protocol/pcp-v2.ts';
 import { BROKER_URI, hasWildcard } from '../protocol/uri.ts';
 import type { Authorizer } from './authz.ts';
 import { CloseCode } from './defaults.ts';
-import { RefusalReason, refusalForProtocolError } from './errors.ts';
+import { BROKER_HANDLER_FAILED, RefusalReason, refusalForProtocolError } from './errors.ts';
 import type { Inventory } from './inventory.ts';
 import type { BrokerMetrics, DisconnectReason } from './metrics.ts';
 import type { Session, SessionRegistry } from './sessions.ts';
@@ -21,6 +22,8 @@ export interface RouterOptions {
   metrics: BrokerMetrics;
   log: Logger;
   maxSendBufferBytes: number;
+  /** Deepest nesting of a message, envelope and data together (`max-message-depth`); default DEFAULT_MAX_MESSAGE_DEPTH. */
+  maxMessageDepth?: number;
   /** Ends a session for a reason of the broker's own (slow consumer). */
   drop: (session: Session, reason: DisconnectReason, code: number, text: string) => void;
 }
@@ -31,6 +34,7 @@ export class Router {
   private readonly metrics: BrokerMetrics;
   private readonly log: Logger;
   private readonly maxSendBufferBytes: number;
+  private readonly maxMessageDepth: number;
   /** Sockets corked during this tick; their writes go out together (fewer TLS records and syscalls). */
   private readonly corked = new Set<Session['socket']>();
   private readonly uncorkAll = () => {
@@ -44,27 +48,40 @@ export class Router {
     this.metrics = opts.metrics;
     this.log = opts.log;
     this.maxSendBufferBytes = opts.maxSendBufferBytes;
+    this.maxMessageDepth = opts.maxMessageDepth ?? DEFAULT_MAX_MESSAGE_DEPTH;
   }
 
-  /** Handles one WebSocket message of a v2 session. */
+  /**
+   * Handles one WebSocket message of a v2 session. Never throws: a message nested deeper than
+   * max-message-depth is refused before it is parsed, and an unexpected exception is contained to
+   * the session (logged as BROKER_HANDLER_FAILED, counted as refused `internal_error`, answered
+   * with an error_message); the session stays open.
+   */
   handle(session: Session, data: Buffer, isBinary: boolean): void {
     const startMs = performance.now();
-    session.lastSeenMs = Date.now();
-    let env: EnvelopeV2;
+    let env: EnvelopeV2 | undefined;
     try {
-      if (isBinary) {
-        throw new ProtocolError(
-          ProtocolErrorCode.binaryFrame,
-          'binary frames are not PCP v2 messages; send each message as a JSON text frame',
-        );
+      session.lastSeenMs = Date.now();
+      try {
+        if (isBinary) {
+          throw new ProtocolError(
+            ProtocolErrorCode.binaryFrame,
+            'binary frames are not PCP v2 messages; send each message as a JSON text frame',
+          );
+        }
+        env = decodeV2(data.toString('utf8'), this.maxMessageDepth);
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        this.refuse(session, refusalForProtocolError(err.code), err.message, err.messageId);
+        return;
       }
-      env = decodeV2(data.toString('utf8'));
+      this.route(session, env, startMs);
     } catch (err) {
-      const e = err as ProtocolError;
-      this.refuse(session, refusalForProtocolError(e.code), e.message, e.messageId);
-      return;
+      this.contain(session, err, env?.id);
     }
+  }
 
+  private route(session: Session, env: EnvelopeV2, startMs: number): void {
     if (env.sender === undefined) {
       env.sender = session.uri;
     } else if (env.sender !== session.uri) {
@@ -163,6 +180,23 @@ export class Router {
     this.metrics.refused[RefusalReason.unauthorized].inc();
     this.log.debug({ uri: session.uri, target: env.target, message_type: env.message_type }, 'message not authorized');
     this.sendFromBroker(session, unauthorized(session.uri, env.id));
+  }
+
+  /** An unexpected exception while handling one message: the session is answered and goes on. */
+  private contain(session: Session, err: unknown, inReplyTo: string | undefined): void {
+    try {
+      this.metrics.refused[RefusalReason.internalError].inc();
+      this.log.warn(
+        { code: BROKER_HANDLER_FAILED, uri: session.uri, in_reply_to: inReplyTo, err: err instanceof Error ? err.message : String(err) },
+        'unexpected error while handling a message; it was not delivered and the session goes on',
+      );
+      this.sendFromBroker(
+        session,
+        errorMessage(session.uri, `the broker could not handle this message (${BROKER_HANDLER_FAILED}); it was not delivered`, inReplyTo),
+      );
+    } catch {
+      // Nothing more can be done for this message; the session and the process go on.
+    }
   }
 
   private refuse(session: Session, reason: RefusalReason, description: string, inReplyTo: string | undefined): void {

@@ -1,8 +1,9 @@
 // Configuration: defaults < JSON file < BATON_* environment variables < command-line flags.
 // The merged object is validated against the program's schema; a bad value names its key.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { ErrorObject } from 'ajv';
 import { BatonError } from '../protocol/errors.ts';
+import { DEFAULT_MAX_MESSAGE_DEPTH, exceedsJsonDepth } from '../protocol/json-depth.ts';
 import { compile } from '../protocol/validate.ts';
 
 export const ConfigErrorCode = {
@@ -11,6 +12,11 @@ export const ConfigErrorCode = {
 } as const;
 
 export class ConfigError extends BatonError {}
+
+/** Largest config file read (bytes); a bigger one is refused before it is read into memory. */
+export const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
+/** Deepest nesting of arrays/objects in a config file or a JSON config value, checked before parsing. */
+export const MAX_CONFIG_DEPTH = DEFAULT_MAX_MESSAGE_DEPTH;
 
 interface PropertySchema {
   type?: string;
@@ -68,9 +74,17 @@ export function readConfiguredFile<K extends string>(config: { [k in K]?: string
 function readJsonFile(path: string): Record<string, unknown> {
   let text: string;
   try {
+    const size = statSync(path).size;
+    if (size > MAX_CONFIG_FILE_BYTES) {
+      throw new ConfigError(ConfigErrorCode.invalid, `config file ${path} is ${size} bytes; the largest read is ${MAX_CONFIG_FILE_BYTES}`);
+    }
     text = readFileSync(path, 'utf8');
   } catch (cause) {
+    if (cause instanceof ConfigError) throw cause;
     throw new ConfigError(ConfigErrorCode.unreadable, `cannot read config file ${path}: ${(cause as Error).message}`, { cause });
+  }
+  if (exceedsJsonDepth(text, MAX_CONFIG_DEPTH)) {
+    throw new ConfigError(ConfigErrorCode.invalid, `config file ${path} nests arrays or objects deeper than ${MAX_CONFIG_DEPTH} levels`);
   }
   let value: unknown;
   try {
@@ -113,6 +127,7 @@ function coerce(key: string, raw: string, prop: PropertySchema, origin: string):
 }
 
 function parseJson(raw: string, bad: (what: string) => ConfigError): unknown {
+  if (exceedsJsonDepth(raw, MAX_CONFIG_DEPTH)) throw bad(`JSON nested at most ${MAX_CONFIG_DEPTH} levels deep`);
   try {
     return JSON.parse(raw);
   } catch {

@@ -1,5 +1,6 @@
 // Defaults of the orchestrator, as data. Units are in the names.
 import type { FromSchema } from 'json-schema-to-ts';
+import { DEFAULT_MAX_MESSAGE_DEPTH } from '../protocol/json-depth.ts';
 import type { orchestratorConfigSchema } from '../schemas/orchestrator-config.ts';
 
 export type OrchestratorConfig = FromSchema<typeof orchestratorConfigSchema>;
@@ -7,7 +8,8 @@ export type OrchestratorConfig = FromSchema<typeof orchestratorConfigSchema>;
 export const DEFAULT_ORCHESTRATOR_PORT = 8143;
 export const DEFAULT_TASK_CONCURRENCY = 250;
 export const DEFAULT_NODE_TIMEOUT_S = 3_600;
-export const DEFAULT_NODE_RUN_LOCK_DURATION_MS = 30_000;
+/** A node run whose orchestrator died is picked up by another within about 1.5 times this. */
+export const DEFAULT_NODE_RUN_LOCK_DURATION_MS = 10_000;
 /** Cached facts older than this are asked for again (a node's reconnection also renews them). */
 export const DEFAULT_FACTS_TTL_S = 900;
 /** Chef face defaults (Chef push jobs' own). */
@@ -43,6 +45,7 @@ export const ORCHESTRATOR_DEFAULTS = {
   'node-reconnect-grace': DEFAULT_NODE_RECONNECT_GRACE_S,
   'redis-timeout': DEFAULT_REDIS_TIMEOUT_MS,
   'log-level': 'info',
+  'max-message-depth': DEFAULT_MAX_MESSAGE_DEPTH,
 } as const satisfies Partial<OrchestratorConfig>;
 
 export type ResolvedOrchestratorConfig = OrchestratorConfig & Required<Pick<OrchestratorConfig, keyof typeof ORCHESTRATOR_DEFAULTS>>;

@@ -19,6 +19,8 @@ export const ProtocolErrorCode = {
   invalidData: 'pcp/invalid-data',
   binaryFrame: 'pcp/binary-frame',
   invalidUri: 'pcp/invalid-uri',
+  /** Arrays/objects nested deeper than the receiver's `max-message-depth`; refused before parsing. */
+  tooDeep: 'pcp/too-deep',
 } as const;
 export type ProtocolErrorCode = (typeof ProtocolErrorCode)[keyof typeof ProtocolErrorCode];
 
@@ -27,8 +29,12 @@ export class ProtocolError extends BatonError {
   declare readonly code: ProtocolErrorCode;
   readonly messageId: string | undefined;
 
-  constructor(code: ProtocolErrorCode, message: string, options: { cause?: unknown; messageId?: string } = {}) {
-    super(code, message, { cause: options.cause });
+  constructor(
+    code: ProtocolErrorCode,
+    message: string,
+    options: { cause?: unknown; messageId?: string; details?: Record<string, unknown> } = {},
+  ) {
+    super(code, message, { cause: options.cause, details: options.details });
     this.messageId = options.messageId;
   }
 }

@@ -6,6 +6,7 @@ import {
   nonBlockingRequestDataSchema,
 } from '../schemas/pxp.ts';
 import { ProtocolError, ProtocolErrorCode } from './errors.ts';
+import { DEFAULT_MAX_MESSAGE_DEPTH, exceedsValueDepth } from './json-depth.ts';
 import { newMessageId, type EnvelopeV2 } from './pcp-v2.ts';
 import { compile, describeErrors } from './validate.ts';
 
@@ -49,11 +50,22 @@ export function isPxpRequest(env: EnvelopeV2): boolean {
   return env.message_type === PxpMessageType.blockingRequest || env.message_type === PxpMessageType.nonBlockingRequest;
 }
 
-/** Decodes the data of a PXP request; throws `pcp/invalid-data` naming what is wrong. */
-export function decodePxpRequest(env: EnvelopeV2): PxpRequest {
+/**
+ * Decodes the data of a PXP request; throws `pcp/invalid-data` naming what is wrong, or
+ * `pcp/too-deep` when the envelope with its data nests deeper than `maxDepth` (checked without
+ * recursion, before validation, for envelopes that did not come through `decodeV2`'s text check).
+ */
+export function decodePxpRequest(env: EnvelopeV2, maxDepth: number = DEFAULT_MAX_MESSAGE_DEPTH): PxpRequest {
   const blocking = env.message_type === PxpMessageType.blockingRequest;
   const validate = blocking ? validateBlocking : validateNonBlocking;
   const data = env.data;
+  // The envelope itself is one level.
+  if (exceedsValueDepth(data, maxDepth - 1)) {
+    throw new ProtocolError(ProtocolErrorCode.tooDeep, `request data nests deeper than ${maxDepth} levels with its envelope (max-message-depth ${maxDepth})`, {
+      messageId: env.id,
+      details: { max_depth: maxDepth },
+    });
+  }
   if (!validate(data)) {
     throw new ProtocolError(ProtocolErrorCode.invalidData, describeErrors(validate.errors, `${blocking ? 'rpc_blocking_request' : 'rpc_non_blocking_request'} data`), {
       messageId: env.id,

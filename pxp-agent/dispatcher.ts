@@ -2,6 +2,7 @@
 // `max-concurrent-actions`, and every reply (provisional, blocking, non-blocking, rpc errors).
 import type { Logger } from '../lib/log.ts';
 import { ProtocolError } from '../protocol/errors.ts';
+import { DEFAULT_MAX_MESSAGE_DEPTH, exceedsValueDepth } from '../protocol/json-depth.ts';
 import { errorMessage } from '../protocol/pcp-error.ts';
 import type { EnvelopeV2 } from '../protocol/pcp-v2.ts';
 import {
@@ -28,8 +29,13 @@ export interface DispatcherOptions {
   /** Sends to the broker; false when there is no connection. */
   send: (env: EnvelopeV2) => boolean;
   maxConcurrentActions: number;
+  /** Deepest nesting of a request, envelope and data together (`max-message-depth`); default DEFAULT_MAX_MESSAGE_DEPTH. */
+  maxMessageDepth?: number;
   log: Logger;
 }
+
+/** Stable code in the warn log line of a request whose handling threw unexpectedly (the agent goes on). */
+export const AGENT_HANDLER_FAILED = 'agent/handler-failed';
 
 export class Dispatcher {
   private readonly modules = new Map<string, PxpModule>();
@@ -47,16 +53,41 @@ export class Dispatcher {
     this.transactions.on('completed', (meta) => this.onCompleted(meta));
   }
 
-  /** Handles one PXP request envelope. */
+  /**
+   * Handles one PXP request envelope. Never rejects: an unexpected exception is contained to this
+   * request (logged at warn as AGENT_HANDLER_FAILED and answered with an rpc_error_message, or a
+   * PCP error_message when the request could not be read).
+   */
   async handle(env: EnvelopeV2): Promise<void> {
-    let req: PxpRequest;
+    let req: PxpRequest | undefined;
     try {
-      req = decodePxpRequest(env);
+      try {
+        req = decodePxpRequest(env, this.opts.maxMessageDepth ?? DEFAULT_MAX_MESSAGE_DEPTH);
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        // Data that is not a PXP request at all gets PCP's own error message.
+        this.opts.send(errorMessage(env.sender ?? '', err.message, env.id, null));
+        return;
+      }
+      await this.handleRequest(req);
     } catch (err) {
-      // Data that is not a PXP request at all gets PCP's own error message.
-      this.opts.send(errorMessage(env.sender ?? '', (err as ProtocolError).message, env.id, null));
-      return;
+      this.contain(env, req, err);
     }
+  }
+
+  private contain(env: EnvelopeV2, req: PxpRequest | undefined, err: unknown): void {
+    try {
+      const message = err instanceof Error ? err.message : String(err);
+      this.opts.log.warn({ code: AGENT_HANDLER_FAILED, id: env.id, transaction_id: req?.transactionId, err: message }, 'unexpected error while handling a request');
+      const description = `the agent could not handle this request (${AGENT_HANDLER_FAILED}): ${message}`;
+      if (req) this.opts.send(rpcError(req, description));
+      else this.opts.send(errorMessage(env.sender ?? '', description, env.id, null));
+    } catch {
+      // Nothing more can be done for this request; the agent goes on.
+    }
+  }
+
+  private async handleRequest(req: PxpRequest): Promise<void> {
     const log = this.opts.log.child({ transaction_id: req.transactionId, module: req.module, action: req.action });
     const mod = this.modules.get(req.module);
     if (!mod) return this.fail(req, `unknown module '${req.module}'; this agent has: ${[...this.modules.keys()].sort().join(', ')}`);
@@ -187,11 +218,20 @@ export class Dispatcher {
 
   private outcomeTo(req: PxpRequest, meta: TransactionMetadata): boolean {
     if (meta.results === undefined) return this.opts.send(rpcError(req, meta.error ?? 'the action failed'));
-    return this.opts.send(req.blocking ? blockingResponse(req, meta.results) : nonBlockingResponse(req, meta.results));
+    return this.reply(req, meta.results);
   }
 
-  private reply(req: PxpRequest, results: unknown): void {
-    this.opts.send(req.blocking ? blockingResponse(req, results) : nonBlockingResponse(req, results));
+  /**
+   * Results nested deeper than any receiver reads (e.g. a task printing deep JSON) would be refused
+   * by the broker, and the requester would never hear of the run: they are answered as an error.
+   */
+  private reply(req: PxpRequest, results: unknown): boolean {
+    const maxDepth = this.opts.maxMessageDepth ?? DEFAULT_MAX_MESSAGE_DEPTH;
+    // The envelope and its data are two levels above the results.
+    if (exceedsValueDepth(results, maxDepth - 2)) {
+      return this.opts.send(rpcError(req, `the results nest deeper than max-message-depth (${maxDepth} levels with the envelope); they were not sent`));
+    }
+    return this.opts.send(req.blocking ? blockingResponse(req, results) : nonBlockingResponse(req, results));
   }
 
   private fail(req: Replyable, description: string): void {

@@ -4,10 +4,12 @@ import { createReadStream } from 'node:fs';
 import fastify, { LogController, type FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../lib/log.ts';
+import { DEFAULT_MAX_MESSAGE_DEPTH, exceedsJsonDepth } from '../../protocol/json-depth.ts';
 import type { Principal, TokenStore } from '../auth.ts';
 import type { TaskCatalog } from '../tasks/catalog.ts';
 import { TASK_FILE_PATH_PREFIX } from '../tasks/catalog.ts';
 import { registerChefFace, type ChefFaceContext } from './chef/routes.ts';
+import { BatonError } from '../../protocol/errors.ts';
 import { apiError, ApiErrorCode, sendChefError, sendError, sendNomadError } from './errors.ts';
 import { registerNomadFace, type NomadFaceContext } from './nomad/routes.ts';
 import { registerPuppetFace, type AnyFastify, type PuppetFaceContext } from './puppet/routes.ts';
@@ -23,7 +25,12 @@ export interface HttpOptions extends PuppetFaceContext {
   metrics: () => Promise<{ contentType: string; text: string }>;
   chef: ChefFaceContext;
   nomad: NomadFaceContext;
+  /** Deepest nesting of a JSON body (`max-message-depth`); default DEFAULT_MAX_MESSAGE_DEPTH. */
+  maxMessageDepth?: number;
 }
+
+/** Errors of a body that was read to its end: the connection can be kept alive after the answer. */
+const BODY_READ_ERRORS = new Set(['FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY', ApiErrorCode.validation]);
 
 /** Each face answers errors in its own format: Chef's JSON, Nomad's text, else Puppet's JSON. */
 function errorSender(url: string): typeof sendError {
@@ -39,6 +46,27 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
     // No line per request: errors are logged where they are handled.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_BODY_BYTES,
+    // Requests the router itself refuses (bad percent-encoding, an over-long path segment) answer
+    // in the face's format too.
+    frameworkErrors: (err, req, reply) => {
+      const e = err as Error & { code?: string };
+      const code = e.code === 'FST_ERR_MAX_PARAM_LENGTH' ? ApiErrorCode.uriTooLong : ApiErrorCode.validation;
+      errorSender(req.url)(reply, apiError(code, `the request path is invalid: ${e.message}`));
+    },
+  });
+
+  // JSON bodies: size (bodyLimit, per route where set) and depth are checked before parsing, so
+  // that no parser, validator or serializer ever recurses over hostile nesting. `__proto__` and
+  // `constructor` keys are refused as fastify's own parser refuses them.
+  const maxDepth = opts.maxMessageDepth ?? DEFAULT_MAX_MESSAGE_DEPTH;
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (exceedsJsonDepth(body as string, maxDepth)) {
+      done(apiError(ApiErrorCode.validation, `the body nests arrays or objects deeper than ${maxDepth} levels (max-message-depth ${maxDepth})`, { max_depth: maxDepth }), undefined);
+      return;
+    }
+    parseJson(req, body as string, done);
   });
 
   app.addHook('onRequest', async (req) => {
@@ -58,11 +86,17 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
   app.setErrorHandler((err, req, reply) => {
     const send = errorSender(req.url);
     const e = err as Error & { code?: string; statusCode?: number };
+    // fastify closes the connection after any body error; a body read to its end needs no close.
+    if (e.code !== undefined && BODY_READ_ERRORS.has(e.code)) reply.removeHeader('connection');
     if (e.code === 'FST_ERR_CTP_INVALID_JSON' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (e.statusCode === 400 && /JSON/.test(e.message))) {
       return send(reply, apiError(ApiErrorCode.validation, `the body is not valid JSON: ${e.message}`));
     }
     if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return send(reply, apiError(ApiErrorCode.validation, 'send the body as application/json'));
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return send(reply, apiError(ApiErrorCode.validation, `the body is larger than ${req.routeOptions.bodyLimit ?? MAX_BODY_BYTES} bytes`));
+    // Any other request fastify itself refuses (bad URL, content length, ...) is the client's error, in the face's format.
+    if (!(err instanceof BatonError) && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+      return send(reply, apiError(ApiErrorCode.validation, `the request is invalid: ${e.message}`));
+    }
     return send(reply, err);
   });
   app.setNotFoundHandler((req, reply) => errorSender(req.url)(reply, apiError(ApiErrorCode.notFound, `no route ${req.method} ${req.url.split('?')[0]}`)));

@@ -1,10 +1,18 @@
 // The node query language, AST form (PuppetDB's JSON arrays): validation, the normalized
 // condition tree and its compilation to a predicate. Pure: no I/O.
 import { BatonError } from '../../protocol/errors.ts';
+import { exceedsValueDepth } from '../../protocol/json-depth.ts';
 
 export const QUERY_ERROR_CODE = 'query-error' as const;
 /** Deepest nesting of conditions (AST arrays or PQL parentheses) a query may have. */
 export const MAX_QUERY_DEPTH = 64;
+/**
+ * Deepest nesting of a whole AST's arrays: MAX_QUERY_DEPTH conditions inside `from` and `extract`,
+ * plus `in`'s `["array", [...]]`. Anything deeper is refused before any recursion over it.
+ */
+export const MAX_QUERY_AST_DEPTH = MAX_QUERY_DEPTH + 5;
+/** How deep quote() renders before it writes `…` (error messages must never recurse far). */
+const MAX_QUOTED_DEPTH = 8;
 /** Longest rendering of an offending expression quoted in an error message. */
 const MAX_QUOTED_CHARS = 160;
 
@@ -64,15 +72,46 @@ export interface NodeQuery {
 export const VALID_FIELDS = 'certname, environment, connected, facts.<path>, trusted.<path>';
 const OPERATORS = '=, ~, <, <=, >, >=, in, null?, and, or, not';
 
-/** A quoted, length-capped rendering of an AST fragment for error messages. */
+/** A quoted, length- and depth-capped rendering of an AST fragment for error messages. */
 export function quote(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
+  const out: string[] = [];
+  render(value, 0, out, { chars: 0 });
+  const text = out.join('');
   return text.length > MAX_QUOTED_CHARS ? `${text.slice(0, MAX_QUOTED_CHARS - 1)}…` : text;
+}
+
+/** JSON-like rendering that stops at MAX_QUOTED_DEPTH levels and once MAX_QUOTED_CHARS are written. */
+function render(value: unknown, depth: number, out: string[], budget: { chars: number }): void {
+  if (budget.chars > MAX_QUOTED_CHARS) return;
+  let piece: string;
+  if (Array.isArray(value) || (typeof value === 'object' && value !== null)) {
+    if (depth >= MAX_QUOTED_DEPTH) piece = Array.isArray(value) ? '[…]' : '{…}';
+    else {
+      const isArray = Array.isArray(value);
+      out.push(isArray ? '[' : '{');
+      budget.chars++;
+      let first = true;
+      for (const [k, v] of isArray ? (value as unknown[]).entries() : Object.entries(value as object)) {
+        if (budget.chars > MAX_QUOTED_CHARS) break;
+        if (!first) out.push(',');
+        first = false;
+        if (!isArray) out.push(`${JSON.stringify(String(k))}:`);
+        render(v, depth + 1, out, budget);
+      }
+      out.push(isArray ? ']' : '}');
+      return;
+    }
+  } else if (typeof value === 'string') piece = JSON.stringify(value.length > MAX_QUOTED_CHARS ? value.slice(0, MAX_QUOTED_CHARS) : value);
+  else if (value === undefined) piece = 'undefined';
+  else piece = typeof value === 'bigint' || typeof value === 'symbol' || typeof value === 'function' ? String(value) : JSON.stringify(value) ?? String(value);
+  out.push(piece);
+  budget.chars += piece.length;
+}
+
+/** Throws the QueryError of a query nested deeper than MAX_QUERY_DEPTH; it quotes nothing of the query. */
+export function tooDeep(): never {
+  const problem = `query nests deeper than ${MAX_QUERY_DEPTH} levels`;
+  throw new QueryError(problem, { details: { problem, max_depth: MAX_QUERY_DEPTH } });
 }
 
 /** Throws a QueryError whose message names the problem and the expression it sits in. */
@@ -133,7 +172,8 @@ function arity(expr: readonly unknown[], n: number, what: string): void {
 
 /** Validates one AST condition and returns its normalized form. */
 export function compileCondition(raw: unknown, depth = 0, parent: unknown = raw): Condition {
-  if (depth >= MAX_QUERY_DEPTH) fail(`query nests deeper than ${MAX_QUERY_DEPTH} levels`, parent);
+  // `parent` may hold the rest of a hostile nesting: it is never quoted or kept in details.
+  if (depth >= MAX_QUERY_DEPTH || (depth === 0 && exceedsValueDepth(raw, MAX_QUERY_AST_DEPTH))) tooDeep();
   if (!Array.isArray(raw) || raw.length === 0 || typeof raw[0] !== 'string') {
     fail(`expected a condition (an array whose first element is an operator), got ${quote(raw)}`, parent);
   }
@@ -226,6 +266,8 @@ function extractOf(expr: readonly unknown[]): { fields: string[]; condition: unk
 /** Validates a whole AST query (`from`, `extract` or a bare condition) and compiles it. */
 export function compileAst(raw: unknown): NodeQuery {
   if (!Array.isArray(raw)) fail(`a query must be an array, got ${quote(raw)}`, raw);
+  // Before any recursion: the error names the limit and quotes nothing of the query.
+  if (exceedsValueDepth(raw, MAX_QUERY_AST_DEPTH)) tooDeep();
   if (raw.length === 0) fail('empty query', raw, 'use ["from", "nodes"] to select every node');
   let entity: QueryEntity = QueryEntity.nodes;
   let extract: string[] | null = null;

@@ -1,9 +1,11 @@
 // The node query language used as a job scope (Puppet orchestrator `scope.query`): PuppetDB's
 // AST (JSON arrays) or PQL text, compiled once and run against node inventories. Pure: no I/O.
-import { compileAst, isNodeQuery, QueryError, type Condition, type NodeFacts, type NodeQuery, type Scalar } from './ast.ts';
+import { exceedsJsonDepth } from '../../protocol/json-depth.ts';
+import { compileAst, isNodeQuery, MAX_QUERY_AST_DEPTH, QueryError, tooDeep, type Condition, type NodeFacts, type NodeQuery, type Scalar } from './ast.ts';
 import { parsePql } from './pql.ts';
 
 export {
+  MAX_QUERY_AST_DEPTH,
   MAX_QUERY_DEPTH,
   QUERY_ERROR_CODE,
   QueryEntity,
@@ -39,6 +41,7 @@ export function parseQuery(input: unknown): NodeQuery {
   if (input.length > MAX_QUERY_CHARS) throw new QueryError(`query is longer than ${MAX_QUERY_CHARS} characters`);
   const text = input.trim();
   if (text.startsWith('[')) {
+    if (exceedsJsonDepth(text, MAX_QUERY_AST_DEPTH)) tooDeep();
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
