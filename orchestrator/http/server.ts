@@ -32,6 +32,15 @@ export interface HttpOptions extends PuppetFaceContext {
 /** Errors of a body that was read to its end: the connection can be kept alive after the answer. */
 const BODY_READ_ERRORS = new Set(['FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY', ApiErrorCode.validation]);
 
+/**
+ * Whether the peer presented a certificate signed by this CA. `authorized` alone is not enough:
+ * a TLS 1.3 connection that resumes a session made without a client certificate reads as
+ * `authorized` with no peer certificate (nodejs/node#35317); the broker checks both too.
+ */
+export function hasTrustedClientCert(socket: TLSSocket): boolean {
+  return socket.authorized && Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+}
+
 /** Each face answers errors in its own format: Chef's JSON, Nomad's text, else Puppet's JSON. */
 function errorSender(url: string): typeof sendError {
   if (url.startsWith('/organizations/')) return sendChefError;
@@ -74,7 +83,7 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
     if (OPEN_PATHS.has(path) || path.startsWith('/status/v1/services/')) return;
     if (path.startsWith(`${TASK_FILE_PATH_PREFIX}/`)) {
       const socket = req.socket as TLSSocket;
-      if (!socket.authorized) throw apiError(ApiErrorCode.notPermitted, 'task files are served to agents presenting a certificate signed by this CA');
+      if (!hasTrustedClientCert(socket)) throw apiError(ApiErrorCode.notPermitted, 'task files are served to agents presenting a certificate signed by this CA');
       return;
     }
     const token = req.headers['x-authentication'];
