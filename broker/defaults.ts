@@ -1,5 +1,6 @@
 // Defaults of the broker, as data. Units are in the names; config keys keep pcp-broker's names.
 import type { FromSchema } from 'json-schema-to-ts';
+import { DEFAULT_MAX_MESSAGE_DEPTH } from '../protocol/json-depth.ts';
 import type { brokerConfigSchema } from '../schemas/broker-config.ts';
 
 export type BrokerConfig = FromSchema<typeof brokerConfigSchema>;
@@ -17,6 +18,22 @@ export const DEFAULT_MAX_SEND_BUFFER_BYTES = 64 * 1024 * 1024;
 /** Inventory changes are sent to subscribers in batches, at most once per this interval. */
 export const DEFAULT_INVENTORY_UPDATE_INTERVAL_MS = 1_000;
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * TLS handshakes in progress at once. More connections wait, unread (costing nothing), in a
+ * queue; a storm of reconnecting agents then gets the broker's full handshake rate instead of
+ * thousands of handshakes that all crawl and all time out. 0 means unlimited.
+ */
+export const DEFAULT_MAX_CONCURRENT_HANDSHAKES = 64;
+/**
+ * How long a connection may wait for a handshake slot before it is refused (reset before the
+ * TLS handshake: the cheapest refusal, which clients take as "busy, retry soon"). Shorter than
+ * the time Baton's client waits for a broker that accepted it to start the handshake (20 s),
+ * so that the broker never works on a handshake that its client has given up on. A waiting
+ * connection costs a socket and nothing else; a refused one costs its client a new attempt.
+ */
+export const DEFAULT_HANDSHAKE_QUEUE_TIMEOUT_MS = 15_000;
+/** Connections waiting for a handshake slot, at most; beyond, they are refused at once. */
+export const MAX_HANDSHAKE_QUEUE_LENGTH = 50_000;
 export const DEFAULT_CONTROLLER_CNS: readonly string[] = ['orchestrator'];
 
 export const BROKER_DEFAULTS = {
@@ -30,7 +47,10 @@ export const BROKER_DEFAULTS = {
   'max-send-buffer-size': DEFAULT_MAX_SEND_BUFFER_BYTES,
   'inventory-update-interval': DEFAULT_INVENTORY_UPDATE_INTERVAL_MS,
   'tls-handshake-timeout': DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+  'max-concurrent-handshakes': DEFAULT_MAX_CONCURRENT_HANDSHAKES,
+  'handshake-queue-timeout': DEFAULT_HANDSHAKE_QUEUE_TIMEOUT_MS,
   'log-level': 'info',
+  'max-message-depth': DEFAULT_MAX_MESSAGE_DEPTH,
 } as const satisfies Partial<BrokerConfig>;
 
 /** WebSocket close codes the broker uses. */

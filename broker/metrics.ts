@@ -25,6 +25,11 @@ export class BrokerMetrics {
   readonly connectionsRefused: Record<ConnectionRefusal, { inc(): void }>;
   readonly disconnects: Record<DisconnectReason, { inc(): void }>;
   readonly routingSeconds: Histogram;
+  /** Connections refused before their TLS handshake because the broker was at its handshake capacity. */
+  readonly connectionsShed: { inc(): void };
+  readonly handshakesInProgress: { inc(): void; dec(): void };
+  readonly handshakeQueue: { set(n: number): void };
+  readonly handshakeWaitSeconds: { observe(s: number): void };
 
   constructor() {
     const registers = [this.registry];
@@ -62,6 +67,27 @@ export class BrokerMetrics {
       registers,
     });
     this.disconnects = children(DISCONNECT_REASONS, (r) => disconnects.labels(r));
+    this.connectionsShed = new Counter({
+      name: 'baton_broker_connections_shed_total',
+      help: 'Connections refused (reset before the TLS handshake) because the broker was at max-concurrent-handshakes for handshake-queue-timeout',
+      registers,
+    });
+    this.handshakesInProgress = new Gauge({
+      name: 'baton_broker_handshakes_in_progress',
+      help: 'TLS handshakes in progress (at most max-concurrent-handshakes)',
+      registers,
+    });
+    this.handshakeQueue = new Gauge({
+      name: 'baton_broker_handshake_queue_length',
+      help: 'Connections waiting for a TLS handshake slot',
+      registers,
+    });
+    this.handshakeWaitSeconds = new Histogram({
+      name: 'baton_broker_handshake_wait_seconds',
+      help: 'Time a connection waited for a TLS handshake slot',
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      registers,
+    });
     this.routingSeconds = new Histogram({
       name: 'baton_broker_routing_seconds',
       help: 'Time from receiving a message to handing it to the target connection',

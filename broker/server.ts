@@ -4,7 +4,7 @@ import { constants as cryptoConstants } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { readConfiguredFile } from '../lib/config.ts';
@@ -12,7 +12,7 @@ import { compileGlobList, type GlobMatcher } from '../lib/glob.ts';
 import type { Logger } from '../lib/log.ts';
 import { formatUri, isValidClientType, isValidCommonName, SERVER_CLIENT_TYPE } from '../protocol/uri.ts';
 import { CONTROLLER_TYPE, createAuthorizer } from './authz.ts';
-import { CloseCode, type BrokerConfig } from './defaults.ts';
+import { CloseCode, MAX_HANDSHAKE_QUEUE_LENGTH, type BrokerConfig } from './defaults.ts';
 import type { ConnectionRefusal } from './errors.ts';
 import { Inventory } from './inventory.ts';
 import { BrokerMetrics, sessionTypeLabel, type DisconnectReason } from './metrics.ts';
@@ -24,7 +24,7 @@ export const BROKER_SERVICE_NAME = 'broker-service';
 const SERVICE_VERSION = '0.1.0';
 
 /** Config after defaults were applied. */
-export type ResolvedBrokerConfig = BrokerConfig & Required<Pick<BrokerConfig, 'host' | 'port' | 'controller-cns' | 'max-message-size' | 'max-connections' | 'idle-timeout' | 'ping-interval' | 'max-send-buffer-size' | 'inventory-update-interval' | 'tls-handshake-timeout'>>;
+export type ResolvedBrokerConfig = BrokerConfig & Required<Pick<BrokerConfig, 'host' | 'port' | 'controller-cns' | 'max-message-size' | 'max-connections' | 'idle-timeout' | 'ping-interval' | 'max-send-buffer-size' | 'inventory-update-interval' | 'tls-handshake-timeout' | 'max-concurrent-handshakes' | 'handshake-queue-timeout'>>;
 
 export class Broker {
   readonly metrics = new BrokerMetrics();
@@ -32,6 +32,9 @@ export class Broker {
   readonly inventory: Inventory;
   private readonly router: Router;
   private readonly server: Server;
+  /** The listening socket: hands connections to `server` (TLS) through the handshake gate. */
+  private readonly front: TcpServer;
+  private readonly gate: HandshakeGate;
   private readonly wss: WebSocketServer;
   private readonly isControllerCn: GlobMatcher;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -70,7 +73,14 @@ export class Broker {
       },
       (req, res) => this.onHttpRequest(req, res),
     );
-    this.server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
+    this.gate = new HandshakeGate(config['max-concurrent-handshakes'], config['handshake-queue-timeout'], (socket) => this.server.emit('connection', socket), this.metrics);
+    // Connections are accepted unread; the gate starts their TLS handshakes as capacity allows.
+    this.front = createTcpServer({ pauseOnConnect: true }, (socket) => this.gate.admit(socket));
+    this.server.on('secureConnection', (tls: TLSSocket) => this.gate.handshakeEnded(tls));
+    this.server.on('tlsClientError', (err, tls: TLSSocket) => {
+      this.gate.handshakeEnded(tls);
+      log.debug({ err: err.message }, 'TLS handshake failed');
+    });
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -81,14 +91,14 @@ export class Broker {
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return (this.front.address() as AddressInfo).port;
   }
 
   async listen(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.config.port, this.config.host, () => {
-        this.server.off('error', reject);
+      this.front.once('error', reject);
+      this.front.listen({ port: this.config.port, host: this.config.host, backlog: LISTEN_BACKLOG }, () => {
+        this.front.off('error', reject);
         resolve();
       });
     });
@@ -104,8 +114,10 @@ export class Broker {
     for (const t of this.timers) clearInterval(t);
     this.inventory.close();
     for (const s of [...this.registry.values()]) this.drop(s, 'shutdown', CloseCode.goingAway, 'broker shutting down');
+    this.gate.close();
+    const closed = new Promise<void>((resolve) => this.front.close(() => resolve()));
     this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closed;
     this.log.info('stopped');
   }
 
@@ -247,6 +259,122 @@ export class Broker {
     };
   }
 }
+
+/** The kernel's queue of connections not yet accepted (Node's default is 511): a storm fills it at once. */
+const LISTEN_BACKLOG = 4096;
+
+/**
+ * Admission of TCP connections to the TLS server: at most `max` handshakes in progress at once
+ * (0: unlimited); others wait, unread, in arrival order for up to `queueTimeoutMs`, then are
+ * reset before any TLS work (clients take that as "busy, retry soon"). A slot frees when the
+ * handshake ends either way. Allocation-light: no closure or object per connection.
+ */
+export class HandshakeGate {
+  private readonly inProgress = new Set<Socket>();
+  private readonly queued: Socket[] = [];
+  private readonly queuedAt: number[] = [];
+  private head = 0;
+  private sweep: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly onClose: (this: Socket) => void;
+
+  constructor(
+    private readonly max: number,
+    private readonly queueTimeoutMs: number,
+    private readonly startHandshake: (socket: Socket) => void,
+    private readonly metrics: BrokerMetrics,
+  ) {
+    const gate = this;
+    this.onClose = function onClose(this: Socket) {
+      gate.release(this);
+    };
+  }
+
+  get waiting(): number {
+    return this.queued.length - this.head;
+  }
+
+  admit(socket: Socket): void {
+    socket.on('error', ignoreError);
+    if (this.closed) return this.shed(socket);
+    if (this.max === 0 || (this.inProgress.size < this.max && this.waiting === 0)) return this.begin(socket, 0);
+    if (this.queueTimeoutMs === 0 || this.waiting >= MAX_HANDSHAKE_QUEUE_LENGTH) return this.shed(socket);
+    this.queued.push(socket);
+    this.queuedAt.push(performance.now());
+    this.metrics.handshakeQueue.set(this.waiting);
+    this.sweep ??= setInterval(() => this.expire(performance.now()), Math.max(10, Math.min(this.queueTimeoutMs / 4, 250))).unref();
+  }
+
+  /** The TLS handshake of `tls` succeeded or failed: its slot goes to the next waiting connection. */
+  handshakeEnded(tls: TLSSocket): void {
+    // A TLSSocket made by the server over an accepted socket keeps it as its (undocumented) parent.
+    const raw = (tls as TLSSocket & { _parent?: Socket })._parent;
+    if (raw) this.release(raw);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = null;
+    while (this.waiting > 0) this.shed(this.take());
+    this.metrics.handshakeQueue.set(0);
+  }
+
+  private begin(socket: Socket, waitedMs: number): void {
+    this.inProgress.add(socket);
+    this.metrics.handshakesInProgress.inc();
+    this.metrics.handshakeWaitSeconds.observe(waitedMs / 1000);
+    socket.once('close', this.onClose);
+    this.startHandshake(socket);
+  }
+
+  private release(socket: Socket): void {
+    if (!this.inProgress.delete(socket)) return;
+    socket.off('close', this.onClose);
+    this.metrics.handshakesInProgress.dec();
+    if (this.waiting === 0 || this.closed) return;
+    const now = this.expire(performance.now());
+    while (this.waiting > 0 && this.inProgress.size < this.max) {
+      const since = this.queuedAt[this.head]!;
+      const next = this.take();
+      if (next.destroyed) continue;
+      this.begin(next, now - since);
+    }
+    this.metrics.handshakeQueue.set(this.waiting);
+  }
+
+  /** Sheds connections that have waited longer than the queue timeout (the oldest are first). */
+  private expire(now: number): number {
+    while (this.waiting > 0 && now - this.queuedAt[this.head]! > this.queueTimeoutMs) this.shed(this.take());
+    if (this.waiting === 0 && this.sweep) {
+      clearInterval(this.sweep);
+      this.sweep = null;
+    }
+    this.metrics.handshakeQueue.set(this.waiting);
+    return now;
+  }
+
+  private take(): Socket {
+    const socket = this.queued[this.head]!;
+    this.queued[this.head] = undefined as unknown as Socket;
+    this.head++;
+    if (this.head === this.queued.length) {
+      this.queued.length = this.queuedAt.length = this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.queued.length) {
+      this.queued.splice(0, this.head);
+      this.queuedAt.splice(0, this.head);
+      this.head = 0;
+    }
+    return socket;
+  }
+
+  private shed(socket: Socket): void {
+    this.metrics.connectionsShed.inc();
+    socket.resetAndDestroy();
+  }
+}
+
+function ignoreError(): void {}
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 501: 'Not Implemented' };
 

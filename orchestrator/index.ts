@@ -77,7 +77,7 @@ export class Orchestrator {
     const output = new OutputStore(engineRedis, engineStore.keys, c['max-output-bytes']);
     let chef: ChefJobs | null = null;
 
-    this.client = new PcpClient({ brokerUris: c['broker-ws-uris'], clientType: CONTROLLER_CLIENT_TYPE, tls, log: this.log });
+    this.client = new PcpClient({ brokerUris: c['broker-ws-uris'], clientType: CONTROLLER_CLIENT_TYPE, tls, log: this.log, maxMessageDepth: c['max-message-depth'] });
     const inventory = new InventoryTracker(this.client, this.log);
     this.client.start();
     try {

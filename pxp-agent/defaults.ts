@@ -1,6 +1,7 @@
 // Defaults of the agent, as data. Units are in the names; config keys are pxp-agent's.
 import { availableParallelism } from 'node:os';
 import type { FromSchema } from 'json-schema-to-ts';
+import { DEFAULT_MAX_MESSAGE_DEPTH } from '../protocol/json-depth.ts';
 import type { agentConfigSchema } from '../schemas/agent-config.ts';
 
 export type AgentConfig = FromSchema<typeof agentConfigSchema>;
@@ -78,6 +79,7 @@ export const AGENT_DEFAULTS = {
   'allowed-overwritable-env-vars': [],
   'command-env-allowlist': [],
   'command-commit-ttl': DEFAULT_COMMAND_COMMIT_TTL_S,
+  'max-message-depth': DEFAULT_MAX_MESSAGE_DEPTH,
 } as const satisfies Partial<AgentConfig>;
 
 export type ResolvedAgentConfig = AgentConfig & Required<Pick<AgentConfig, keyof typeof AGENT_DEFAULTS>>;

@@ -35,6 +35,10 @@ export const brokerConfigSchema = {
     'max-send-buffer-size': { type: 'integer', minimum: 1024 },
     'inventory-update-interval': { type: 'integer', minimum: 1 },
     'tls-handshake-timeout': { type: 'integer', minimum: 10 },
+    /** TLS handshakes in progress at once (0: unlimited); further connections wait for a slot. */
+    'max-concurrent-handshakes': { type: 'integer', minimum: 0 },
+    /** Milliseconds a connection may wait for a handshake slot before it is refused as "busy". */
+    'handshake-queue-timeout': { type: 'integer', minimum: 0 },
     'log-level': logLevelSchema,
     authorization: {
       type: 'object',

@@ -9,6 +9,10 @@ export const ClientErrorCode = {
   errorMessage: 'pcp-client/error-message',
   unauthorized: 'pcp-client/unauthorized',
   stopped: 'pcp-client/stopped',
+  /** The broker answered the connection with a refusal (HTTP status in `details.status`). */
+  refused: 'pcp-client/refused',
+  /** The broker is up but shed the connection: retry soon (`details.retryAfterMs` when it said when). */
+  busy: 'pcp-client/broker-busy',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 

@@ -3,25 +3,40 @@
 // and correlation of replies by message id and by PXP transaction id. No business logic.
 import { EventEmitter } from 'node:events';
 import { X509Certificate } from 'node:crypto';
-import { WebSocket } from 'ws';
+import { isIP } from 'node:net';
+import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
+import { WebSocket, type ClientOptions } from 'ws';
 import type { Logger } from '../../lib/log.ts';
 import { inventoryRequest, isInventoryUpdateData, type InventoryChange } from '../inventory.ts';
 import { BrokerMessageType } from '../message-types.ts';
+import { ProtocolError, ProtocolErrorCode } from '../errors.ts';
+import { DEFAULT_MAX_MESSAGE_DEPTH } from '../json-depth.ts';
+import { errorMessage } from '../pcp-error.ts';
 import { decodeV2, encodeV2, newMessageId, type EnvelopeV2 } from '../pcp-v2.ts';
 import { PxpMessageType } from '../pxp.ts';
-import { formatUri } from '../uri.ts';
+import { BROKER_URI, formatUri } from '../uri.ts';
 import {
-  backoffDelayMs,
   DEFAULT_RECONNECT_INITIAL_MS,
   DEFAULT_RECONNECT_JITTER,
   DEFAULT_RECONNECT_MAX_MS,
+  INITIAL_BACKOFF_STATE,
+  nextReconnect,
+  parseRetryAfterMs,
   type BackoffOptions,
+  type ConnectOutcome,
 } from './backoff.ts';
 import { ClientErrorCode, PcpClientError, sessionUrl } from './broker-uri.ts';
 
 export const DEFAULT_PING_INTERVAL_MS = 120_000;
 export const DEFAULT_ALLOWED_KEEPALIVE_TIMEOUTS = 1;
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 5_000;
+/**
+ * How long a broker that accepted the TCP connection may keep it waiting before it starts the
+ * TLS handshake: a broker at its handshake capacity queues connections (see the broker's
+ * handshake-queue-timeout, shorter than this), and a queued client that gave up would only
+ * come back later and queue again.
+ */
+export const DEFAULT_ADMISSION_WAIT_MS = 20_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
@@ -33,10 +48,18 @@ export interface PcpClientOptions {
   pingIntervalMs?: number;
   /** Missed pongs in a row after which the connection is taken for dead. */
   allowedKeepaliveTimeouts?: number;
+  /** Each phase of a connection attempt (TCP connect; TLS and upgrade once the broker answers) must end within this. */
   connectionTimeoutMs?: number;
+  /** Accepted but not yet answered: how long to wait for the broker to start the TLS handshake. */
+  admissionWaitMs?: number;
   backoff?: Partial<BackoffOptions>;
   maxMessageBytes?: number;
+  /** Deepest nesting of a received message (`max-message-depth`); default DEFAULT_MAX_MESSAGE_DEPTH. */
+  maxMessageDepth?: number;
 }
+
+/** Stable code in the warn log line of a received message whose handling threw (the connection goes on). */
+export const CLIENT_HANDLER_FAILED = 'pcp-client/handler-failed';
 
 export type PendingEnvelope = Omit<EnvelopeV2, 'id'> & { id?: string };
 
@@ -76,6 +99,8 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
   private readonly replies = new Map<string, Waiter>();
   private readonly transactions = new Map<string, Waiter>();
   private readonly backoff: BackoffOptions;
+  /** Parsed once: building it from PEM on every attempt costs more CPU than the handshake in a storm. */
+  private readonly secureContext: SecureContext;
   private readonly log: Logger;
   private subscription: string[] | null = null;
 
@@ -89,6 +114,8 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
       maxMs: opts.backoff?.maxMs ?? DEFAULT_RECONNECT_MAX_MS,
       jitter: opts.backoff?.jitter ?? DEFAULT_RECONNECT_JITTER,
     };
+    const { ca, cert, key, crl } = opts.tls;
+    this.secureContext = createSecureContext({ ca, cert, key, ...(crl ? { crl } : {}) });
     this.log = opts.log.child({ uri: this.uri });
   }
 
@@ -230,26 +257,38 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
   }
 
   private async connectLoop(): Promise<void> {
-    let failedRounds = 0;
+    let state = INITIAL_BACKOFF_STATE;
     while (!this.stopped) {
-      let connectedThisRound = false;
+      let outcome: ConnectOutcome = { kind: 'failed' };
       for (const brokerUri of this.opts.brokerUris) {
         if (this.stopped) return;
         try {
           const started = performance.now();
           const ws = await this.connectOnce(brokerUri);
-          connectedThisRound = true;
-          failedRounds = 0;
           await this.serve(ws, brokerUri, performance.now() - started);
+          outcome = { kind: 'lost' };
           break; // lost: start again from the first broker, after a pause
         } catch (err) {
-          this.log.warn({ broker: brokerUri, err: (err as Error).message }, 'cannot connect to broker');
-          this.emit('connectError', brokerUri, err as Error);
+          const e = err as PcpClientError;
+          if (e.code === ClientErrorCode.busy) {
+            // Any broker that is up but busy makes the round "busy": come back soon, not later and later.
+            const said = e.details?.retryAfterMs as number | undefined;
+            const before: number | undefined = outcome.kind === 'busy' ? outcome.retryAfterMs : undefined;
+            const soonest: number | undefined = said === undefined ? before : before === undefined ? said : Math.min(said, before);
+            const heldMs = Math.max((e.details?.heldMs as number | undefined) ?? 0, outcome.kind === 'busy' ? (outcome.heldMs ?? 0) : 0);
+            outcome = { kind: 'busy', ...(soonest === undefined ? {} : { retryAfterMs: soonest }), ...(heldMs > 0 ? { heldMs } : {}) };
+            this.log.debug({ broker: brokerUri, err: e.message }, 'the broker is busy');
+          } else {
+            this.log.warn({ broker: brokerUri, err: e.message }, 'cannot connect to broker');
+          }
+          this.emit('connectError', brokerUri, e);
         }
       }
       if (this.stopped) return;
-      const delayMs = backoffDelayMs(connectedThisRound ? 0 : failedRounds++, this.backoff);
-      this.log.info({ delay_ms: delayMs }, 'reconnecting after a pause');
+      const next = nextReconnect(state, outcome, this.backoff);
+      state = next.state;
+      const delayMs = next.delayMs;
+      this.log.info({ delay_ms: delayMs, after: outcome.kind }, 'reconnecting after a pause');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delayMs);
         this.wake = () => {
@@ -261,35 +300,79 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
     }
   }
 
+  /**
+   * One connection attempt. Rejects with a typed error: `busy` when the broker is up but shed the
+   * attempt (HTTP 503/429 on the upgrade, or the connection reset before the TLS handshake
+   * completed: the broker's cheapest refusal), `refused` for another HTTP answer, else the cause.
+   */
   private connectOnce(brokerUri: string): Promise<WebSocket> {
     const url = sessionUrl(brokerUri, this.opts.clientType);
-    const { ca, cert, key, crl } = this.opts.tls;
+    const connectionTimeoutMs = this.opts.connectionTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUT_MS;
+    const admissionWaitMs = this.opts.admissionWaitMs ?? DEFAULT_ADMISSION_WAIT_MS;
+    let tlsEstablished = false;
+    let acceptedAt = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let onTimeout: (text: string) => void = () => {};
+    const phase = (ms: number, text: string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => onTimeout(text), ms);
+    };
+    const createConnection = (options: ConnectionOptions) => {
+      // As ws's own tlsConnect: SNI for a host name, none for an IP address.
+      const servername = options.servername || (isIP(options.host ?? '') ? '' : options.host);
+      const socket = tlsConnect({ ...options, servername, secureContext: this.secureContext });
+      // Phases: TCP connect; waiting for the broker to take the handshake up (it may queue us);
+      // the handshake and upgrade, which 'keylog' (first secret: the broker's hello) starts.
+      socket.once('connect', () => {
+        acceptedAt = performance.now();
+        phase(admissionWaitMs, `the broker accepted the connection but did not start the TLS handshake within ${admissionWaitMs} ms`);
+      });
+      socket.once('keylog', () => phase(connectionTimeoutMs, `the TLS handshake and upgrade did not complete within ${connectionTimeoutMs} ms`));
+      socket.once('secureConnect', () => (tlsEstablished = true));
+      return socket;
+    };
     return new Promise((resolve, reject) => {
+      phase(connectionTimeoutMs, `no connection to the broker within ${connectionTimeoutMs} ms`);
       const ws = new WebSocket(url, {
-        ca,
-        cert,
-        key,
-        ...(crl ? { crl } : {}),
-        handshakeTimeout: this.opts.connectionTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
+        createConnection: createConnection as unknown as ClientOptions['createConnection'],
         perMessageDeflate: false,
         maxPayload: this.opts.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES,
       });
+      onTimeout = (text) => fail(new PcpClientError(ClientErrorCode.timeout, text));
       const fail = (err: Error) => {
+        clearTimeout(timer);
         ws.removeAllListeners();
         ws.on('error', () => {});
         ws.terminate();
         reject(err);
       };
       ws.once('open', () => {
+        clearTimeout(timer);
         ws.removeAllListeners();
         resolve(ws);
       });
-      ws.once('error', fail);
+      ws.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNRESET' && !tlsEstablished) {
+          const heldMs = acceptedAt > 0 ? Math.round(performance.now() - acceptedAt) : 0;
+          fail(new PcpClientError(ClientErrorCode.busy, 'the broker closed the connection before the TLS handshake (it is shedding load)', { cause: err, details: { heldMs } }));
+        } else {
+          fail(err);
+        }
+      });
       ws.once('unexpected-response', (_req, res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
-        res.on('end', () => fail(new Error(`the broker refused the connection: HTTP ${res.statusCode} ${body.trim()}`)));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const text = `the broker refused the connection: HTTP ${status} ${body.trim()}`;
+          if (status === 503 || status === 429) {
+            const retryAfterMs = parseRetryAfterMs(res.headers['retry-after']);
+            fail(new PcpClientError(ClientErrorCode.busy, text, { details: { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) } }));
+          } else {
+            fail(new PcpClientError(ClientErrorCode.refused, text, { details: { status } }));
+          }
+        });
       });
     });
   }
@@ -338,13 +421,27 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
     });
   }
 
+  /** Never throws: an undecodable or too-deep message is answered or dropped, and a failing listener is contained. */
   private onMessage(data: Buffer, isBinary: boolean): void {
+    try {
+      this.handleMessage(data, isBinary);
+    } catch (err) {
+      this.log.warn({ code: CLIENT_HANDLER_FAILED, err: (err as Error)?.message ?? String(err) }, 'unexpected error while handling a message; the connection goes on');
+    }
+  }
+
+  private handleMessage(data: Buffer, isBinary: boolean): void {
     let env: EnvelopeV2;
     try {
       if (isBinary) throw new Error('binary frame');
-      env = decodeV2(data.toString('utf8'));
+      env = decodeV2(data.toString('utf8'), this.opts.maxMessageDepth ?? DEFAULT_MAX_MESSAGE_DEPTH);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'ignoring an undecodable message from the broker');
+      // A message too deep to read is answered to its sender, as the broker answers its own.
+      const sender = err instanceof ProtocolError && err.code === ProtocolErrorCode.tooDeep ? err.details?.sender : undefined;
+      if (typeof sender === 'string' && sender !== BROKER_URI && this.connected) {
+        this.send(errorMessage(sender, (err as ProtocolError).message, (err as ProtocolError).messageId, null));
+      }
       return;
     }
     let consumed = false;

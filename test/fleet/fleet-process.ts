@@ -1,7 +1,8 @@
 // A fleet of agents in one process: real Agent instances (each its own certificate, TLS session,
 // spool and cache), for tests and benchmarks that need many nodes. Started with an IPC channel;
 // prints "ready N" when all are connected; stops them all on SIGTERM or when the parent goes.
-// argv[2]: JSON {brokerUris, pkiDir, names, masterUris, baseDir, inMemoryTask?}
+// argv[2]: JSON {brokerUris, pkiDir, names, masterUris, baseDir, inMemoryTask?, reconnect?}
+// Over IPC it answers `{type: 'stats'}` with `{type: 'stats', connected, connectErrors}`.
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { pkiPaths } from '../../lib/pki.ts';
@@ -19,6 +20,11 @@ interface FleetSpec {
   baseDir: string;
   /** Replace `task run` with an in-memory echo of the input (benchmarks of the orchestrator). */
   inMemoryTask?: boolean;
+  /**
+   * Reconnection delays of the agents (ms). Absent: 100/1000, so that tests recover fast;
+   * `'default'`: the product's own defaults (storm measurements).
+   */
+  reconnect?: { initialMs: number; maxMs: number } | 'default';
 }
 
 const spec = JSON.parse(process.argv[2]!) as FleetSpec;
@@ -36,6 +42,11 @@ const inMemoryTask: PxpModule = {
   },
 };
 
+function reconnectConfig(r: FleetSpec['reconnect']): Partial<ResolvedAgentConfig> {
+  if (r === 'default') return {};
+  return { 'reconnect-initial-delay': r?.initialMs ?? 100, 'reconnect-max-delay': r?.maxMs ?? 1000 };
+}
+
 const agents = spec.names.map((name) => {
   const config: ResolvedAgentConfig = {
     ...AGENT_DEFAULTS,
@@ -46,8 +57,7 @@ const agents = spec.names.map((name) => {
     'spool-dir': join(spec.baseDir, name, 'spool'),
     'task-cache-dir': join(spec.baseDir, name, 'cache'),
     'master-uris': spec.masterUris,
-    'reconnect-initial-delay': 100,
-    'reconnect-max-delay': 1000,
+    ...reconnectConfig(spec.reconnect),
   };
   return new Agent(config, log.child({ node: name }), spec.inMemoryTask ? [inMemoryTask] : []);
 });
@@ -63,6 +73,18 @@ for (let i = 0; i < agents.length; i += WAVE) {
   }));
 }
 process.stdout.write(`ready ${agents.length}\n`);
+
+// Why connection attempts failed, by error code (for storm measurements).
+const connectErrors: Record<string, number> = {};
+for (const a of agents) {
+  a.client.on('connectError', (_uri, err) => {
+    const code = (err as { code?: string }).code ?? 'other';
+    connectErrors[code] = (connectErrors[code] ?? 0) + 1;
+  });
+}
+process.on('message', (m: { type?: string }) => {
+  if (m?.type === 'stats') process.send?.({ type: 'stats', connected: agents.filter((a) => a.client.connected).length, connectErrors });
+});
 
 let stopping = false;
 const stop = async () => {

@@ -10,6 +10,8 @@ import { issueCert } from '../../lib/pki.ts';
 export interface Fleet {
   names: string[];
   proc: ChildProcess;
+  /** Asks the fleet process how many of its agents are connected, and why attempts failed. */
+  stats(): Promise<FleetStats>;
   stop(): Promise<void>;
 }
 
@@ -20,9 +22,33 @@ export async function issueFleetCerts(pkiDir: string, names: string[]): Promise<
   }
 }
 
-export async function startFleet(opts: { pkiDir: string; names: string[]; brokerUris: string[]; masterUris?: string[]; inMemoryTask?: boolean }): Promise<Fleet> {
+export interface FleetOptions {
+  pkiDir: string;
+  names: string[];
+  brokerUris: string[];
+  masterUris?: string[];
+  inMemoryTask?: boolean;
+  /** Agents' reconnection delays (ms); `'default'` keeps the product's defaults. Absent: 100/1000 ms. */
+  reconnect?: { initialMs: number; maxMs: number } | 'default';
+}
+
+export interface FleetStats {
+  connected: number;
+  /** Failed connection attempts since the fleet was ready, by error code. */
+  connectErrors: Record<string, number>;
+}
+
+export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const baseDir = mkdtempSync(join(tmpdir(), 'baton-fleet-'));
-  const spec = { brokerUris: opts.brokerUris, pkiDir: opts.pkiDir, names: opts.names, masterUris: opts.masterUris ?? [], baseDir, inMemoryTask: opts.inMemoryTask ?? false };
+  const spec = {
+    brokerUris: opts.brokerUris,
+    pkiDir: opts.pkiDir,
+    names: opts.names,
+    masterUris: opts.masterUris ?? [],
+    baseDir,
+    inMemoryTask: opts.inMemoryTask ?? false,
+    ...(opts.reconnect ? { reconnect: opts.reconnect } : {}),
+  };
   const proc = spawn(process.execPath, ['--import', 'tsx', new URL('./fleet-process.ts', import.meta.url).pathname, JSON.stringify(spec)], {
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
@@ -33,6 +59,18 @@ export async function startFleet(opts: { pkiDir: string; names: string[]; broker
   return {
     names: opts.names,
     proc,
+    stats() {
+      return new Promise<FleetStats>((resolve, reject) => {
+        const onMessage = (m: { type?: string } & FleetStats) => {
+          if (m?.type !== 'stats') return;
+          proc.off('message', onMessage);
+          resolve({ connected: m.connected, connectErrors: m.connectErrors });
+        };
+        if (!proc.connected) return reject(new Error('the fleet process is gone'));
+        proc.on('message', onMessage);
+        proc.send({ type: 'stats' });
+      });
+    },
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = once(proc, 'exit');
