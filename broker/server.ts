@@ -53,6 +53,7 @@ export class Broker {
       metrics: this.metrics,
       log,
       maxSendBufferBytes: config['max-send-buffer-size'],
+      maxMessageDepth: config['max-message-depth'],
       drop: (s, reason, code, text) => this.drop(s, reason, code, text),
     });
     this.inventory = new Inventory(this.registry, (to, env) => this.router.sendFromBroker(to, env), config['inventory-update-interval']);

@@ -56,6 +56,7 @@ export class Agent {
         ...(config['reconnect-initial-delay'] ? { initialMs: config['reconnect-initial-delay'] } : {}),
         ...(config['reconnect-max-delay'] ? { maxMs: config['reconnect-max-delay'] } : {}),
       },
+      maxMessageDepth: config['max-message-depth'],
     });
     this.spool = new Spool(config['spool-dir']);
     this.cache = new TaskCache(config['task-cache-dir'], config['master-uris'], tls, log.child({ component: 'task-cache' }));
@@ -88,6 +89,7 @@ export class Agent {
       ].map((m) => modules.find((o) => o.name === m.name) ?? m),
       transactions: this.transactions,
       send: (env) => this.send(env),
+      maxMessageDepth: config['max-message-depth'],
       maxConcurrentActions: config['max-concurrent-actions'],
       log,
     });

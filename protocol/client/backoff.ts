@@ -31,6 +31,8 @@ export function backoffDelayMs(attempt: number, opts: BackoffOptions, random: ()
 export type ConnectOutcome =
   /** A session was established and has now ended. */
   | { kind: 'lost' }
+  /** A session was established and then replaced by a newer one for the same identity. */
+  | { kind: 'replaced' }
   /** No session: refused, timed out, TLS or HTTP failure. The broker may be down. */
   | { kind: 'failed' }
   /** The broker is up but shed the attempt (a retryable refusal), maybe saying when to come back. */
@@ -62,6 +64,7 @@ export function nextReconnect(
     case 'lost':
       return { state: { failures: 1, busy: 0 }, delayMs: backoffDelayMs(0, opts, random) };
     case 'failed':
+    case 'replaced':
       return { state: { failures: state.failures + 1, busy: 0 }, delayMs: backoffDelayMs(state.failures, opts, random) };
     case 'busy': {
       const next = { failures: 0, busy: state.busy + 1 };

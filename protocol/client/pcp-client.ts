@@ -28,6 +28,8 @@ import {
 import { ClientErrorCode, PcpClientError, sessionUrl } from './broker-uri.ts';
 
 export const DEFAULT_PING_INTERVAL_MS = 120_000;
+/** The WebSocket close code a broker gives a session replaced by a newer one for the same URI. */
+export const REPLACED_CLOSE_CODE = 4000;
 export const DEFAULT_ALLOWED_KEEPALIVE_TIMEOUTS = 1;
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 5_000;
 /**
@@ -265,8 +267,10 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
         try {
           const started = performance.now();
           const ws = await this.connectOnce(brokerUri);
-          await this.serve(ws, brokerUri, performance.now() - started);
-          outcome = { kind: 'lost' };
+          const code = await this.serve(ws, brokerUri, performance.now() - started);
+          // Replaced by a newer session for the same identity: two clients share a certificate.
+          // Coming straight back would only replace the other, so the pauses grow instead.
+          outcome = code === REPLACED_CLOSE_CODE ? { kind: 'replaced' } : { kind: 'lost' };
           break; // lost: start again from the first broker, after a pause
         } catch (err) {
           const e = err as PcpClientError;
@@ -378,7 +382,8 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
   }
 
   /** Runs one connection until it closes. */
-  private serve(ws: WebSocket, brokerUri: string, connectMs: number): Promise<void> {
+  /** Resolves with the close code once the session ends. */
+  private serve(ws: WebSocket, brokerUri: string, connectMs: number): Promise<number> {
     this.ws = ws;
     this.currentBroker = brokerUri;
     const pingIntervalMs = this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
@@ -416,7 +421,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
         }
         this.replies.clear();
         this.emit('disconnected', why);
-        resolve();
+        resolve(code);
       });
     });
   }

@@ -75,6 +75,12 @@ describe('nextReconnect', () => {
     assert.deepEqual(delays, [1_000, 2_000, 4_000, 8_000, 1_000, 2_000]);
   });
 
+  it('backs off more and more when its session keeps being replaced (two clients share one certificate)', () => {
+    const replaced: ConnectOutcome = { kind: 'replaced' };
+    const { delays } = run([{ kind: 'lost' }, replaced, replaced, replaced, replaced, replaced, replaced]);
+    assert.deepEqual(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+  });
+
   it('treats a busy refusal as "retry soon": failures reset, short windows that stop growing at the busy cap', () => {
     const failed: ConnectOutcome = { kind: 'failed' };
     const busy: ConnectOutcome = { kind: 'busy' };
