@@ -233,8 +233,8 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
     await kind({ environment: 'production', scope: { query: ['like', 'certname', 'x'] } }, 400, 'query-error', /like/);
     await kind({ environment: 'production', scope: { nodes: ['a'], whole_environment: true } }, 400, 'validation-error');
     await kind({ environment: 'production', bogus: 1 }, 400, 'validation-error', /bogus/);
-    // Last: with Redis gone the inventory store cannot answer a query.
+    // Last: with Redis gone the inventory store cannot answer a query: 503, as every other route.
     await redis.stop();
-    await kind({ environment: 'production', scope: { query: 'nodes[certname] { facts.role = "web" }' } }, 400, 'puppetdb-error');
+    await kind({ environment: 'production', scope: { query: 'nodes[certname] { facts.role = "web" }' } }, 503, 'service-unavailable', /Redis/);
   });
 });
