@@ -1,6 +1,7 @@
 // Defaults of the broker, as data. Units are in the names; config keys keep pcp-broker's names.
 import type { FromSchema } from 'json-schema-to-ts';
 import { DEFAULT_MAX_MESSAGE_DEPTH } from '../protocol/json-depth.ts';
+import { SESSION_REPLACED_CLOSE_CODE } from '../protocol/message-types.ts';
 import type { brokerConfigSchema } from '../schemas/broker-config.ts';
 
 export type BrokerConfig = FromSchema<typeof brokerConfigSchema>;
@@ -60,7 +61,7 @@ export const CloseCode = {
   messageTooBig: 1009,
   serverError: 1011,
   /** A newer session for the same URI took over. */
-  replaced: 4000,
+  replaced: SESSION_REPLACED_CLOSE_CODE,
   /** The client did not read what was sent to it fast enough. */
   slowConsumer: 4001,
 } as const;

@@ -11,3 +11,6 @@ export const BrokerMessageType = {
   versionError: 'http://puppetlabs.com/version_error',
 } as const;
 export type BrokerMessageType = (typeof BrokerMessageType)[keyof typeof BrokerMessageType];
+
+/** The WebSocket close code of a session replaced by a newer one for the same URI (broker and clients agree on it). */
+export const SESSION_REPLACED_CLOSE_CODE = 4000;

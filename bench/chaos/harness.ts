@@ -415,9 +415,7 @@ export function resolve(opts: ChaosOptions) {
 }
 
 /**
- * The common shape of a single-job scenario: start the stack, submit one marker job over every
- * agent, strike `fault` once FAULT_AT_SHARE of the nodes have started, wait (bounded) for the
- * job's end and count. recovery_s is from the fault's first instant (the kill) to the job's end.
+ * The common shape of a single-job scenario: start the stack, run `faultedJob` on it, and close it.
  */
 export async function runSingleJob(
   scenario: string,
@@ -428,23 +426,32 @@ export async function runSingleJob(
   const o = resolve(opts);
   const s = await ChaosStack.start({ agents: o.agents, ...stackOpts });
   try {
-    const dir = s.markerDir('job');
-    const t0 = Date.now();
-    const id = await s.submitMarkerJob({ nodes: s.names, dir, seconds: o.taskSeconds, concurrency: o.concurrency });
-    const faultAt = Math.max(1, Math.ceil(o.agents * FAULT_AT_SHARE));
-    await s.waitForExecutions(dir, faultAt);
-    const tFault = Date.now();
-    await fault(s);
-    const ended = await s.waitForJobEnd(id, o.boundS);
-    return {
-      ...(await s.measure(scenario, id, dir, s.names, ended)),
-      recovery_s: ended ? round((ended.ended_ms - tFault) / 1000) : null,
-      job_s: ended ? round((ended.ended_ms - t0) / 1000) : null,
-      fault_at_executions: faultAt,
-      concurrency: o.concurrency,
-      task_s: o.taskSeconds,
-    };
+    return await faultedJob(s, scenario, o, fault);
   } finally {
     await s.close();
   }
+}
+
+/**
+ * One marker job over every agent of a running stack, with `fault` struck once FAULT_AT_SHARE of
+ * the nodes have started; waits (bounded) for the job's end and counts. recovery_s is from the
+ * fault's first instant (the kill) to the job's end; job_s from the submission to the end.
+ */
+export async function faultedJob(s: ChaosStack, scenario: string, o: ReturnType<typeof resolve>, fault: (s: ChaosStack) => Promise<void>): Promise<ChaosResult & { job_s: number | null }> {
+  const dir = s.markerDir('job');
+  const t0 = Date.now();
+  const id = await s.submitMarkerJob({ nodes: s.names, dir, seconds: o.taskSeconds, concurrency: o.concurrency });
+  const faultAt = Math.max(1, Math.ceil(o.agents * FAULT_AT_SHARE));
+  await s.waitForExecutions(dir, faultAt);
+  const tFault = Date.now();
+  await fault(s);
+  const ended = await s.waitForJobEnd(id, o.boundS);
+  return {
+    ...(await s.measure(scenario, id, dir, s.names, ended)),
+    recovery_s: ended ? round((ended.ended_ms - tFault) / 1000) : null,
+    job_s: ended ? round((ended.ended_ms - t0) / 1000) : null,
+    fault_at_executions: faultAt,
+    concurrency: o.concurrency,
+    task_s: o.taskSeconds,
+  };
 }

@@ -3,7 +3,7 @@
 // started again at once on the same port (agents download task files from it). recovery_s: from
 // the kill to the job's end; job_s: the faulted job's submit-to-end time; slowdown_s =
 // job_s - fault_free_s (issue 12's target: at most 15 s).
-import { ChaosStack, FAULT_AT_SHARE, resolve, round, type ChaosOptions, type ChaosResult } from './harness.ts';
+import { ChaosStack, faultedJob, resolve, round, type ChaosOptions, type ChaosResult } from './harness.ts';
 
 export async function run(opts: ChaosOptions = {}): Promise<ChaosResult> {
   const o = resolve(opts);
@@ -17,28 +17,17 @@ export async function run(opts: ChaosOptions = {}): Promise<ChaosResult> {
     const faultFreeS = refEnd ? round((refEnd.ended_ms - r0) / 1000) : null;
     const reference = await s.measure('orchestrator', refId, refDir, s.names, refEnd);
 
-    const dir = s.markerDir('job');
-    const t0 = Date.now();
-    const id = await s.submitMarkerJob({ nodes: s.names, dir, seconds: o.taskSeconds, concurrency: o.concurrency });
-    const faultAt = Math.max(1, Math.ceil(o.agents * FAULT_AT_SHARE));
-    await s.waitForExecutions(dir, faultAt);
-    const tFault = Date.now();
-    const port = s.orch.port;
-    await s.killOrchestrator('SIGKILL');
-    await s.startOrchestrator(port);
-    const ended = await s.waitForJobEnd(id, o.boundS);
-    const jobS = ended ? round((ended.ended_ms - t0) / 1000) : null;
+    const r = await faultedJob(s, 'orchestrator', o, async () => {
+      const port = s.orch.port;
+      await s.killOrchestrator('SIGKILL');
+      await s.startOrchestrator(port);
+    });
     return {
-      ...(await s.measure('orchestrator', id, dir, s.names, ended)),
-      recovery_s: ended ? round((ended.ended_ms - tFault) / 1000) : null,
-      job_s: jobS,
+      ...r,
       fault_free_s: faultFreeS,
-      slowdown_s: jobS !== null && faultFreeS !== null ? round(jobS - faultFreeS) : null,
-      ratio: jobS !== null && faultFreeS ? round(jobS / faultFreeS, 2) : null,
+      slowdown_s: r.job_s !== null && faultFreeS !== null ? round(r.job_s - faultFreeS) : null,
+      ratio: r.job_s !== null && faultFreeS ? round(r.job_s / faultFreeS, 2) : null,
       reference: { job_state: reference.job_state, lost: reference.lost, double: reference.double },
-      fault_at_executions: faultAt,
-      concurrency: o.concurrency,
-      task_s: o.taskSeconds,
     };
   } finally {
     await s.close();

@@ -8,7 +8,7 @@ import { connect as tlsConnect, createSecureContext, type ConnectionOptions, typ
 import { WebSocket, type ClientOptions } from 'ws';
 import type { Logger } from '../../lib/log.ts';
 import { inventoryRequest, isInventoryUpdateData, type InventoryChange } from '../inventory.ts';
-import { BrokerMessageType } from '../message-types.ts';
+import { BrokerMessageType, SESSION_REPLACED_CLOSE_CODE } from '../message-types.ts';
 import { ProtocolError, ProtocolErrorCode } from '../errors.ts';
 import { DEFAULT_MAX_MESSAGE_DEPTH } from '../json-depth.ts';
 import { errorMessage } from '../pcp-error.ts';
@@ -28,8 +28,6 @@ import {
 import { ClientErrorCode, PcpClientError, sessionUrl } from './broker-uri.ts';
 
 export const DEFAULT_PING_INTERVAL_MS = 120_000;
-/** The WebSocket close code a broker gives a session replaced by a newer one for the same URI. */
-export const REPLACED_CLOSE_CODE = 4000;
 export const DEFAULT_ALLOWED_KEEPALIVE_TIMEOUTS = 1;
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 5_000;
 /**
@@ -270,7 +268,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
           const code = await this.serve(ws, brokerUri, performance.now() - started);
           // Replaced by a newer session for the same identity: two clients share a certificate.
           // Coming straight back would only replace the other, so the pauses grow instead.
-          outcome = code === REPLACED_CLOSE_CODE ? { kind: 'replaced' } : { kind: 'lost' };
+          outcome = code === SESSION_REPLACED_CLOSE_CODE ? { kind: 'replaced' } : { kind: 'lost' };
           break; // lost: start again from the first broker, after a pause
         } catch (err) {
           const e = err as PcpClientError;
@@ -381,8 +379,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
     });
   }
 
-  /** Runs one connection until it closes. */
-  /** Resolves with the close code once the session ends. */
+  /** Runs one connection until it closes; resolves with the close code. */
   private serve(ws: WebSocket, brokerUri: string, connectMs: number): Promise<number> {
     this.ws = ws;
     this.currentBroker = brokerUri;

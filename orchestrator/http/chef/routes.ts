@@ -16,7 +16,8 @@ import type { JobRecord, JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
 import type { PxpRunner } from '../../pcp/pxp-runner.ts';
 import { apiError, ApiErrorCode } from '../errors.ts';
-import { demand, idempotentJob, principal, registerIdempotency, type AnyFastify } from '../puppet/routes.ts';
+import { idempotentJob, registerIdempotency } from '../idempotency.ts';
+import { demand, principal, type AnyFastify } from '../puppet/routes.ts';
 import { SseStream, wantsEventStream } from '../sse.ts';
 
 export const CHEF_PREFIX = '/organizations/:org/pushy';

@@ -11,7 +11,8 @@ import { NomadErrorCode, type DeploymentController } from '../../nomad/controlle
 import { allocationJson, deploymentJson, isFullId, isValidPrefix, jobJson, specJson, TERMINAL_DEPLOYMENT, type Deployment } from '../../nomad/model.ts';
 import type { NomadStore } from '../../nomad/store.ts';
 import type { JobStore } from '../../engine/store.ts';
-import { demand, principal, registerIdempotency, type AnyFastify } from '../puppet/routes.ts';
+import { registerIdempotency } from '../idempotency.ts';
+import { demand, principal, type AnyFastify } from '../puppet/routes.ts';
 
 /** Longest a blocking query waits (Nomad's own cap is 10 minutes; its default wait 5). */
 export const MAX_BLOCKING_WAIT_MS = 600_000;

@@ -7,7 +7,8 @@ import { Permission } from '../../auth.ts';
 import { classifiedEnvironments, resolveScope, type Scope } from '../../deploy/scope.ts';
 import type { JobAction } from '../../engine/engine.ts';
 import { apiError, ApiErrorCode } from '../errors.ts';
-import { baseUrl, body, catalogError, demand, idempotentJob, principal, type AnyFastify, type PuppetFaceContext } from './routes.ts';
+import { idempotentJob } from '../idempotency.ts';
+import { baseUrl, body, catalogError, demand, principal, type AnyFastify, type PuppetFaceContext } from './routes.ts';
 
 type DeployBody = FromSchema<typeof commandDeployBodySchema>;
 const validateDeploy = compile<DeployBody>(commandDeployBodySchema);
