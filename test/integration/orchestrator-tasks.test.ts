@@ -269,9 +269,10 @@ describe('orchestrator: Puppet task API', () => {
     assert.equal(s.status.redis.connected, true);
     assert.match((await orch.api('/metrics', { token: undefined })).text, /baton_orchestrator_node_runs_total\{state="finished"\}/);
   });
-  // Last: this second orchestrator shares the first one's certificate, so its controller session
-  // replaces the first one's while it runs.
+  // Last: this second orchestrator shares the first one's certificate (one controller URI), so
+  // the first one goes first: two live sessions for one URI replace each other, by design.
   it('limits runs in flight over all jobs to task-concurrency', async () => {
+    await orch.stop();
     const gate = join(scratch, 'gate-global');
     const single = await startOrchestratorProcess({
       pki, brokerUris: [`wss://127.0.0.1:${broker.port}/pcp2/`], redisUrl: redis.url, codedir: makeCodedir(), keyPrefix: 'single', config: { 'task-concurrency': 1 },
