@@ -35,6 +35,12 @@ export const DEFAULT_MAX_CONCURRENT_HANDSHAKES = 64;
 export const DEFAULT_HANDSHAKE_QUEUE_TIMEOUT_MS = 15_000;
 /** Connections waiting for a handshake slot, at most; beyond, they are refused at once. */
 export const MAX_HANDSHAKE_QUEUE_LENGTH = 50_000;
+/** A PCP v1 connection must complete its association within this, or it is closed. */
+export const DEFAULT_ASSOCIATION_TIMEOUT_MS = 10_000;
+/** The time to live (`expires`) of a v2 message delivered to a PCP v1 client. */
+export const DEFAULT_MESSAGE_TTL_MS = 60_000;
+/** PXP requests from v2 to v1 clients remembered, to give v1 replies their `in_reply_to`. */
+export const MAX_V1_PENDING_REPLIES = 100_000;
 export const DEFAULT_CONTROLLER_CNS: readonly string[] = ['orchestrator'];
 
 export const BROKER_DEFAULTS = {
@@ -50,6 +56,8 @@ export const BROKER_DEFAULTS = {
   'tls-handshake-timeout': DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   'max-concurrent-handshakes': DEFAULT_MAX_CONCURRENT_HANDSHAKES,
   'handshake-queue-timeout': DEFAULT_HANDSHAKE_QUEUE_TIMEOUT_MS,
+  'association-timeout': DEFAULT_ASSOCIATION_TIMEOUT_MS,
+  'message-ttl': DEFAULT_MESSAGE_TTL_MS,
   'log-level': 'info',
   'max-message-depth': DEFAULT_MAX_MESSAGE_DEPTH,
 } as const satisfies Partial<BrokerConfig>;
@@ -59,6 +67,8 @@ export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
   messageTooBig: 1009,
+  /** PCP v1: the association was refused. */
+  policyViolation: 1008,
   serverError: 1011,
   /** A newer session for the same URI took over. */
   replaced: SESSION_REPLACED_CLOSE_CODE,

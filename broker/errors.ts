@@ -17,6 +17,16 @@ export const RefusalReason = {
   slowConsumer: 'slow_consumer',
   /** An unexpected exception while handling the message: contained to its session, logged as BROKER_HANDLER_FAILED. */
   internalError: 'internal_error',
+  /** PCP v1: a text frame (v1 messages are binary). */
+  textFrame: 'text_frame',
+  /** PCP v1: the version byte is not 1. */
+  badVersion: 'bad_version',
+  /** PCP v1: chunks that cannot be read. */
+  malformedChunks: 'malformed_chunks',
+  /** PCP v1: `expires` has passed; answered with ttl_expired. */
+  ttlExpired: 'ttl_expired',
+  /** PCP v1: a message other than associate_request before the association. */
+  notAssociated: 'not_associated',
 } as const;
 export type RefusalReason = (typeof RefusalReason)[keyof typeof RefusalReason];
 
@@ -28,7 +38,10 @@ export const CONNECTION_REFUSAL_REASONS = [
   'reserved_type',
   'not_a_controller',
   'max_connections',
-  'pcp_v1_unsupported',
+  /** PCP v1: the associate_request was refused (its reason is in the associate_response). */
+  'association_refused',
+  /** PCP v1: no successful association within association-timeout. */
+  'association_timeout',
 ] as const;
 export type ConnectionRefusal = (typeof CONNECTION_REFUSAL_REASONS)[number];
 
@@ -42,6 +55,12 @@ export function refusalForProtocolError(code: string): RefusalReason {
       return RefusalReason.binaryFrame;
     case ProtocolErrorCode.tooDeep:
       return RefusalReason.tooDeep;
+    case ProtocolErrorCode.textFrame:
+      return RefusalReason.textFrame;
+    case ProtocolErrorCode.badVersion:
+      return RefusalReason.badVersion;
+    case ProtocolErrorCode.malformedChunks:
+      return RefusalReason.malformedChunks;
     default:
       return RefusalReason.invalidEnvelope;
   }

@@ -25,6 +25,9 @@ export class BrokerMetrics {
   readonly connectionsRefused: Record<ConnectionRefusal, { inc(): void }>;
   readonly disconnects: Record<DisconnectReason, { inc(): void }>;
   readonly routingSeconds: Histogram;
+  /** Sessions by PCP version, and messages received from them (index 1 and 2). */
+  readonly sessionsByVersion: Record<1 | 2, { inc(): void; dec(): void }>;
+  readonly received: Record<1 | 2, { inc(): void }>;
   /** Connections refused before their TLS handshake because the broker was at its handshake capacity. */
   readonly connectionsShed: { inc(): void };
   readonly handshakesInProgress: { inc(): void; dec(): void };
@@ -41,6 +44,20 @@ export class BrokerMetrics {
       registers,
     });
     this.sessions = children(SESSION_TYPE_LABELS, (t) => sessions.labels(t));
+    const byVersion = new Gauge({
+      name: 'baton_broker_sessions_by_version',
+      help: 'Sessions connected to this broker, by PCP version (1: binary chunks, 2: JSON)',
+      labelNames: ['pcp_version'],
+      registers,
+    });
+    this.sessionsByVersion = { 1: byVersion.labels('1'), 2: byVersion.labels('2') };
+    const received = new Counter({
+      name: 'baton_broker_messages_received_total',
+      help: 'Messages received from sessions, by PCP version',
+      labelNames: ['pcp_version'],
+      registers,
+    });
+    this.received = { 1: received.labels('1'), 2: received.labels('2') };
     this.routed = new Counter({
       name: 'baton_broker_messages_routed_total',
       help: 'Messages delivered from one client to another',

@@ -7,6 +7,9 @@ import { decodeInventoryRequest, inventoryResponse } from '../protocol/inventory
 import { BrokerMessageType } from '../protocol/message-types.ts';
 import { errorMessage, unauthorized } from '../protocol/pcp-error.ts';
 import { decodeV2, encodeV2, type EnvelopeV2 } from '../protocol/pcp-v2.ts';
+import { encodeV1, expiresIn, type OutgoingV1 } from '../protocol/pcp-v1.ts';
+import { v2ToV1 } from '../protocol/pcp-translate.ts';
+import { PxpMessageType } from '../protocol/pxp.ts';
 import { BROKER_URI, hasWildcard } from '../protocol/uri.ts';
 import type { Authorizer } from './authz.ts';
 import { CloseCode } from './defaults.ts';
@@ -14,6 +17,7 @@ import { BROKER_HANDLER_FAILED, RefusalReason, refusalForProtocolError } from '.
 import type { Inventory } from './inventory.ts';
 import type { BrokerMetrics, DisconnectReason } from './metrics.ts';
 import type { Session, SessionRegistry } from './sessions.ts';
+import { PendingReplies, V1Router, type RouterCore } from './router-v1.ts';
 
 export interface RouterOptions {
   registry: SessionRegistry;
@@ -26,9 +30,15 @@ export interface RouterOptions {
   maxMessageDepth?: number;
   /** Ends a session for a reason of the broker's own (slow consumer). */
   drop: (session: Session, reason: DisconnectReason, code: number, text: string) => void;
+  /** This broker's URI in PCP v1 debug hops (`pcp://<broker cn>/server`). */
+  serverUri: string;
+  /** Time to live (`expires`) of v2 messages delivered to v1 clients (`message-ttl`). */
+  messageTtlMs: number;
+  /** PXP requests from v2 to v1 clients remembered for the replies' `in_reply_to`. */
+  maxPendingReplies: number;
 }
 
-export class Router {
+export class Router implements RouterCore {
   private readonly registry: SessionRegistry;
   private readonly authorize: Authorizer;
   private readonly metrics: BrokerMetrics;
@@ -42,6 +52,9 @@ export class Router {
     this.corked.clear();
   };
 
+  private readonly v1: V1Router;
+  private readonly pendingReplies: PendingReplies;
+
   constructor(private readonly opts: RouterOptions) {
     this.registry = opts.registry;
     this.authorize = opts.authorize;
@@ -49,6 +62,16 @@ export class Router {
     this.log = opts.log;
     this.maxSendBufferBytes = opts.maxSendBufferBytes;
     this.maxMessageDepth = opts.maxMessageDepth ?? DEFAULT_MAX_MESSAGE_DEPTH;
+    this.pendingReplies = new PendingReplies(opts.maxPendingReplies);
+    this.v1 = new V1Router(this, {
+      registry: opts.registry,
+      authorize: opts.authorize,
+      metrics: opts.metrics,
+      log: opts.log,
+      maxMessageDepth: this.maxMessageDepth,
+      serverUri: opts.serverUri,
+      replies: this.pendingReplies,
+    });
   }
 
   /**
@@ -58,6 +81,12 @@ export class Router {
    * with an error_message); the session stays open.
    */
   handle(session: Session, data: Buffer, isBinary: boolean): void {
+    this.metrics.received[session.pcpVersion].inc();
+    if (session.pcpVersion === 1) {
+      session.lastSeenMs = Date.now();
+      this.v1.handle(session, data, isBinary);
+      return;
+    }
     const startMs = performance.now();
     let env: EnvelopeV2 | undefined;
     try {
@@ -117,7 +146,7 @@ export class Router {
       this.refuse(session, RefusalReason.notConnected, `target '${target}' is not connected`, env.id);
       return;
     }
-    if (!this.deliver(dest, encodeV2(env))) {
+    if (!this.deliver(dest, dest.pcpVersion === 2 ? encodeV2(env) : this.toV1(dest, env))) {
       this.refuse(session, RefusalReason.slowConsumer, `target '${target}' was disconnected: it did not read its messages`, env.id);
       return;
     }
@@ -125,17 +154,36 @@ export class Router {
     this.metrics.routingSeconds.observe((performance.now() - startMs) / 1000);
   }
 
-  /** Sends an envelope from the broker to a session. */
-  sendFromBroker(to: Session, env: EnvelopeV2): void {
-    this.deliver(to, encodeV2(env));
+  /**
+   * A v2 envelope as the v1 frame for `dest`, with this broker's hop in a debug chunk. A PXP
+   * request is booked so that the v1 client's replies (transaction id only) get `in_reply_to`.
+   */
+  private toV1(dest: Session, env: EnvelopeV2): Buffer {
+    if (env.message_type === PxpMessageType.nonBlockingRequest || env.message_type === PxpMessageType.blockingRequest) {
+      const tx = (env.data as { transaction_id?: unknown } | undefined)?.transaction_id;
+      if (typeof tx === 'string') this.pendingReplies.remember(dest.uri, tx, env.id);
+    }
+    const nowMs = Date.now();
+    const hop = `{"hops":[{"server":${JSON.stringify(this.opts.serverUri)},"stage":"accepted","time":"${new Date(nowMs).toISOString()}"}]}`;
+    return encodeV1(v2ToV1(env, expiresIn(this.opts.messageTtlMs, nowMs), [hop]));
   }
 
-  /** Queues text to a session; a client whose queue is over the cap is disconnected instead. */
-  deliver(dest: Session, text: string): boolean {
+  /** Sends an envelope from the broker to a session, in the session's PCP version. */
+  sendFromBroker(to: Session, env: EnvelopeV2): void {
+    this.deliver(to, to.pcpVersion === 2 ? encodeV2(env) : encodeV1(v2ToV1(env, expiresIn(this.opts.messageTtlMs))));
+  }
+
+  /** Sends a v1 message of the broker's own to a v1 session. */
+  deliverV1(dest: Session, msg: OutgoingV1): boolean {
+    return this.deliver(dest, encodeV1(msg));
+  }
+
+  /** Queues a frame (text: v2, binary: v1) to a session; a client whose queue is over the cap is disconnected instead. */
+  deliver(dest: Session, payload: string | Buffer): boolean {
     const ws = dest.ws;
     if (ws.readyState !== WebSocket.OPEN) return false;
     const queued = ws.bufferedAmount;
-    if (queued > 0 && queued + text.length > this.maxSendBufferBytes) {
+    if (queued > 0 && queued + payload.length > this.maxSendBufferBytes) {
       this.opts.drop(dest, 'slow_consumer', CloseCode.slowConsumer, 'slow consumer: send buffer limit exceeded');
       return false;
     }
@@ -145,11 +193,11 @@ export class Router {
       this.corked.add(socket);
       socket.cork();
     }
-    ws.send(text);
+    ws.send(payload);
     return true;
   }
 
-  private toBroker(session: Session, env: EnvelopeV2): void {
+  toBroker(session: Session, env: EnvelopeV2): void {
     if (!this.authorize(session, BROKER_URI, env.message_type)) {
       this.denied(session, env);
       return;
@@ -183,7 +231,7 @@ export class Router {
   }
 
   /** An unexpected exception while handling one message: the session is answered and goes on. */
-  private contain(session: Session, err: unknown, inReplyTo: string | undefined): void {
+  contain(session: Session, err: unknown, inReplyTo: string | undefined): void {
     try {
       this.metrics.refused[RefusalReason.internalError].inc();
       this.log.warn(
@@ -199,7 +247,7 @@ export class Router {
     }
   }
 
-  private refuse(session: Session, reason: RefusalReason, description: string, inReplyTo: string | undefined): void {
+  refuse(session: Session, reason: RefusalReason, description: string, inReplyTo: string | undefined): void {
     this.metrics.refused[reason].inc();
     this.log.debug({ uri: session.uri, reason, in_reply_to: inReplyTo }, 'message refused');
     this.sendFromBroker(session, errorMessage(session.uri, description, inReplyTo));

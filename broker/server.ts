@@ -1,6 +1,6 @@
 // The broker: an HTTPS server whose WebSocket upgrades become PCP v2 sessions, plus the status
 // and metrics endpoints on the same port.
-import { constants as cryptoConstants } from 'node:crypto';
+import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -12,8 +12,14 @@ import { compileGlobList, type GlobMatcher } from '../lib/glob.ts';
 import type { Logger } from '../lib/log.ts';
 import { formatUri, isValidClientType, isValidCommonName, SERVER_CLIENT_TYPE } from '../protocol/uri.ts';
 import { CONTROLLER_TYPE, createAuthorizer } from './authz.ts';
-import { CloseCode, MAX_HANDSHAKE_QUEUE_LENGTH, type BrokerConfig } from './defaults.ts';
-import type { ConnectionRefusal } from './errors.ts';
+import { CloseCode, MAX_V1_PENDING_REPLIES, type BrokerConfig } from './defaults.ts';
+import { HandshakeGate } from './handshake-gate.ts';
+export { HandshakeGate } from './handshake-gate.ts';
+import { decideAssociation } from './association.ts';
+import { ProtocolError, ProtocolErrorCode } from '../protocol/errors.ts';
+import { decodeV1, encodeV1, isExpired, type OutgoingV1 } from '../protocol/pcp-v1.ts';
+import { associateResponse, errorMessageV1, ttlExpired } from '../protocol/pcp-v1-broker.ts';
+import { BROKER_HANDLER_FAILED, refusalForProtocolError, type ConnectionRefusal } from './errors.ts';
 import { Inventory } from './inventory.ts';
 import { BrokerMetrics, sessionTypeLabel, type DisconnectReason } from './metrics.ts';
 import { Router } from './router.ts';
@@ -24,7 +30,7 @@ export const BROKER_SERVICE_NAME = 'broker-service';
 const SERVICE_VERSION = '0.1.0';
 
 /** Config after defaults were applied. */
-export type ResolvedBrokerConfig = BrokerConfig & Required<Pick<BrokerConfig, 'host' | 'port' | 'controller-cns' | 'max-message-size' | 'max-connections' | 'idle-timeout' | 'ping-interval' | 'max-send-buffer-size' | 'inventory-update-interval' | 'tls-handshake-timeout' | 'max-concurrent-handshakes' | 'handshake-queue-timeout'>>;
+export type ResolvedBrokerConfig = BrokerConfig & Required<Pick<BrokerConfig, 'host' | 'port' | 'controller-cns' | 'max-message-size' | 'max-connections' | 'idle-timeout' | 'ping-interval' | 'max-send-buffer-size' | 'inventory-update-interval' | 'tls-handshake-timeout' | 'max-concurrent-handshakes' | 'handshake-queue-timeout' | 'association-timeout' | 'message-ttl'>>;
 
 export class Broker {
   readonly metrics = new BrokerMetrics();
@@ -40,13 +46,22 @@ export class Broker {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly startedAtMs = Date.now();
   private closing = false;
+  /** PCP v1 connections not associated yet (they count against max-connections). */
+  private readonly unassociated = new Set<WebSocket>();
+  /** This broker in debug hops: `pcp://<its certificate's CN>/server`. */
+  readonly serverUri: string;
 
   constructor(
     private readonly config: ResolvedBrokerConfig,
     private readonly log: Logger,
   ) {
     this.isControllerCn = compileGlobList(config['controller-cns']);
+    const brokerCert = readConfiguredFile(config, 'ssl-cert');
+    this.serverUri = formatUri(certificateCn(brokerCert) ?? 'broker', SERVER_CLIENT_TYPE);
     this.router = new Router({
+      serverUri: this.serverUri,
+      messageTtlMs: config['message-ttl'],
+      maxPendingReplies: MAX_V1_PENDING_REPLIES,
       registry: this.registry,
       inventory: () => this.inventory,
       authorize: createAuthorizer(config.authorization?.rules),
@@ -60,7 +75,7 @@ export class Broker {
     this.server = createServer(
       {
         ca: readConfiguredFile(config, 'ssl-ca-cert'),
-        cert: readConfiguredFile(config, 'ssl-cert'),
+        cert: brokerCert,
         key: readConfiguredFile(config, 'ssl-key'),
         ...(config['ssl-crl-path'] ? { crl: readConfiguredFile(config, 'ssl-crl-path') } : {}),
         requestCert: true,
@@ -115,6 +130,8 @@ export class Broker {
     for (const t of this.timers) clearInterval(t);
     this.inventory.close();
     for (const s of [...this.registry.values()]) this.drop(s, 'shutdown', CloseCode.goingAway, 'broker shutting down');
+    for (const ws of this.unassociated) ws.close(CloseCode.goingAway, 'broker shutting down');
+    this.unassociated.clear();
     this.gate.close();
     const closed = new Promise<void>((resolve) => this.front.close(() => resolve()));
     this.server.closeAllConnections();
@@ -126,7 +143,6 @@ export class Broker {
     socket.on('error', () => socket.destroy());
     const path = parseSessionPath(req.url ?? '/');
     if (path.kind === 'unknown') return this.refuseUpgrade(socket, 404, 'bad_path', `no PCP endpoint at ${req.url}; connect to /pcp2/<client type>`);
-    if (path.kind === 'v1') return this.refuseUpgrade(socket, 501, 'pcp_v1_unsupported', 'PCP v1 is not supported by this broker yet; connect with PCP v2 at /pcp2/<client type>');
     const cert = socket.getPeerCertificate();
     if (!cert || Object.keys(cert).length === 0) return this.refuseUpgrade(socket, 401, 'no_certificate', 'a client certificate is required');
     if (!socket.authorized) {
@@ -135,6 +151,15 @@ export class Broker {
     const cn = cert.subject?.CN;
     if (typeof cn !== 'string' || !isValidCommonName(cn)) {
       return this.refuseUpgrade(socket, 403, 'bad_common_name', 'the client certificate must have exactly one common name usable in a pcp:// URI');
+    }
+    if (path.kind === 'v1') {
+      const pathType = path.clientType;
+      if (pathType !== undefined && !isValidClientType(pathType)) return this.refuseUpgrade(socket, 400, 'bad_path', `'${pathType}' is not a valid client type`);
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        if (this.atCapacity(undefined)) return this.refuseAtCapacity(ws, `pcp://${cn}/?`);
+        this.awaitAssociation(ws, socket, cn, pathType);
+      });
+      return;
     }
     const type = path.clientType;
     if (!isValidClientType(type)) return this.refuseUpgrade(socket, 400, 'bad_path', `'${type}' is not a valid client type`);
@@ -145,23 +170,100 @@ export class Broker {
     }
     const uri = formatUri(cn, type);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const max = this.config['max-connections'];
-      if (this.closing || (max > 0 && this.registry.size >= max && !this.registry.has(uri))) {
-        this.metrics.connectionsRefused.max_connections.inc();
-        this.log.warn({ uri, max_connections: max }, 'connection refused: connection limit reached');
-        ws.on('error', () => {});
-        ws.close(CloseCode.serverError, 'connection limit exceeded');
-        return;
-      }
-      this.openSession(ws, socket, uri, cn, type, isController);
+      if (this.atCapacity(uri)) return this.refuseAtCapacity(ws, uri);
+      this.openSession(ws, socket, uri, cn, type, isController, 2);
     });
   }
 
-  private openSession(ws: WebSocket, socket: TLSSocket, uri: string, cn: string, type: string, isController: boolean): void {
+  /** Sessions and v1 connections awaiting association count against max-connections; a replacing session does not. */
+  private atCapacity(uri: string | undefined): boolean {
+    const max = this.config['max-connections'];
+    return this.closing || (max > 0 && this.registry.size + this.unassociated.size >= max && (uri === undefined || !this.registry.has(uri)));
+  }
+
+  private refuseAtCapacity(ws: WebSocket, uri: string): void {
+    this.metrics.connectionsRefused.max_connections.inc();
+    this.log.warn({ uri, max_connections: this.config['max-connections'] }, 'connection refused: connection limit reached');
+    ws.on('error', () => {});
+    ws.close(CloseCode.serverError, 'connection limit exceeded');
+  }
+
+  /**
+   * A PCP v1 connection before its association (association.md): the first message must be an
+   * associate_request whose sender matches the certificate; others are dropped with an
+   * error_message; a refusal is answered and the connection closed; no association within
+   * association-timeout closes it.
+   */
+  private awaitAssociation(ws: WebSocket, socket: TLSSocket, cn: string, pathType: string | undefined): void {
+    this.unassociated.add(ws);
+    const send = (msg: OutgoingV1) => {
+      if (ws.readyState === ws.OPEN) ws.send(encodeV1(msg));
+    };
+    const done = () => {
+      clearTimeout(timer);
+      this.unassociated.delete(ws);
+      ws.off('message', onMessage);
+    };
+    const timer = setTimeout(() => {
+      done();
+      this.metrics.connectionsRefused.association_timeout.inc();
+      this.log.info({ cn, remote: socket.remoteAddress }, 'PCP v1 connection closed: no association within association-timeout');
+      ws.close(CloseCode.policyViolation, 'association timeout');
+    }, this.config['association-timeout']);
+    const onMessage = (data: Buffer, isBinary: boolean) => {
+      try {
+        if (!isBinary) throw new ProtocolError(ProtocolErrorCode.textFrame, 'text frames are not PCP v1 messages; send an associate_request as a binary PCP v1 message (PCP v2 is at /pcp2/)');
+        const msg = decodeV1(data, this.config['max-message-depth']);
+        const env = msg.envelope;
+        const decision = decideAssociation({ envelope: env, commonName: cn, pathType, isControllerCn: this.isControllerCn });
+        if (decision.kind === 'drop') {
+          this.metrics.refused.not_associated.inc();
+          return send(errorMessageV1(undefined, decision.description, env.id));
+        }
+        if (isExpired(env)) {
+          this.metrics.refused.ttl_expired.inc();
+          return send(ttlExpired(env.sender, env.id));
+        }
+        if (decision.kind === 'refuse') {
+          done();
+          this.metrics.connectionsRefused.association_refused.inc();
+          this.log.info({ cn, sender: env.sender, reason: decision.reason }, `PCP v1 association refused: ${decision.description}`);
+          send(associateResponse(env.sender, env.id, false, decision.description));
+          ws.close(CloseCode.policyViolation, decision.reason);
+          return;
+        }
+        if (this.atCapacityForAssociation(decision.uri)) {
+          done();
+          send(associateResponse(env.sender, env.id, false, 'connection limit exceeded'));
+          return this.refuseAtCapacity(ws, decision.uri);
+        }
+        done();
+        this.openSession(ws, socket, decision.uri, cn, decision.clientType, decision.isController, 1);
+        send(associateResponse(decision.uri, env.id, true));
+      } catch (err) {
+        const e = err instanceof ProtocolError ? err : undefined;
+        if (e === undefined) this.log.warn({ cn, err: (err as Error)?.message }, 'unexpected error during a PCP v1 association; the connection stays unassociated');
+        else this.metrics.refused[refusalForProtocolError(e.code)].inc();
+        send(errorMessageV1(undefined, e?.message ?? `the broker could not handle this message (${BROKER_HANDLER_FAILED})`, e?.messageId));
+      }
+    };
+    ws.on('message', onMessage);
+    ws.on('error', (err) => this.log.debug({ cn, err: err.message }, 'unassociated PCP v1 connection error'));
+    ws.once('close', () => done());
+  }
+
+  /** At association the connection leaves the unassociated set: only other connections count. */
+  private atCapacityForAssociation(uri: string): boolean {
+    const max = this.config['max-connections'];
+    return this.closing || (max > 0 && this.registry.size + this.unassociated.size > max && !this.registry.has(uri));
+  }
+
+  private openSession(ws: WebSocket, socket: TLSSocket, uri: string, cn: string, type: string, isController: boolean, pcpVersion: 1 | 2): void {
     const remoteAddress = socket.remoteAddress ?? '';
-    const session = new Session(uri, cn, type, isController, ws, socket, remoteAddress, Date.now());
+    const session = new Session(uri, cn, type, isController, ws, socket, remoteAddress, Date.now(), pcpVersion);
     const replaced = this.registry.add(session);
     this.metrics.sessions[sessionTypeLabel(type)].inc();
+    this.metrics.sessionsByVersion[pcpVersion].inc();
     if (replaced) {
       this.log.info({ uri, remote: remoteAddress }, 'session replaced by a newer connection');
       this.endSession(replaced, 'replaced');
@@ -187,6 +289,7 @@ export class Broker {
   /** Book-keeping when a session leaves the registry (by close, replacement or drop). */
   private endSession(session: Session, reason: DisconnectReason): void {
     this.metrics.sessions[sessionTypeLabel(session.clientType)].dec();
+    this.metrics.sessionsByVersion[session.pcpVersion].dec();
     this.metrics.disconnects[reason].inc();
     this.inventory.unsubscribe(session);
     if (reason !== 'replaced') this.inventory.recordChange(session, -1);
@@ -249,13 +352,19 @@ export class Broker {
     sendJson(res, 404, { error: `not found: ${path}` });
   }
 
+  private sessionsByVersion(): { '1': number; '2': number } {
+    let v1 = 0;
+    for (const s of this.registry.values()) if (s.pcpVersion === 1) v1++;
+    return { '1': v1, '2': this.registry.size - v1 };
+  }
+
   status(): Record<string, unknown> {
     return {
       service_version: SERVICE_VERSION,
       service_status_version: 1,
       detail_level: 'info',
       state: this.closing ? 'stopping' : 'running',
-      status: { sessions: this.registry.size, uptime_ms: Date.now() - this.startedAtMs },
+      status: { sessions: this.registry.size, sessions_by_pcp_version: this.sessionsByVersion(), unassociated_v1_connections: this.unassociated.size, uptime_ms: Date.now() - this.startedAtMs },
       active_alerts: [],
     };
   }
@@ -264,120 +373,18 @@ export class Broker {
 /** The kernel's queue of connections not yet accepted (Node's default is 511): a storm fills it at once. */
 const LISTEN_BACKLOG = 4096;
 
-/**
- * Admission of TCP connections to the TLS server: at most `max` handshakes in progress at once
- * (0: unlimited); others wait, unread, in arrival order for up to `queueTimeoutMs`, then are
- * reset before any TLS work (clients take that as "busy, retry soon"). A slot frees when the
- * handshake ends either way. Allocation-light: no closure or object per connection.
- */
-export class HandshakeGate {
-  private readonly inProgress = new Set<Socket>();
-  private readonly queued: Socket[] = [];
-  private readonly queuedAt: number[] = [];
-  private head = 0;
-  private sweep: NodeJS.Timeout | null = null;
-  private closed = false;
-  private readonly onClose: (this: Socket) => void;
 
-  constructor(
-    private readonly max: number,
-    private readonly queueTimeoutMs: number,
-    private readonly startHandshake: (socket: Socket) => void,
-    private readonly metrics: BrokerMetrics,
-  ) {
-    const gate = this;
-    this.onClose = function onClose(this: Socket) {
-      gate.release(this);
-    };
-  }
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' };
 
-  get waiting(): number {
-    return this.queued.length - this.head;
-  }
-
-  admit(socket: Socket): void {
-    socket.on('error', ignoreError);
-    if (this.closed) return this.shed(socket);
-    if (this.max === 0 || (this.inProgress.size < this.max && this.waiting === 0)) return this.begin(socket, 0);
-    if (this.queueTimeoutMs === 0 || this.waiting >= MAX_HANDSHAKE_QUEUE_LENGTH) return this.shed(socket);
-    this.queued.push(socket);
-    this.queuedAt.push(performance.now());
-    this.metrics.handshakeQueue.set(this.waiting);
-    this.sweep ??= setInterval(() => this.expire(performance.now()), Math.max(10, Math.min(this.queueTimeoutMs / 4, 250))).unref();
-  }
-
-  /** The TLS handshake of `tls` succeeded or failed: its slot goes to the next waiting connection. */
-  handshakeEnded(tls: TLSSocket): void {
-    // A TLSSocket made by the server over an accepted socket keeps it as its (undocumented) parent.
-    const raw = (tls as TLSSocket & { _parent?: Socket })._parent;
-    if (raw) this.release(raw);
-  }
-
-  close(): void {
-    this.closed = true;
-    if (this.sweep) clearInterval(this.sweep);
-    this.sweep = null;
-    while (this.waiting > 0) this.shed(this.take());
-    this.metrics.handshakeQueue.set(0);
-  }
-
-  private begin(socket: Socket, waitedMs: number): void {
-    this.inProgress.add(socket);
-    this.metrics.handshakesInProgress.inc();
-    this.metrics.handshakeWaitSeconds.observe(waitedMs / 1000);
-    socket.once('close', this.onClose);
-    this.startHandshake(socket);
-  }
-
-  private release(socket: Socket): void {
-    if (!this.inProgress.delete(socket)) return;
-    socket.off('close', this.onClose);
-    this.metrics.handshakesInProgress.dec();
-    if (this.waiting === 0 || this.closed) return;
-    const now = this.expire(performance.now());
-    while (this.waiting > 0 && this.inProgress.size < this.max) {
-      const since = this.queuedAt[this.head]!;
-      const next = this.take();
-      if (next.destroyed) continue;
-      this.begin(next, now - since);
-    }
-    this.metrics.handshakeQueue.set(this.waiting);
-  }
-
-  /** Sheds connections that have waited longer than the queue timeout (the oldest are first). */
-  private expire(now: number): number {
-    while (this.waiting > 0 && now - this.queuedAt[this.head]! > this.queueTimeoutMs) this.shed(this.take());
-    if (this.waiting === 0 && this.sweep) {
-      clearInterval(this.sweep);
-      this.sweep = null;
-    }
-    this.metrics.handshakeQueue.set(this.waiting);
-    return now;
-  }
-
-  private take(): Socket {
-    const socket = this.queued[this.head]!;
-    this.queued[this.head] = undefined as unknown as Socket;
-    this.head++;
-    if (this.head === this.queued.length) {
-      this.queued.length = this.queuedAt.length = this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.queued.length) {
-      this.queued.splice(0, this.head);
-      this.queuedAt.splice(0, this.head);
-      this.head = 0;
-    }
-    return socket;
-  }
-
-  private shed(socket: Socket): void {
-    this.metrics.connectionsShed.inc();
-    socket.resetAndDestroy();
+/** The common name of a PEM certificate, or undefined. */
+function certificateCn(pem: Buffer | string): string | undefined {
+  try {
+    const line = new X509Certificate(pem).subject.split('\n').find((l) => l.startsWith('CN='));
+    return line?.slice(3);
+  } catch {
+    return undefined;
   }
 }
-
-function ignoreError(): void {}
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 501: 'Not Implemented' };
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

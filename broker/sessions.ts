@@ -25,6 +25,8 @@ export class Session implements Principal {
     readonly socket: Socket,
     readonly remoteAddress: string,
     readonly connectedAtMs: number,
+    /** The PCP version the session speaks: 2 (JSON text frames) or 1 (binary chunks). */
+    readonly pcpVersion: 1 | 2 = 2,
   ) {
     this.lastSeenMs = connectedAtMs;
   }

@@ -21,6 +21,12 @@ export const ProtocolErrorCode = {
   invalidUri: 'pcp/invalid-uri',
   /** Arrays/objects nested deeper than the receiver's `max-message-depth`; refused before parsing. */
   tooDeep: 'pcp/too-deep',
+  /** A PCP v1 frame whose version byte is not 1. */
+  badVersion: 'pcp/bad-version',
+  /** A PCP v1 frame whose chunks cannot be read (truncated, unknown type, no or two envelopes). */
+  malformedChunks: 'pcp/malformed-chunks',
+  /** A text frame on a PCP v1 session (v1 messages are binary). */
+  textFrame: 'pcp/text-frame',
 } as const;
 export type ProtocolErrorCode = (typeof ProtocolErrorCode)[keyof typeof ProtocolErrorCode];
 

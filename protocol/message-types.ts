@@ -1,4 +1,4 @@
-// Message types of the PCP broker family (pcp-specifications 2.0). PXP types are in pxp.ts.
+// Message types of the PCP broker family (pcp-specifications 1.0 and 2.0). PXP types are in pxp.ts.
 
 export const PUPPETLABS_PREFIX = 'http://puppetlabs.com/';
 
@@ -9,6 +9,11 @@ export const BrokerMessageType = {
   errorMessage: 'http://puppetlabs.com/error_message',
   unauthorized: 'http://puppetlabs.com/unauthorized',
   versionError: 'http://puppetlabs.com/version_error',
+  /** PCP v1 only: association, expiry and destination reports. */
+  associateRequest: 'http://puppetlabs.com/associate_request',
+  associateResponse: 'http://puppetlabs.com/associate_response',
+  ttlExpired: 'http://puppetlabs.com/ttl_expired',
+  destinationReport: 'http://puppetlabs.com/destination_report',
 } as const;
 export type BrokerMessageType = (typeof BrokerMessageType)[keyof typeof BrokerMessageType];
 

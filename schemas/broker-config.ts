@@ -39,6 +39,10 @@ export const brokerConfigSchema = {
     'max-concurrent-handshakes': { type: 'integer', minimum: 0 },
     /** Milliseconds a connection may wait for a handshake slot before it is refused as "busy". */
     'handshake-queue-timeout': { type: 'integer', minimum: 0 },
+    /** Milliseconds a PCP v1 connection may stay open without a successful association. */
+    'association-timeout': { type: 'integer', minimum: 10 },
+    /** Milliseconds to live the broker gives a v2 message it translates to PCP v1 (`expires`). */
+    'message-ttl': { type: 'integer', minimum: 10 },
     'log-level': logLevelSchema,
     authorization: {
       type: 'object',

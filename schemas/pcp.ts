@@ -64,3 +64,69 @@ export const errorMessageDataSchema = {
   $id: 'baton:pcp/v2/error_message.data',
   type: 'string',
 } as const;
+
+/**
+ * The envelope chunk of a PCP v1 message (pcp-specifications, 1.0: message.md). `in-reply-to`
+ * is not in the specification but cpp-pcp-client accepts it and pcp-broker sets it on translated
+ * inventory responses; Baton sets it on messages it translates from v2 replies.
+ */
+export const envelopeV1Schema = {
+  $id: 'baton:pcp/v1/envelope',
+  type: 'object',
+  required: ['id', 'message_type', 'expires', 'targets', 'sender'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', minLength: 1, maxLength: 256 },
+    message_type: { type: 'string', minLength: 1, maxLength: 1024 },
+    expires: { type: 'string', minLength: 1, maxLength: 64 },
+    targets: { type: 'array', items: pcpUri, maxItems: 10_000 },
+    sender: pcpUri,
+    destination_report: { type: 'boolean' },
+    'in-reply-to': { type: 'string', minLength: 1, maxLength: 256 },
+  },
+} as const;
+
+/** Data of a v1 `inventory_request` (no subscriptions in v1). */
+export const inventoryRequestV1DataSchema = {
+  $id: 'baton:pcp/v1/inventory_request.data',
+  type: 'object',
+  required: ['query'],
+  additionalProperties: false,
+  properties: { query: { type: 'array', items: pcpUri, maxItems: 10_000 } },
+} as const;
+
+/** Data of a v1 `associate_response`. */
+export const associateResponseDataSchema = {
+  $id: 'baton:pcp/v1/associate_response.data',
+  type: 'object',
+  required: ['id', 'success'],
+  additionalProperties: false,
+  properties: { id: { type: 'string' }, success: { type: 'boolean' }, reason: { type: 'string' } },
+} as const;
+
+/** Data of a v1 `error_message`: the id of the message it is about, when known, and a description. */
+export const errorMessageV1DataSchema = {
+  $id: 'baton:pcp/v1/error_message.data',
+  type: 'object',
+  required: ['description'],
+  additionalProperties: false,
+  properties: { id: { type: 'string' }, description: { type: 'string' } },
+} as const;
+
+/** A v1 debug chunk: the hops a message took through brokers. */
+export const debugChunkSchema = {
+  $id: 'baton:pcp/v1/debug',
+  type: 'object',
+  required: ['hops'],
+  properties: {
+    hops: {
+      type: 'array',
+      maxItems: 1_000,
+      items: {
+        type: 'object',
+        required: ['server', 'time'],
+        properties: { server: { type: 'string' }, stage: { type: 'string' }, time: { type: 'string' } },
+      },
+    },
+  },
+} as const;

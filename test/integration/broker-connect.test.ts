@@ -68,10 +68,11 @@ describe('broker connections', () => {
     assert.match(body, /reserved/);
   });
 
-  it('refuses unknown paths and says PCP v1 is not served yet', async () => {
+  it('refuses unknown paths, and a v1 path whose client type is not valid', async () => {
     assert.equal((await expectRefused(broker.url('/nope'), identity(pki, 'node1'))).status, 404);
     assert.equal((await expectRefused(broker.url('/pcp2/agent/extra'), identity(pki, 'node1'))).status, 404);
-    assert.equal((await expectRefused(broker.url('/pcp/'), identity(pki, 'node1'))).status, 501);
+    assert.equal((await expectRefused(broker.url('/pcp/v1.0/a/b'), identity(pki, 'node1'))).status, 404);
+    assert.equal((await expectRefused(broker.url('/pcp/v1.0/b%20d'), identity(pki, 'node1'))).status, 400);
   });
 
   it('allows controller sessions only for CNs matching controller-cns', async () => {

@@ -64,7 +64,8 @@ describe('session paths', () => {
     assert.deepEqual(parseSessionPath('/pcp2'), { kind: 'v2', clientType: 'agent' });
     assert.deepEqual(parseSessionPath('/pcp/v2.0/controller?x=1'), { kind: 'v2', clientType: 'controller' });
     assert.deepEqual(parseSessionPath('/pcp/v2.0'), { kind: 'v2', clientType: 'agent' });
-    for (const p of ['/pcp/', '/pcp', '/pcp/v1.0', '/pcp/v1.0/agent']) assert.deepEqual(parseSessionPath(p), { kind: 'v1' }, p);
+    for (const p of ['/pcp/', '/pcp', '/pcp/v1.0']) assert.deepEqual(parseSessionPath(p), { kind: 'v1', clientType: undefined }, p);
+    assert.deepEqual(parseSessionPath('/pcp/v1.0/agent'), { kind: 'v1', clientType: 'agent' });
     for (const p of ['/', '/pcp3/agent', '/pcp2/a/b', '/pcp/v3.0/agent', '/pcp/v1.0/a/b']) assert.deepEqual(parseSessionPath(p), { kind: 'unknown' }, p);
   });
 });

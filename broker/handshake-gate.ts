@@ -1,0 +1,118 @@
+// Admission of TCP connections to the broker's TLS server: a bound on concurrent handshakes.
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { MAX_HANDSHAKE_QUEUE_LENGTH } from './defaults.ts';
+import type { BrokerMetrics } from './metrics.ts';
+
+/**
+ * Admission of TCP connections to the TLS server: at most `max` handshakes in progress at once
+ * (0: unlimited); others wait, unread, in arrival order for up to `queueTimeoutMs`, then are
+ * reset before any TLS work (clients take that as "busy, retry soon"). A slot frees when the
+ * handshake ends either way. Allocation-light: no closure or object per connection.
+ */
+export class HandshakeGate {
+  private readonly inProgress = new Set<Socket>();
+  private readonly queued: Socket[] = [];
+  private readonly queuedAt: number[] = [];
+  private head = 0;
+  private sweep: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly onClose: (this: Socket) => void;
+
+  constructor(
+    private readonly max: number,
+    private readonly queueTimeoutMs: number,
+    private readonly startHandshake: (socket: Socket) => void,
+    private readonly metrics: BrokerMetrics,
+  ) {
+    const gate = this;
+    this.onClose = function onClose(this: Socket) {
+      gate.release(this);
+    };
+  }
+
+  get waiting(): number {
+    return this.queued.length - this.head;
+  }
+
+  admit(socket: Socket): void {
+    socket.on('error', ignoreError);
+    if (this.closed) return this.shed(socket);
+    if (this.max === 0 || (this.inProgress.size < this.max && this.waiting === 0)) return this.begin(socket, 0);
+    if (this.queueTimeoutMs === 0 || this.waiting >= MAX_HANDSHAKE_QUEUE_LENGTH) return this.shed(socket);
+    this.queued.push(socket);
+    this.queuedAt.push(performance.now());
+    this.metrics.handshakeQueue.set(this.waiting);
+    this.sweep ??= setInterval(() => this.expire(performance.now()), Math.max(10, Math.min(this.queueTimeoutMs / 4, 250))).unref();
+  }
+
+  /** The TLS handshake of `tls` succeeded or failed: its slot goes to the next waiting connection. */
+  handshakeEnded(tls: TLSSocket): void {
+    // A TLSSocket made by the server over an accepted socket keeps it as its (undocumented) parent.
+    const raw = (tls as TLSSocket & { _parent?: Socket })._parent;
+    if (raw) this.release(raw);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = null;
+    while (this.waiting > 0) this.shed(this.take());
+    this.metrics.handshakeQueue.set(0);
+  }
+
+  private begin(socket: Socket, waitedMs: number): void {
+    this.inProgress.add(socket);
+    this.metrics.handshakesInProgress.inc();
+    this.metrics.handshakeWaitSeconds.observe(waitedMs / 1000);
+    socket.once('close', this.onClose);
+    this.startHandshake(socket);
+  }
+
+  private release(socket: Socket): void {
+    if (!this.inProgress.delete(socket)) return;
+    socket.off('close', this.onClose);
+    this.metrics.handshakesInProgress.dec();
+    if (this.waiting === 0 || this.closed) return;
+    const now = this.expire(performance.now());
+    while (this.waiting > 0 && this.inProgress.size < this.max) {
+      const since = this.queuedAt[this.head]!;
+      const next = this.take();
+      if (next.destroyed) continue;
+      this.begin(next, now - since);
+    }
+    this.metrics.handshakeQueue.set(this.waiting);
+  }
+
+  /** Sheds connections that have waited longer than the queue timeout (the oldest are first). */
+  private expire(now: number): number {
+    while (this.waiting > 0 && now - this.queuedAt[this.head]! > this.queueTimeoutMs) this.shed(this.take());
+    if (this.waiting === 0 && this.sweep) {
+      clearInterval(this.sweep);
+      this.sweep = null;
+    }
+    this.metrics.handshakeQueue.set(this.waiting);
+    return now;
+  }
+
+  private take(): Socket {
+    const socket = this.queued[this.head]!;
+    this.queued[this.head] = undefined as unknown as Socket;
+    this.head++;
+    if (this.head === this.queued.length) {
+      this.queued.length = this.queuedAt.length = this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.queued.length) {
+      this.queued.splice(0, this.head);
+      this.queuedAt.splice(0, this.head);
+      this.head = 0;
+    }
+    return socket;
+  }
+
+  private shed(socket: Socket): void {
+    this.metrics.connectionsShed.inc();
+    socket.resetAndDestroy();
+  }
+}
+
+function ignoreError(): void {}

@@ -1,0 +1,44 @@
+// Translation between PCP v1 and v2 messages (pcp-specifications 1.0 versioning.md: the two are
+// compatible and the broker translates). Pure. The differences: v1 has `targets[]` and
+// `expires`, v2 one `target`; v1's `error_message` data is `{id?, description}` where v2 has the
+// description as data and the id as `in_reply_to`; v1 has no `in_reply_to` (Baton and pcp-broker
+// carry `in-reply-to` where they know it).
+import { BrokerMessageType } from './message-types.ts';
+import type { EnvelopeV1, OutgoingV1 } from './pcp-v1.ts';
+import { isErrorMessageV1Data } from './pcp-v1-broker.ts';
+import type { EnvelopeV2 } from './pcp-v2.ts';
+import { BROKER_URI } from './uri.ts';
+
+/**
+ * A v1 message as the v2 envelope delivered to `target`. `data` is the v1 data chunk already read
+ * as JSON (undefined when absent); `inReplyTo` is what the broker knows the message answers.
+ */
+export function v1ToV2(env: EnvelopeV1, target: string, data: unknown, inReplyTo?: string): EnvelopeV2 {
+  const out: EnvelopeV2 = { id: env.id, message_type: env.message_type, target, sender: env.sender };
+  let replyTo = env['in-reply-to'] ?? inReplyTo;
+  if (env.message_type === BrokerMessageType.errorMessage && isErrorMessageV1Data(data)) {
+    out.data = data.description;
+    replyTo ??= data.id;
+  } else if (data !== undefined) {
+    out.data = data;
+  }
+  if (replyTo !== undefined) out.in_reply_to = replyTo;
+  return out;
+}
+
+/** A v2 envelope as a v1 message expiring at `expires`; data becomes a JSON data chunk. */
+export function v2ToV1(env: EnvelopeV2, expires: string, debug?: readonly (Buffer | string)[]): OutgoingV1 {
+  const envelope: EnvelopeV1 = {
+    id: env.id,
+    message_type: env.message_type,
+    expires,
+    targets: env.target === undefined ? [] : [env.target],
+    sender: env.sender ?? BROKER_URI,
+  };
+  if (env.in_reply_to !== undefined) envelope['in-reply-to'] = env.in_reply_to;
+  let data: unknown = env.data;
+  if (env.message_type === BrokerMessageType.errorMessage) {
+    data = { description: typeof env.data === 'string' ? env.data : JSON.stringify(env.data ?? ''), ...(env.in_reply_to === undefined ? {} : { id: env.in_reply_to }) };
+  }
+  return { envelope, data: data === undefined ? undefined : JSON.stringify(data), ...(debug ? { debug } : {}) };
+}

@@ -1,0 +1,201 @@
+// PCP v1 message codec (pcp-specifications 1.0, message.md): binary frames of
+//   version (1 byte, = 1) | envelope chunk | [data chunk] | [debug chunk] ...
+// each chunk `descriptor (1 byte; low 4 bits: 1 envelope, 2 data, 3 debug) | size (4 bytes,
+// signed big-endian) | content`. Pure: bytes in, values out. The data chunk is kept as bytes so
+// that a broker can forward it unchanged; `v1JsonData` reads it when it must.
+import type { FromSchema } from 'json-schema-to-ts';
+import { debugChunkSchema, envelopeV1Schema } from '../schemas/pcp.ts';
+import { ProtocolError, ProtocolErrorCode } from './errors.ts';
+import { DEFAULT_MAX_MESSAGE_DEPTH, exceedsJsonDepth, topLevelString } from './json-depth.ts';
+import { compile, describeErrors } from './validate.ts';
+
+export type EnvelopeV1 = FromSchema<typeof envelopeV1Schema>;
+
+export const PCP_V1_VERSION = 1;
+
+export const ChunkType = { envelope: 1, data: 2, debug: 3 } as const;
+
+/** Bytes of a chunk's descriptor and size fields. */
+const CHUNK_HEADER_BYTES = 5;
+const MAX_ID_CHARS = 256;
+
+export interface MessageV1 {
+  envelope: EnvelopeV1;
+  /** The data chunk's content, as sent. */
+  data: Buffer | undefined;
+  /** Debug chunks' contents, in order. */
+  debug: Buffer[];
+}
+
+/** What `encodeV1` takes: data and debug contents as bytes or (JSON) text. */
+export interface OutgoingV1 {
+  envelope: EnvelopeV1;
+  data?: Buffer | string | undefined;
+  debug?: readonly (Buffer | string)[];
+}
+
+export interface Hop {
+  server: string;
+  stage?: string;
+  time: string;
+}
+
+const validateEnvelope = compile<EnvelopeV1>(envelopeV1Schema);
+const validateDebug = compile<{ hops: Hop[] }>(debugChunkSchema);
+
+function malformed(message: string, messageId?: string): ProtocolError {
+  return new ProtocolError(ProtocolErrorCode.malformedChunks, message, messageId === undefined ? {} : { messageId });
+}
+
+/**
+ * Decodes one binary frame. Throws `ProtocolError`: `pcp/bad-version` (first byte is not 1),
+ * `pcp/malformed-chunks` (truncated, negative or overlong sizes, unknown chunk types, no or two
+ * envelopes, two data chunks), `pcp/too-deep`, `pcp/invalid-json` or `pcp/invalid-envelope`.
+ * The error carries the envelope's `id` (and, in `details.sender`, its sender) when they could
+ * be read.
+ */
+export function decodeV1(frame: Buffer, maxDepth: number = DEFAULT_MAX_MESSAGE_DEPTH): MessageV1 {
+  if (frame.length === 0) throw new ProtocolError(ProtocolErrorCode.badVersion, 'empty message: a PCP v1 message starts with its version byte (1)');
+  if (frame[0] !== PCP_V1_VERSION) {
+    throw new ProtocolError(ProtocolErrorCode.badVersion, `message version ${frame[0]} is not 1; this endpoint speaks PCP v1 (PCP v2 is at /pcp2/)`, {
+      details: { version: frame[0] },
+    });
+  }
+  let envelope: Buffer | undefined;
+  let data: Buffer | undefined;
+  const debug: Buffer[] = [];
+  let offset = 1;
+  let index = 0;
+  while (offset < frame.length) {
+    if (frame.length - offset < CHUNK_HEADER_BYTES) {
+      throw malformed(`chunk ${index} is truncated: its header needs ${CHUNK_HEADER_BYTES} bytes, ${frame.length - offset} left`);
+    }
+    const type = frame[offset]! & 0x0f;
+    const size = frame.readInt32BE(offset + 1);
+    if (size < 0) throw malformed(`chunk ${index} has a negative size (${size})`);
+    const start = offset + CHUNK_HEADER_BYTES;
+    if (size > frame.length - start) throw malformed(`chunk ${index} is truncated: it declares ${size} bytes, ${frame.length - start} left`);
+    const content = frame.subarray(start, start + size);
+    if (type === ChunkType.envelope) {
+      if (envelope !== undefined) throw malformed('the message has two envelope chunks; it must have exactly one');
+      if (index !== 0) throw malformed('the envelope must be the first chunk');
+      envelope = content;
+    } else if (type === ChunkType.data) {
+      if (data !== undefined) throw malformed('the message has two data chunks; it may have at most one');
+      if (debug.length > 0) throw malformed('the data chunk must come before the debug chunks');
+      data = content;
+    } else if (type === ChunkType.debug) {
+      debug.push(content);
+    } else {
+      throw malformed(`chunk ${index} has the unknown type ${type} (1 envelope, 2 data, 3 debug)`);
+    }
+    offset = start + size;
+    index++;
+  }
+  if (envelope === undefined) throw malformed('the message has no envelope chunk');
+  return { envelope: decodeEnvelope(envelope, maxDepth), data, debug };
+}
+
+function decodeEnvelope(bytes: Buffer, maxDepth: number): EnvelopeV1 {
+  if (exceedsJsonDepth(bytes, maxDepth)) {
+    const text = bytes.toString('utf8');
+    const sender = topLevelString(text, 'sender', 1024);
+    throw new ProtocolError(ProtocolErrorCode.tooDeep, `envelope nests arrays or objects deeper than ${maxDepth} levels (max-message-depth ${maxDepth}); it was not read`, {
+      messageId: validId(topLevelString(text, 'id', MAX_ID_CHARS)),
+      details: { max_depth: maxDepth, ...(sender ? { sender } : {}) },
+    });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (cause) {
+    throw new ProtocolError(ProtocolErrorCode.invalidJson, `envelope chunk is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  if (!validateEnvelope(value)) {
+    const id = typeof value === 'object' && value !== null ? validId((value as { id?: unknown }).id) : undefined;
+    throw new ProtocolError(ProtocolErrorCode.invalidEnvelope, describeErrors(validateEnvelope.errors, 'envelope'), { messageId: id });
+  }
+  if (Number.isNaN(Date.parse(value.expires))) {
+    throw new ProtocolError(ProtocolErrorCode.invalidEnvelope, `envelope.expires '${value.expires}' is not an ISO 8601 time`, { messageId: value.id });
+  }
+  return value;
+}
+
+/**
+ * The data chunk read as JSON (undefined when there is none). Throws `pcp/too-deep` when it nests
+ * deeper than `maxDepth` less the envelope's level, `pcp/invalid-data` when it is not JSON.
+ */
+export function v1JsonData(msg: MessageV1, maxDepth: number = DEFAULT_MAX_MESSAGE_DEPTH): unknown {
+  const bytes = msg.data;
+  if (bytes === undefined) return undefined;
+  if (exceedsJsonDepth(bytes, maxDepth - 1)) {
+    throw new ProtocolError(ProtocolErrorCode.tooDeep, `data nests deeper than ${maxDepth} levels with its envelope (max-message-depth ${maxDepth}); it was not read`, {
+      messageId: msg.envelope.id,
+      details: { max_depth: maxDepth },
+    });
+  }
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (cause) {
+    throw new ProtocolError(ProtocolErrorCode.invalidData, `data chunk is not valid JSON: ${(cause as Error).message}`, { cause, messageId: msg.envelope.id });
+  }
+}
+
+/** Encodes a message: one allocation for the whole frame. */
+export function encodeV1(msg: OutgoingV1): Buffer {
+  const envText = JSON.stringify(msg.envelope);
+  const envBytes = Buffer.byteLength(envText);
+  const data = msg.data;
+  const dataBytes = data === undefined ? -1 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+  const debug = msg.debug ?? [];
+  let total = 1 + CHUNK_HEADER_BYTES + envBytes + (dataBytes >= 0 ? CHUNK_HEADER_BYTES + dataBytes : 0);
+  for (const d of debug) total += CHUNK_HEADER_BYTES + (typeof d === 'string' ? Buffer.byteLength(d) : d.length);
+  const out = Buffer.allocUnsafe(total);
+  out[0] = PCP_V1_VERSION;
+  let offset = writeChunk(out, 1, ChunkType.envelope, envText, envBytes);
+  if (data !== undefined) offset = writeChunk(out, offset, ChunkType.data, data, dataBytes);
+  for (const d of debug) offset = writeChunk(out, offset, ChunkType.debug, d, typeof d === 'string' ? Buffer.byteLength(d) : d.length);
+  return out;
+}
+
+function writeChunk(out: Buffer, offset: number, type: number, content: Buffer | string, size: number): number {
+  out[offset] = type;
+  out.writeInt32BE(size, offset + 1);
+  const start = offset + CHUNK_HEADER_BYTES;
+  if (typeof content === 'string') out.write(content, start, size, 'utf8');
+  else content.copy(out, start);
+  return start + size;
+}
+
+/** The `expires` of a message sent now with a time to live. */
+export function expiresIn(ttlMs: number, nowMs: number = Date.now()): string {
+  return new Date(nowMs + ttlMs).toISOString();
+}
+
+export function isExpired(envelope: EnvelopeV1, nowMs: number = Date.now()): boolean {
+  return Date.parse(envelope.expires) < nowMs;
+}
+
+/**
+ * Debug chunks with `hops` appended to the first one's (as pxp-agent's `ping` reads the first);
+ * when there is none, or the first is not a valid debug document, a new first chunk holds them.
+ */
+export function withHops(debug: readonly Buffer[], hops: readonly Hop[]): (Buffer | string)[] {
+  const first = debug[0];
+  if (first !== undefined && !exceedsJsonDepth(first, 8)) {
+    try {
+      const doc = JSON.parse(first.toString('utf8')) as unknown;
+      if (validateDebug(doc)) {
+        doc.hops.push(...hops);
+        return [JSON.stringify(doc), ...debug.slice(1)];
+      }
+    } catch {
+      // not JSON: kept as it is, after a chunk of our own
+    }
+  }
+  return [JSON.stringify({ hops }), ...debug];
+}
+
+function validId(id: unknown): string | undefined {
+  return typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_CHARS ? id : undefined;
+}
