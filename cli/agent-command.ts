@@ -11,6 +11,7 @@ export function registerAgent(program: Command): void {
     'broker-ws-uris': 'comma-separated brokers, e.g. wss://broker:8142/pcp2/ (tried in order; failover)',
     'master-uris': 'comma-separated HTTPS servers task files may be downloaded from',
     'ping-interval': 'seconds between WebSocket pings (default 120)',
+    'pcp-version': 'PCP version to speak, 1 or 2 (default 2); brokers at .../pcp/ for 1, .../pcp2/ for 2',
   });
   cmd.option('--foreground', 'log to stderr');
   cmd.action(async (opts: Record<string, unknown>) => {

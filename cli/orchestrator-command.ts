@@ -12,6 +12,7 @@ export function registerOrchestrator(program: Command): void {
     redis: 'Redis URL (default redis://127.0.0.1:6379)',
     codedir: 'code directory: environments/<env>/modules/<module>/tasks',
     'tokens-file': 'JSON file of API tokens [{token, login, permissions}]',
+    'pcp-version': 'PCP version to speak, 1 or 2 (default 2); brokers at .../pcp/ for 1, .../pcp2/ for 2',
   });
   cmd.action(async (opts: Record<string, unknown>) => {
     const { Orchestrator, resolveOrchestratorConfig } = await import('../orchestrator/index.ts');

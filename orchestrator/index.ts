@@ -77,7 +77,9 @@ export class Orchestrator {
     const output = new OutputStore(engineRedis, engineStore.keys, c['max-output-bytes']);
     let chef: ChefJobs | null = null;
 
-    this.client = new PcpClient({ brokerUris: c['broker-ws-uris'], clientType: CONTROLLER_CLIENT_TYPE, tls, log: this.log, maxMessageDepth: c['max-message-depth'] });
+    this.client = new PcpClient({
+      brokerUris: c['broker-ws-uris'], clientType: CONTROLLER_CLIENT_TYPE, tls, log: this.log, maxMessageDepth: c['max-message-depth'], pcpVersion: c['pcp-version'],
+    });
     const inventory = new InventoryTracker(this.client, this.log);
     this.client.start();
     try {

@@ -57,6 +57,7 @@ export class Agent {
         ...(config['reconnect-max-delay'] ? { maxMs: config['reconnect-max-delay'] } : {}),
       },
       maxMessageDepth: config['max-message-depth'],
+      pcpVersion: config['pcp-version'],
     });
     this.spool = new Spool(config['spool-dir']);
     this.cache = new TaskCache(config['task-cache-dir'], config['master-uris'], tls, log.child({ component: 'task-cache' }));

@@ -11,6 +11,8 @@ export const agentConfigSchema = {
   required: ['broker-ws-uris', 'ssl-ca-cert', 'ssl-cert', 'ssl-key', 'spool-dir', 'task-cache-dir'],
   properties: {
     'broker-ws-uris': { type: 'array', minItems: 1, items: { type: 'string', pattern: '^wss://' } },
+    /** PCP version of the broker session (as pxp-agent's): "2" (default) at `.../pcp2/`, "1" at `.../pcp/`. */
+    'pcp-version': { type: 'string', enum: ['1', '2'] },
     ...tlsConfigProperties,
     'spool-dir': { type: 'string', minLength: 1 },
     'spool-dir-purge-ttl': duration,

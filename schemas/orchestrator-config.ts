@@ -11,6 +11,8 @@ export const orchestratorConfigSchema = {
     port: { type: 'integer', minimum: 0, maximum: 65535 },
     ...tlsConfigProperties,
     'broker-ws-uris': { type: 'array', minItems: 1, items: { type: 'string', pattern: '^wss://' } },
+    /** PCP version of the broker session (as pxp-agent's): "2" (default) at `.../pcp2/`, "1" at `.../pcp/`. */
+    'pcp-version': { type: 'string', enum: ['1', '2'] },
     /** redis://host:port[/db] */
     redis: { type: 'string', pattern: '^rediss?://' },
     /** Prefix of every Redis key (several orchestrators may share a Redis). */

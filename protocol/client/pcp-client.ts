@@ -1,19 +1,19 @@
-// The PCP v2 client used by the agent and the orchestrator: TLS with a client certificate,
-// failover across brokers, reconnection with jittered exponential backoff, WebSocket keepalive,
-// and correlation of replies by message id and by PXP transaction id. No business logic.
+// The PCP client used by the agent and the orchestrator, over PCP v2 (default) or v1: TLS with a
+// client certificate, failover across brokers, reconnection with jittered exponential backoff,
+// WebSocket keepalive, and correlation of replies by message id (`in_reply_to`) and by PXP
+// transaction id. No business logic. The per-version framing is in wire.ts, the v1 association
+// in v1-association.ts.
 import { EventEmitter } from 'node:events';
-import { X509Certificate } from 'node:crypto';
-import { isIP } from 'node:net';
-import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
-import { WebSocket, type ClientOptions } from 'ws';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { WebSocket } from 'ws';
 import type { Logger } from '../../lib/log.ts';
 import { inventoryRequest, isInventoryUpdateData, type InventoryChange } from '../inventory.ts';
 import { BrokerMessageType, SESSION_REPLACED_CLOSE_CODE } from '../message-types.ts';
 import { ProtocolError, ProtocolErrorCode } from '../errors.ts';
 import { DEFAULT_MAX_MESSAGE_DEPTH } from '../json-depth.ts';
 import { errorMessage } from '../pcp-error.ts';
-import { decodeV2, encodeV2, newMessageId, type EnvelopeV2 } from '../pcp-v2.ts';
-import { PxpMessageType } from '../pxp.ts';
+import { encodeV2, newMessageId, type EnvelopeV2 } from '../pcp-v2.ts';
+import { isPxpRequest, PXP_REPLY_TYPES, PxpMessageType } from '../pxp.ts';
 import { BROKER_URI, formatUri } from '../uri.ts';
 import {
   DEFAULT_RECONNECT_INITIAL_MS,
@@ -21,11 +21,14 @@ import {
   DEFAULT_RECONNECT_MAX_MS,
   INITIAL_BACKOFF_STATE,
   nextReconnect,
-  parseRetryAfterMs,
   type BackoffOptions,
   type ConnectOutcome,
 } from './backoff.ts';
-import { ClientErrorCode, PcpClientError, sessionUrl } from './broker-uri.ts';
+import { certificateCommonName, ClientErrorCode, DEFAULT_PCP_VERSION, PcpClientError, PcpVersion, replyError, sessionUrl } from './broker-uri.ts';
+import { associateV1, DEFAULT_ASSOCIATION_TIMEOUT_MS, DEFAULT_MESSAGE_TTL_MS, type Association } from './v1-association.ts';
+import { decodeV1Frame, decodeV2Frame, encodeV1Frame, InventoryPoll, keepAlive, openWebSocket, stringField } from './wire.ts';
+
+export { certificateCommonName } from './broker-uri.ts';
 
 export const DEFAULT_PING_INTERVAL_MS = 120_000;
 export const DEFAULT_ALLOWED_KEEPALIVE_TIMEOUTS = 1;
@@ -56,7 +59,17 @@ export interface PcpClientOptions {
   maxMessageBytes?: number;
   /** Deepest nesting of a received message (`max-message-depth`); default DEFAULT_MAX_MESSAGE_DEPTH. */
   maxMessageDepth?: number;
+  /** PCP version of the sessions (`pcp-version`); default '2'. The broker URIs' paths must agree. */
+  pcpVersion?: PcpVersion | undefined;
+  /** v1: how long the broker may take to answer the `associate_request`. */
+  associationTimeoutMs?: number;
+  /** v1: time to live of the messages sent (their `expires`). */
+  messageTtlMs?: number;
+  /** v1 (no inventory subscriptions there): how often a subscribed inventory is asked for again. */
+  inventoryPollIntervalMs?: number;
 }
+
+export const DEFAULT_INVENTORY_POLL_INTERVAL_MS = 5_000;
 
 /** Stable code in the warn log line of a received message whose handling threw (the connection goes on). */
 export const CLIENT_HANDLER_FAILED = 'pcp-client/handler-failed';
@@ -67,6 +80,9 @@ interface Waiter {
   resolve: (env: EnvelopeV2) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  /** A PXP request's target and transaction id, by which replies without `in_reply_to` are matched. */
+  target?: string | undefined;
+  transactionId?: string | undefined;
 }
 
 export interface PcpClientEvents {
@@ -81,14 +97,6 @@ export interface PcpClientEvents {
   inventorySnapshot: [uris: string[]];
 }
 
-/** The common name of a PEM certificate. */
-export function certificateCommonName(certPem: Buffer | string): string {
-  const subject = new X509Certificate(certPem).subject;
-  const cn = subject.split('\n').find((line) => line.startsWith('CN='));
-  if (!cn) throw new PcpClientError(ClientErrorCode.badBrokerUri, 'the client certificate has no common name');
-  return cn.slice(3);
-}
-
 export class PcpClient extends EventEmitter<PcpClientEvents> {
   readonly uri: string;
   private ws: WebSocket | null = null;
@@ -96,8 +104,19 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
   private stopped = true;
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
+  /** `request()` waiters by message id. */
   private readonly replies = new Map<string, Waiter>();
+  /** Message ids of PXP requests waiting in `replies`, by transaction id. */
+  private readonly pxpRequests = new Map<string, string>();
+  /** `expectTransaction()` waiters by transaction id. */
   private readonly transactions = new Map<string, Waiter>();
+  private readonly v1: boolean;
+  private readonly maxDepth: number;
+  private readonly messageTtlMs: number;
+  /** v1: a connection being associated (stop() ends it). */
+  private associating: WebSocket | null = null;
+  /** v1: the subscribed inventory, asked for again now and then. */
+  private poll: InventoryPoll | null = null;
   private readonly backoff: BackoffOptions;
   /** Parsed once: building it from PEM on every attempt costs more CPU than the handshake in a storm. */
   private readonly secureContext: SecureContext;
@@ -107,7 +126,10 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
   constructor(private readonly opts: PcpClientOptions) {
     super();
     if (opts.brokerUris.length === 0) throw new PcpClientError(ClientErrorCode.badBrokerUri, 'broker-ws-uris is empty');
-    for (const u of opts.brokerUris) sessionUrl(u, opts.clientType); // fail early on a bad URI
+    this.v1 = (opts.pcpVersion ?? DEFAULT_PCP_VERSION) === PcpVersion.v1;
+    this.maxDepth = opts.maxMessageDepth ?? DEFAULT_MAX_MESSAGE_DEPTH;
+    this.messageTtlMs = opts.messageTtlMs ?? DEFAULT_MESSAGE_TTL_MS;
+    for (const u of opts.brokerUris) sessionUrl(u, opts.clientType, this.version); // fail early on a bad URI
     this.uri = formatUri(certificateCommonName(opts.tls.cert), opts.clientType);
     this.backoff = {
       initialMs: opts.backoff?.initialMs ?? DEFAULT_RECONNECT_INITIAL_MS,
@@ -117,6 +139,10 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
     const { ca, cert, key, crl } = opts.tls;
     this.secureContext = createSecureContext({ ca, cert, key, ...(crl ? { crl } : {}) });
     this.log = opts.log.child({ uri: this.uri });
+  }
+
+  get version(): PcpVersion {
+    return this.v1 ? PcpVersion.v1 : PcpVersion.v2;
   }
 
   get connected(): boolean {
@@ -137,6 +163,8 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
+    this.stopPolling();
+    this.associating?.terminate();
     const ws = this.ws;
     if (ws && ws.readyState !== WebSocket.CLOSED) {
       const closed = new Promise((resolve) => ws.once('close', resolve));
@@ -154,6 +182,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
       }
       map.clear();
     }
+    this.pxpRequests.clear();
   }
 
   /** Resolves once connected (at once when already connected). */
@@ -179,21 +208,31 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
       throw new PcpClientError(ClientErrorCode.notConnected, 'not connected to a broker');
     }
     const full = { ...env, id: env.id ?? newMessageId() } as EnvelopeV2;
-    ws.send(encodeV2(full));
+    ws.send(this.v1 ? encodeV1Frame(full, this.uri, this.messageTtlMs) : encodeV2(full));
     return full.id;
   }
 
   /**
-   * Sends and resolves with the first message that replies to it (`in_reply_to`). An
-   * `error_message` or `unauthorized` reply rejects with a typed error.
+   * Sends and resolves with the first message that replies to it: by `in_reply_to`, or, for a
+   * PXP request, the first PXP reply from its target with its `transaction_id` (Puppet's
+   * pxp-agent sets no `in_reply_to`, and PCP v1 has none) or an `rpc_error_message` naming its
+   * id. An `error_message` or `unauthorized` reply rejects with a typed error, a v1
+   * `ttl_expired` with `pcp-client/ttl-expired`.
    */
   request(env: PendingEnvelope, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<EnvelopeV2> {
     const id = env.id ?? newMessageId();
     const reply = this.wait(this.replies, id, timeoutMs, `no reply to ${env.message_type} within ${timeoutMs} ms`);
+    const tx = isPxpRequest(env as EnvelopeV2) ? (env.data as { transaction_id?: unknown } | undefined)?.transaction_id : undefined;
+    if (typeof tx === 'string') {
+      const w = this.replies.get(id)!;
+      w.target = env.target;
+      w.transactionId = tx;
+      this.pxpRequests.set(tx, id);
+    }
     try {
       this.send({ ...env, id });
     } catch (err) {
-      this.settle(this.replies, id)?.reject(err as Error);
+      this.settleReply(id)?.reject(err as Error);
     }
     return reply;
   }
@@ -219,6 +258,12 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
    */
   async subscribeInventory(query: string[], timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<string[]> {
     this.subscription = query;
+    if (this.v1) {
+      // PCP v1 has no subscriptions: the inventory is asked for again now and then, and the changes derived.
+      const uris = await this.inventory(query, timeoutMs);
+      this.startPolling(query, uris);
+      return uris;
+    }
     const res = await this.request(inventoryRequest(query, true), timeoutMs);
     return (res.data as { uris: string[] }).uris;
   }
@@ -226,22 +271,41 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
   async unsubscribeInventory(timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<void> {
     const query = this.subscription;
     this.subscription = null;
+    if (this.v1) return this.stopPolling();
     if (query && this.connected) await this.request(inventoryRequest(query, false), timeoutMs);
   }
 
   private resubscribe(): void {
     const query = this.subscription;
     if (!query) return;
-    this.request(inventoryRequest(query, true)).then(
-      (res) => this.emit('inventorySnapshot', (res.data as { uris: string[] }).uris),
+    this.request(inventoryRequest(query, this.v1 ? undefined : true)).then(
+      (res) => {
+        const uris = (res.data as { uris: string[] }).uris;
+        if (this.v1) this.startPolling(query, uris);
+        this.emit('inventorySnapshot', uris);
+      },
       (err: Error) => this.log.warn({ err: err.message }, 'cannot renew the inventory subscription'),
     );
+  }
+
+  private startPolling(query: string[], uris: string[]): void {
+    this.poll?.stop();
+    const everyMs = this.opts.inventoryPollIntervalMs ?? DEFAULT_INVENTORY_POLL_INTERVAL_MS;
+    const ask = () => (this.connected ? this.inventory(query, everyMs * 2) : null);
+    const failed = (err: Error) => this.log.debug({ err: err.message }, 'inventory poll failed');
+    this.poll = new InventoryPoll(ask, uris, everyMs, (changes) => this.emit('inventory', changes), failed);
+  }
+
+  private stopPolling(): void {
+    this.poll?.stop();
+    this.poll = null;
   }
 
   private wait(map: Map<string, Waiter>, key: string, timeoutMs: number, timeoutText: string): Promise<EnvelopeV2> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        map.delete(key);
+        if (map === this.replies) this.settleReply(key);
+        else map.delete(key);
         reject(new PcpClientError(ClientErrorCode.timeout, timeoutText));
       }, timeoutMs);
       map.set(key, { resolve, reject, timer });
@@ -256,6 +320,13 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
     return w;
   }
 
+  /** Takes the `request()` waiter of message `id`, and its transaction's entry. */
+  private settleReply(id: string): Waiter | undefined {
+    const w = this.settle(this.replies, id);
+    if (w?.transactionId !== undefined && this.pxpRequests.get(w.transactionId) === id) this.pxpRequests.delete(w.transactionId);
+    return w;
+  }
+
   private async connectLoop(): Promise<void> {
     let state = INITIAL_BACKOFF_STATE;
     while (!this.stopped) {
@@ -264,13 +335,14 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
         if (this.stopped) return;
         try {
           const started = performance.now();
-          const ws = await this.connectOnce(brokerUri);
-          const code = await this.serve(ws, brokerUri, performance.now() - started);
+          const { ws, association } = await this.connectOnce(brokerUri);
+          const code = await this.serve(ws, brokerUri, performance.now() - started, association);
           // Replaced by a newer session for the same identity: two clients share a certificate.
           // Coming straight back would only replace the other, so the pauses grow instead.
           outcome = code === SESSION_REPLACED_CLOSE_CODE ? { kind: 'replaced' } : { kind: 'lost' };
           break; // lost: start again from the first broker, after a pause
         } catch (err) {
+          if (this.stopped) return;
           const e = err as PcpClientError;
           if (e.code === ClientErrorCode.busy) {
             // Any broker that is up but busy makes the round "busy": come back soon, not later and later.
@@ -302,105 +374,52 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
     }
   }
 
-  /**
-   * One connection attempt. Rejects with a typed error: `busy` when the broker is up but shed the
-   * attempt (HTTP 503/429 on the upgrade, or the connection reset before the TLS handshake
-   * completed: the broker's cheapest refusal), `refused` for another HTTP answer, else the cause.
-   */
-  private connectOnce(brokerUri: string): Promise<WebSocket> {
-    const url = sessionUrl(brokerUri, this.opts.clientType);
-    const connectionTimeoutMs = this.opts.connectionTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUT_MS;
-    const admissionWaitMs = this.opts.admissionWaitMs ?? DEFAULT_ADMISSION_WAIT_MS;
-    let tlsEstablished = false;
-    let acceptedAt = 0;
-    let timer: NodeJS.Timeout | undefined;
-    let onTimeout: (text: string) => void = () => {};
-    const phase = (ms: number, text: string) => {
-      clearTimeout(timer);
-      timer = setTimeout(() => onTimeout(text), ms);
-    };
-    const createConnection = (options: ConnectionOptions) => {
-      // As ws's own tlsConnect: SNI for a host name, none for an IP address.
-      const servername = options.servername || (isIP(options.host ?? '') ? '' : options.host);
-      const socket = tlsConnect({ ...options, servername, secureContext: this.secureContext });
-      // Phases: TCP connect; waiting for the broker to take the handshake up (it may queue us);
-      // the handshake and upgrade, which 'keylog' (first secret: the broker's hello) starts.
-      socket.once('connect', () => {
-        acceptedAt = performance.now();
-        phase(admissionWaitMs, `the broker accepted the connection but did not start the TLS handshake within ${admissionWaitMs} ms`);
-      });
-      socket.once('keylog', () => phase(connectionTimeoutMs, `the TLS handshake and upgrade did not complete within ${connectionTimeoutMs} ms`));
-      socket.once('secureConnect', () => (tlsEstablished = true));
-      return socket;
-    };
-    return new Promise((resolve, reject) => {
-      phase(connectionTimeoutMs, `no connection to the broker within ${connectionTimeoutMs} ms`);
-      const ws = new WebSocket(url, {
-        createConnection: createConnection as unknown as ClientOptions['createConnection'],
-        perMessageDeflate: false,
-        maxPayload: this.opts.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES,
-      });
-      onTimeout = (text) => fail(new PcpClientError(ClientErrorCode.timeout, text));
-      const fail = (err: Error) => {
-        clearTimeout(timer);
-        ws.removeAllListeners();
-        ws.on('error', () => {});
-        ws.terminate();
-        reject(err);
-      };
-      ws.once('open', () => {
-        clearTimeout(timer);
-        ws.removeAllListeners();
-        resolve(ws);
-      });
-      ws.once('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ECONNRESET' && !tlsEstablished) {
-          const heldMs = acceptedAt > 0 ? Math.round(performance.now() - acceptedAt) : 0;
-          fail(new PcpClientError(ClientErrorCode.busy, 'the broker closed the connection before the TLS handshake (it is shedding load)', { cause: err, details: { heldMs } }));
-        } else {
-          fail(err);
-        }
-      });
-      ws.once('unexpected-response', (_req, res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          const text = `the broker refused the connection: HTTP ${status} ${body.trim()}`;
-          if (status === 503 || status === 429) {
-            const retryAfterMs = parseRetryAfterMs(res.headers['retry-after']);
-            fail(new PcpClientError(ClientErrorCode.busy, text, { details: { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) } }));
-          } else {
-            fail(new PcpClientError(ClientErrorCode.refused, text, { details: { status } }));
-          }
-        });
-      });
+  /** One connection attempt (see `openWebSocket`), associated when the session is v1 (see `associateV1`). */
+  private async connectOnce(brokerUri: string): Promise<{ ws: WebSocket; association: Association | null }> {
+    const ws = await openWebSocket(sessionUrl(brokerUri, this.opts.clientType, this.version), {
+      secureContext: this.secureContext,
+      connectionTimeoutMs: this.opts.connectionTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
+      admissionWaitMs: this.opts.admissionWaitMs ?? DEFAULT_ADMISSION_WAIT_MS,
+      maxPayloadBytes: this.opts.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES,
     });
+    const drop = () => {
+      ws.removeAllListeners();
+      ws.on('error', () => {});
+      ws.terminate();
+    };
+    if (this.stopped) {
+      drop();
+      throw new PcpClientError(ClientErrorCode.stopped, 'the PCP client was stopped');
+    }
+    if (!this.v1) return { ws, association: null };
+    this.associating = ws;
+    try {
+      const association = await associateV1(ws, {
+        uri: this.uri,
+        timeoutMs: this.opts.associationTimeoutMs ?? DEFAULT_ASSOCIATION_TIMEOUT_MS,
+        messageTtlMs: this.messageTtlMs,
+        maxDepth: this.maxDepth,
+        log: this.log,
+      });
+      return { ws, association };
+    } catch (err) {
+      drop();
+      throw err;
+    } finally {
+      this.associating = null;
+    }
   }
 
   /** Runs one connection until it closes; resolves with the close code. */
-  private serve(ws: WebSocket, brokerUri: string, connectMs: number): Promise<number> {
+  private serve(ws: WebSocket, brokerUri: string, connectMs: number, association: Association | null): Promise<number> {
     this.ws = ws;
     this.currentBroker = brokerUri;
     const pingIntervalMs = this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     const allowedMisses = this.opts.allowedKeepaliveTimeouts ?? DEFAULT_ALLOWED_KEEPALIVE_TIMEOUTS;
-    let awaitingPong = false;
-    let missed = 0;
-    const keepalive = setInterval(() => {
-      if (awaitingPong && ++missed >= allowedMisses) {
-        this.log.warn({ broker: brokerUri, missed }, 'no pong from the broker; reconnecting');
-        ws.terminate();
-        return;
-      }
-      awaitingPong = true;
-      ws.ping();
-    }, pingIntervalMs);
-    ws.on('pong', () => {
-      awaitingPong = false;
-      missed = 0;
-    });
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
+    const keepalive = keepAlive(ws, pingIntervalMs, allowedMisses, (missed) => this.log.warn({ broker: brokerUri, missed }, 'no pong from the broker; reconnecting'));
+    const onFrame = (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary);
+    if (association) association.handOver(onFrame);
+    else ws.on('message', onFrame);
     ws.on('error', (err) => this.log.debug({ err: err.message }, 'connection error'));
     this.log.info({ broker: brokerUri, connect_ms: Math.round(connectMs * 10) / 10 }, 'connected to broker');
     this.emit('connected', brokerUri);
@@ -417,6 +436,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
           w.reject(lost);
         }
         this.replies.clear();
+        this.pxpRequests.clear();
         this.emit('disconnected', why);
         resolve(code);
       });
@@ -435,10 +455,9 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
   private handleMessage(data: Buffer, isBinary: boolean): void {
     let env: EnvelopeV2;
     try {
-      if (isBinary) throw new Error('binary frame');
-      env = decodeV2(data.toString('utf8'), this.opts.maxMessageDepth ?? DEFAULT_MAX_MESSAGE_DEPTH);
+      env = this.v1 ? decodeV1Frame(data, isBinary, this.uri, this.maxDepth) : decodeV2Frame(data, isBinary, this.maxDepth);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'ignoring an undecodable message from the broker');
+      this.log.warn({ err: (err as Error).message, code: (err as ProtocolError).code }, 'ignoring an undecodable message from the broker');
       // A message too deep to read is answered to its sender, as the broker answers its own.
       const sender = err instanceof ProtocolError && err.code === ProtocolErrorCode.tooDeep ? err.details?.sender : undefined;
       if (typeof sender === 'string' && sender !== BROKER_URI && this.connected) {
@@ -446,31 +465,50 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
       }
       return;
     }
+    const type = env.message_type;
     let consumed = false;
-    if (env.in_reply_to !== undefined) {
-      const w = this.settle(this.replies, env.in_reply_to);
+    let replyTo = env.in_reply_to;
+    // v1: a `ttl_expired` names the expired message in its data.
+    if (replyTo === undefined && type === BrokerMessageType.ttlExpired) replyTo = stringField(env.data, 'id');
+    if (replyTo !== undefined) {
+      const w = this.settleReply(replyTo);
       if (w) {
         consumed = true;
-        if (env.message_type === BrokerMessageType.errorMessage) {
-          w.reject(new PcpClientError(ClientErrorCode.errorMessage, String(env.data), { details: { envelope: env } }));
-        } else if (env.message_type === BrokerMessageType.unauthorized) {
-          w.reject(new PcpClientError(ClientErrorCode.unauthorized, 'the broker refused the message: unauthorized', { details: { envelope: env } }));
-        } else {
+        const refusal = replyError(env);
+        if (refusal) w.reject(refusal);
+        else w.resolve(env);
+      }
+    }
+    if (PXP_REPLY_TYPES.has(type)) {
+      const tx = stringField(env.data, 'transaction_id');
+      if (!consumed) {
+        // No (known) in_reply_to: an rpc_error_message's data names the request; otherwise the
+        // request of this transaction to this sender is the one answered.
+        let id = type === PxpMessageType.errorMessage ? stringField(env.data, 'id') : undefined;
+        let w = id === undefined ? undefined : this.replies.get(id);
+        if (!w && tx !== undefined) {
+          id = this.pxpRequests.get(tx);
+          const candidate = id === undefined ? undefined : this.replies.get(id);
+          if (candidate?.target === env.sender) w = candidate;
+        }
+        if (w) {
+          consumed = true;
+          this.settleReply(id!);
           w.resolve(env);
         }
       }
-    }
-    // A transaction ends with its non-blocking response or an rpc_error_message, which may also
-    // have been the immediate reply to the request.
-    if (env.message_type === PxpMessageType.nonBlockingResponse || env.message_type === PxpMessageType.errorMessage) {
-      const tx = (env.data as { transaction_id?: unknown } | undefined)?.transaction_id;
-      const w = typeof tx === 'string' ? this.settle(this.transactions, tx) : undefined;
-      if (w) {
-        consumed = true;
-        w.resolve(env);
+      // A transaction ends with its non-blocking response or an rpc_error_message, which may also
+      // have been the immediate reply to the request.
+      if (tx !== undefined && (type === PxpMessageType.nonBlockingResponse || type === PxpMessageType.errorMessage)) {
+        const w = this.settle(this.transactions, tx);
+        if (w) {
+          consumed = true;
+          w.resolve(env);
+        }
       }
+      if (!consumed) this.log.debug({ message_type: type, sender: env.sender, transaction_id: tx, in_reply_to: env.in_reply_to }, 'a PXP reply matched no request or transaction');
     }
-    if (!consumed && env.message_type === BrokerMessageType.inventoryUpdate && isInventoryUpdateData(env.data)) {
+    if (!consumed && type === BrokerMessageType.inventoryUpdate && isInventoryUpdateData(env.data)) {
       this.emit('inventory', env.data.changes);
       return;
     }
