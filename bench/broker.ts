@@ -1,12 +1,17 @@
 // `npm run bench:broker [-- options]`: the broker's routing throughput and latency over TLS, an
 // optional comparison with nats-server running the same harness, and idle-session memory.
-// Prints one JSON line (with --vs-nats: the Baton line, the NATS line, then the ratio).
+// `--pcp 2` (default), `1` (v1 controllers and agents) or `mixed` (v2 controllers, v1 agents)
+// prints one JSON line (with --vs-nats: the Baton line, the NATS line, then the ratio);
+// `--pcp all` runs v2, v1 and mixed one after another and prints one line comparing them.
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { delay, round, runLoad, type Endpoint, type LoadOptions, type Transport } from './harness.ts';
+import { decodeV1, encodeV1, expiresIn, v1JsonData } from '../protocol/pcp-v1.ts';
+import { associateRequest, decodeAssociateResponse } from '../protocol/pcp-v1-broker.ts';
+import { BrokerMessageType } from '../protocol/message-types.ts';
+import { jsonTransport, round, runLoad, type BenchMessage, type LoadOptions, type MessageEndpoint, type MessageTransport } from './harness.ts';
 import { AGENT_CN, CONTROLLER_CN_PREFIX, cpuMs, makeBenchPki, rssMb, startBrokerChild, type BenchPki } from './fixtures.ts';
 import { natsTransport, startNatsServer } from './nats.ts';
 
@@ -20,8 +25,17 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '0' },
     'vs-nats': { type: 'boolean', default: false },
     idle: { type: 'string' },
+    pcp: { type: 'string', default: '2' },
   },
 });
+
+const PCP_MODES = ['2', '1', 'mixed'] as const;
+type PcpMode = (typeof PCP_MODES)[number];
+if (args.pcp !== 'all' && !(PCP_MODES as readonly string[]).includes(args.pcp)) {
+  throw new Error(`--pcp ${args.pcp}: expected 2, 1, mixed or all`);
+}
+/** `expires` of the benchmark's v1 messages. */
+const V1_TTL_MS = 60_000;
 
 const load: LoadOptions = {
   pairs: Number(args.pairs),
@@ -32,41 +46,145 @@ const load: LoadOptions = {
   rate: Number(args.rate),
 };
 
-function pcpTransport(pki: BenchPki, port: number): Transport {
-  const url = `wss://127.0.0.1:${port}`;
-  const open = async (path: string, name: string, address: string): Promise<Endpoint> => {
-    const ws = new WebSocket(`${url}${path}`, { ...pki.identity(name), perMessageDeflate: false });
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
-    return {
-      address,
-      send: (_to, text) => ws.send(text),
-      onMessage: (handler) => ws.on('message', (data: Buffer) => handler(data.toString())),
-      close: async () => {
-        ws.terminate();
-      },
-    };
-  };
+function connectWs(url: string, pki: BenchPki, name: string): Promise<WebSocket> {
+  const ws = new WebSocket(url, { ...pki.identity(name), perMessageDeflate: false });
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+/** A PCP v2 session: JSON text frames. */
+async function openV2(url: string, pki: BenchPki, name: string, address: string): Promise<MessageEndpoint> {
+  const ws = await connectWs(url, pki, name);
   return {
-    requester: (i) => open('/pcp2/controller', `${CONTROLLER_CN_PREFIX}${i}`, `pcp://${CONTROLLER_CN_PREFIX}${i}/controller`),
-    responder: (i) => open(`/pcp2/r${i}`, AGENT_CN, `pcp://${AGENT_CN}/r${i}`),
+    address,
+    send: (msg) => ws.send(JSON.stringify(msg)),
+    onMessage: (handler) => ws.on('message', (data: Buffer) => handler(JSON.parse(data.toString()) as BenchMessage)),
+    close: async () => {
+      ws.terminate();
+    },
   };
 }
 
-async function benchBaton(pki: BenchPki): Promise<Record<string, unknown>> {
+/**
+ * A PCP v1 session: associates (associate_request, waits for a successful associate_response),
+ * then sends and reads binary v1 frames as pxp-agent does: `targets`, `expires`, data in its own
+ * chunk, no `in-reply-to` (the broker correlates replies by transaction id).
+ */
+async function openV1(url: string, pki: BenchPki, name: string, address: string): Promise<MessageEndpoint> {
+  const ws = await connectWs(url, pki, name);
+  const request = associateRequest(address, V1_TTL_MS);
+  await new Promise<void>((resolve, reject) => {
+    const onMessage = (data: Buffer) => {
+      const msg = decodeV1(data);
+      if (msg.envelope.message_type !== BrokerMessageType.associateResponse) return;
+      const res = decodeAssociateResponse(v1JsonData(msg));
+      if (res.id !== request.envelope.id) return;
+      ws.off('message', onMessage);
+      if (res.success) resolve();
+      else reject(new Error(`association of ${address} refused: ${res.reason ?? 'no reason given'}`));
+    };
+    ws.on('message', onMessage);
+    ws.once('close', (code) => reject(new Error(`connection of ${address} closed (${code}) before its association`)));
+    ws.send(encodeV1(request));
+  });
+  return {
+    address,
+    send: (msg) => {
+      const envelope = { id: msg.id, message_type: msg.message_type, expires: expiresIn(V1_TTL_MS), targets: [msg.target], sender: msg.sender };
+      ws.send(encodeV1({ envelope, data: JSON.stringify(msg.data) }));
+    },
+    onMessage: (handler) =>
+      ws.on('message', (data: Buffer) => {
+        const { envelope, data: bytes } = decodeV1(data);
+        handler({
+          id: envelope.id,
+          message_type: envelope.message_type,
+          target: envelope.targets[0] ?? address,
+          sender: envelope.sender,
+          data: JSON.parse(bytes!.toString()) as BenchMessage['data'],
+        });
+      }),
+    close: async () => {
+      ws.terminate();
+    },
+  };
+}
+
+/** Controllers and agents in the PCP versions `mode` names; `mixed` is v2 controllers and v1 agents. */
+function pcpTransport(pki: BenchPki, port: number, mode: PcpMode): MessageTransport {
+  const url = `wss://127.0.0.1:${port}`;
+  const controllerV1 = mode === '1';
+  const agentV1 = mode !== '2';
+  return {
+    requester: (i) => {
+      const cn = `${CONTROLLER_CN_PREFIX}${i}`;
+      const address = `pcp://${cn}/controller`;
+      return controllerV1 ? openV1(`${url}/pcp/v1.0/controller`, pki, cn, address) : openV2(`${url}/pcp2/controller`, pki, cn, address);
+    },
+    responder: (i) => {
+      const address = `pcp://${AGENT_CN}/r${i}`;
+      return agentV1 ? openV1(`${url}/pcp/`, pki, AGENT_CN, address) : openV2(`${url}/pcp2/r${i}`, pki, AGENT_CN, address);
+    },
+  };
+}
+
+async function benchBaton(pki: BenchPki, mode: PcpMode): Promise<Record<string, unknown>> {
   const broker = await startBrokerChild(pki);
   const pid = broker.proc.pid!;
   const cpu0 = cpuMs(pid);
   const client0 = cpuMs(process.pid);
   const t0 = Date.now();
-  const result = await runLoad(pcpTransport(pki, broker.port), load);
-  const brokerCpuPct = round((100 * (cpuMs(pid) - cpu0)) / (Date.now() - t0), 1);
+  const result = await runLoad(pcpTransport(pki, broker.port, mode), load);
+  const brokerCpuMs = cpuMs(pid) - cpu0;
+  const brokerCpuPct = round((100 * brokerCpuMs) / (Date.now() - t0), 1);
   const clientCpuPct = round((100 * (cpuMs(process.pid) - client0)) / (Date.now() - t0), 1);
   const rss = round(rssMb(pid), 1);
   await broker.stop();
-  return { bench: 'broker', server: 'baton', ...result, rss_mb: rss, server_cpu_pct: brokerCpuPct, client_cpu_pct: clientCpuPct, ...loadShape() };
+  return {
+    bench: 'broker',
+    server: 'baton',
+    pcp: mode,
+    ...result,
+    rss_mb: rss,
+    server_cpu_pct: brokerCpuPct,
+    client_cpu_pct: clientCpuPct,
+    // Broker CPU over the whole run (connections and warm-up included) per routed message.
+    server_cpu_us_per_msg: round((1000 * brokerCpuMs) / (2 * result.round_trips_total), 1),
+    ...loadShape(),
+  };
+}
+
+/** v2, v1 and mixed one after another (a broker each), as one line with the ratios to v2. */
+async function benchAllPcp(pki: BenchPki): Promise<Record<string, unknown>> {
+  const runs: Partial<Record<PcpMode, Record<string, unknown>>> = {};
+  for (const mode of PCP_MODES) runs[mode] = await benchBaton(pki, mode);
+  const pick = (r: Record<string, unknown>) => ({
+    msgs_per_s: r.msgs_per_s,
+    p50_ms: r.p50_ms,
+    p99_ms: r.p99_ms,
+    server_cpu_pct: r.server_cpu_pct,
+    client_cpu_pct: r.client_cpu_pct,
+    server_cpu_us_per_msg: r.server_cpu_us_per_msg,
+  });
+  const ratio = (mode: PcpMode, key: string) => round((runs[mode]![key] as number) / (runs['2']![key] as number), 3);
+  const vsV2 = (mode: PcpMode) => ({
+    msgs_per_s_ratio: ratio(mode, 'msgs_per_s'),
+    p99_ratio: ratio(mode, 'p99_ms'),
+    server_cpu_per_msg_ratio: ratio(mode, 'server_cpu_us_per_msg'),
+  });
+  return {
+    bench: 'broker-pcp',
+    v2: pick(runs['2']!),
+    v1: pick(runs['1']!),
+    mixed: pick(runs.mixed!),
+    v1_vs_v2: vsV2('1'),
+    mixed_vs_v2: vsV2('mixed'),
+    // The issue's target: v1 and mixed within 10% of v2.
+    within_10pct: vsV2('1').msgs_per_s_ratio >= 0.9 && vsV2('mixed').msgs_per_s_ratio >= 0.9,
+    ...loadShape(),
+  };
 }
 
 async function benchNats(pki: BenchPki): Promise<Record<string, unknown>> {
@@ -75,7 +193,7 @@ async function benchNats(pki: BenchPki): Promise<Record<string, unknown>> {
   const cpu0 = cpuMs(nats.pid);
   const client0 = cpuMs(process.pid);
   const t0 = Date.now();
-  const result = await runLoad(natsTransport(pki, nats.port), load);
+  const result = await runLoad(jsonTransport(natsTransport(pki, nats.port)), load);
   const cpuPct = round((100 * (cpuMs(nats.pid) - cpu0)) / (Date.now() - t0), 1);
   const clientCpuPct = round((100 * (cpuMs(process.pid) - client0)) / (Date.now() - t0), 1);
   const rss = round(rssMb(nats.pid), 1);
@@ -137,8 +255,10 @@ const pki = await makeBenchPki(args.idle ? 0 : load.pairs);
 try {
   if (args.idle) {
     console.log(JSON.stringify(await benchIdle(pki, Number(args.idle))));
+  } else if (args.pcp === 'all') {
+    console.log(JSON.stringify(await benchAllPcp(pki)));
   } else {
-    const baton = await benchBaton(pki);
+    const baton = await benchBaton(pki, args.pcp as PcpMode);
     console.log(JSON.stringify(baton));
     if (args['vs-nats']) {
       const nats = await benchNats(pki);
@@ -146,6 +266,7 @@ try {
       if (typeof nats.msgs_per_s === 'number') {
         console.log(JSON.stringify({
           bench: 'broker-vs-nats',
+          pcp: args.pcp,
           msgs_per_s_ratio: round((baton.msgs_per_s as number) / nats.msgs_per_s, 3),
           p99_ratio: round((baton.p99_ms as number) / (nats.p99_ms as number), 3),
         }));

@@ -1,10 +1,34 @@
 // The request/response load harness shared by the broker benchmark and its NATS comparison: N
-// requester/responder pairs exchange PXP-like JSON envelopes with `sizeBytes` of data through a
-// transport, closed-loop (window in flight per pair) or open-loop at a fixed rate.
+// requester/responder pairs exchange PXP-like envelopes with `sizeBytes` of data through a
+// transport, closed-loop (window in flight per pair) or open-loop at a fixed rate. Transports
+// serialise the messages themselves (PCP v2 JSON text, PCP v1 chunks, NATS payloads).
 import { performance } from 'node:perf_hooks';
 
-export interface Endpoint {
+/** What the harness sends: a PXP-like request or response, as a PCP v2 envelope would carry it. */
+export interface BenchMessage {
+  id: string;
+  message_type: string;
+  target: string;
+  sender: string;
+  in_reply_to?: string;
+  data: { transaction_id: string; t: number; [key: string]: unknown };
+}
+
+export interface MessageEndpoint {
   /** The address others send to (a PCP URI, or a NATS subject). */
+  readonly address: string;
+  send(msg: BenchMessage): void;
+  onMessage(handler: (msg: BenchMessage) => void): void;
+  close(): Promise<void>;
+}
+
+export interface MessageTransport {
+  requester(i: number): Promise<MessageEndpoint>;
+  responder(i: number): Promise<MessageEndpoint>;
+}
+
+/** An endpoint that carries JSON text (NATS): `jsonTransport` turns it into a message endpoint. */
+export interface Endpoint {
   readonly address: string;
   send(to: string, text: string): void;
   onMessage(handler: (text: string) => void): void;
@@ -14,6 +38,22 @@ export interface Endpoint {
 export interface Transport {
   requester(i: number): Promise<Endpoint>;
   responder(i: number): Promise<Endpoint>;
+}
+
+export function jsonEndpoint(e: Endpoint): MessageEndpoint {
+  return {
+    address: e.address,
+    send: (msg) => e.send(msg.target, JSON.stringify(msg)),
+    onMessage: (handler) => e.onMessage((text) => handler(JSON.parse(text) as BenchMessage)),
+    close: () => e.close(),
+  };
+}
+
+export function jsonTransport(t: Transport): MessageTransport {
+  return {
+    requester: async (i) => jsonEndpoint(await t.requester(i)),
+    responder: async (i) => jsonEndpoint(await t.responder(i)),
+  };
 }
 
 export interface LoadOptions {
@@ -33,59 +73,55 @@ export interface LoadResult {
   p99_ms: number;
   connections: number;
   round_trips: number;
+  /** Round trips from the first request to the end, warm-up included (for CPU per message). */
+  round_trips_total: number;
 }
 
 const REQUEST = 'http://puppetlabs.com/rpc_blocking_request';
 const RESPONSE = 'http://puppetlabs.com/rpc_blocking_response';
 
-export async function runLoad(transport: Transport, opts: LoadOptions): Promise<LoadResult> {
-  const requesters: Endpoint[] = [];
-  const responders: Endpoint[] = [];
+export async function runLoad(transport: MessageTransport, opts: LoadOptions): Promise<LoadResult> {
+  const requesters: MessageEndpoint[] = [];
+  const responders: MessageEndpoint[] = [];
   for (let i = 0; i < opts.pairs; i++) {
     responders.push(await transport.responder(i));
     requesters.push(await transport.requester(i));
   }
   const argument = 'x'.repeat(opts.sizeBytes);
   for (const r of responders) {
-    r.onMessage((text) => {
-      const req = JSON.parse(text) as { id: string; sender: string; data: { transaction_id: string; t: number } };
-      r.send(
-        req.sender,
-        JSON.stringify({
-          id: `${req.id}r`,
-          message_type: RESPONSE,
-          target: req.sender,
-          sender: r.address,
-          in_reply_to: req.id,
-          data: { transaction_id: req.data.transaction_id, t: req.data.t, results: { outcome: argument } },
-        }),
-      );
+    r.onMessage((req) => {
+      r.send({
+        id: `${req.id}r`,
+        message_type: RESPONSE,
+        target: req.sender,
+        sender: r.address,
+        in_reply_to: req.id,
+        data: { transaction_id: req.data.transaction_id, t: req.data.t, results: { outcome: argument } },
+      });
     });
   }
 
   let measuring = false;
   let stopped = false;
   let roundTrips = 0;
+  let roundTripsTotal = 0;
   const latencies: number[] = [];
   let seq = 0;
   const send = (i: number) => {
     const req = requesters[i]!;
     const target = responders[i]!.address;
     const id = `m${seq++}`;
-    req.send(
+    req.send({
+      id,
+      message_type: REQUEST,
       target,
-      JSON.stringify({
-        id,
-        message_type: REQUEST,
-        target,
-        sender: req.address,
-        data: { transaction_id: id, module: 'echo', action: 'echo', t: performance.now(), params: { argument } },
-      }),
-    );
+      sender: req.address,
+      data: { transaction_id: id, module: 'echo', action: 'echo', t: performance.now(), params: { argument } },
+    });
   };
   requesters.forEach((req, i) => {
-    req.onMessage((text) => {
-      const res = JSON.parse(text) as { data: { t: number } };
+    req.onMessage((res) => {
+      roundTripsTotal++;
       if (measuring) {
         roundTrips++;
         latencies.push(performance.now() - res.data.t);
@@ -128,6 +164,7 @@ export async function runLoad(transport: Transport, opts: LoadOptions): Promise<
     p99_ms: pct(0.99),
     connections: 2 * opts.pairs,
     round_trips: roundTrips,
+    round_trips_total: roundTripsTotal,
   };
 }
 

@@ -5,7 +5,7 @@
 import type { Logger } from '../lib/log.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { BrokerMessageType } from '../protocol/message-types.ts';
-import { decodeV1, encodeV1, isExpired, v1JsonData, withHops, type Hop, type MessageV1 } from '../protocol/pcp-v1.ts';
+import { decodeV1, encodeV1, hopChunk, isExpired, IsoClock, v1JsonData, withHops, type MessageV1 } from '../protocol/pcp-v1.ts';
 import { associateResponse, destinationReport, ttlExpired } from '../protocol/pcp-v1-broker.ts';
 import { v1ToV2 } from '../protocol/pcp-translate.ts';
 import { encodeV2 } from '../protocol/pcp-v2.ts';
@@ -71,11 +71,14 @@ export class V1Router {
   private readonly registry: SessionRegistry;
   private readonly authorize: Authorizer;
   private readonly metrics: BrokerMetrics;
+  private readonly clock = new IsoClock();
+  private readonly serverUriJson: string;
 
   constructor(
     private readonly core: RouterCore,
     private readonly opts: V1RouterOptions,
   ) {
+    this.serverUriJson = JSON.stringify(opts.serverUri);
     this.registry = opts.registry;
     this.authorize = opts.authorize;
     this.metrics = opts.metrics;
@@ -163,7 +166,7 @@ export class V1Router {
     for (const dest of dests) {
       let ok: boolean;
       if (dest.pcpVersion === 1) {
-        v1Frame ??= encodeV1({ envelope: env, data: msg.data, debug: withHops(msg.debug, [this.hop()]) });
+        v1Frame ??= encodeV1({ envelope: env, data: msg.data, debug: this.debugWithHop(msg.debug) });
         ok = this.core.deliver(dest, v1Frame);
       } else {
         if (!v2DataRead) {
@@ -218,7 +221,10 @@ export class V1Router {
     this.core.toBroker(session, v1ToV2(env, BROKER_URI, data));
   }
 
-  hop(): Hop {
-    return { server: this.opts.serverUri, stage: 'accepted', time: new Date().toISOString() };
+  /** The message's debug chunks with this broker's hop appended (a chunk of its own when there are none). */
+  private debugWithHop(debug: Buffer[]): (Buffer | string)[] {
+    const time = this.clock.at(Date.now());
+    if (debug.length === 0) return [hopChunk(this.serverUriJson, 'accepted', time)];
+    return withHops(debug, [{ server: this.opts.serverUri, stage: 'accepted', time }]);
   }
 }

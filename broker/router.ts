@@ -7,7 +7,7 @@ import { decodeInventoryRequest, inventoryResponse } from '../protocol/inventory
 import { BrokerMessageType } from '../protocol/message-types.ts';
 import { errorMessage, unauthorized } from '../protocol/pcp-error.ts';
 import { decodeV2, encodeV2, type EnvelopeV2 } from '../protocol/pcp-v2.ts';
-import { encodeV1, expiresIn, type OutgoingV1 } from '../protocol/pcp-v1.ts';
+import { encodeV1, expiresIn, hopChunk, IsoClock, type OutgoingV1 } from '../protocol/pcp-v1.ts';
 import { v2ToV1 } from '../protocol/pcp-translate.ts';
 import { PxpMessageType } from '../protocol/pxp.ts';
 import { BROKER_URI, hasWildcard } from '../protocol/uri.ts';
@@ -54,6 +54,8 @@ export class Router implements RouterCore {
 
   private readonly v1: V1Router;
   private readonly pendingReplies: PendingReplies;
+  private readonly clock = new IsoClock();
+  private readonly serverUriJson: string;
 
   constructor(private readonly opts: RouterOptions) {
     this.registry = opts.registry;
@@ -63,6 +65,7 @@ export class Router implements RouterCore {
     this.maxSendBufferBytes = opts.maxSendBufferBytes;
     this.maxMessageDepth = opts.maxMessageDepth ?? DEFAULT_MAX_MESSAGE_DEPTH;
     this.pendingReplies = new PendingReplies(opts.maxPendingReplies);
+    this.serverUriJson = JSON.stringify(opts.serverUri);
     this.v1 = new V1Router(this, {
       registry: opts.registry,
       authorize: opts.authorize,
@@ -164,8 +167,7 @@ export class Router implements RouterCore {
       if (typeof tx === 'string') this.pendingReplies.remember(dest.uri, tx, env.id);
     }
     const nowMs = Date.now();
-    const hop = `{"hops":[{"server":${JSON.stringify(this.opts.serverUri)},"stage":"accepted","time":"${new Date(nowMs).toISOString()}"}]}`;
-    return encodeV1(v2ToV1(env, expiresIn(this.opts.messageTtlMs, nowMs), [hop]));
+    return encodeV1(v2ToV1(env, expiresIn(this.opts.messageTtlMs, nowMs), [hopChunk(this.serverUriJson, 'accepted', this.clock.at(nowMs))]));
   }
 
   /** Sends an envelope from the broker to a session, in the session's PCP version. */

@@ -38,7 +38,7 @@ export function v2ToV1(env: EnvelopeV2, expires: string, debug?: readonly (Buffe
   if (env.in_reply_to !== undefined) envelope['in-reply-to'] = env.in_reply_to;
   let data: unknown = env.data;
   if (env.message_type === BrokerMessageType.errorMessage) {
-    data = { description: typeof env.data === 'string' ? env.data : JSON.stringify(env.data ?? ''), ...(env.in_reply_to === undefined ? {} : { id: env.in_reply_to }) };
+    data = { description: typeof env.data === 'string' ? env.data : env.data === undefined ? '' : JSON.stringify(env.data), ...(env.in_reply_to === undefined ? {} : { id: env.in_reply_to }) };
   }
   return { envelope, data: data === undefined ? undefined : JSON.stringify(data), ...(debug ? { debug } : {}) };
 }

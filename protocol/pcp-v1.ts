@@ -18,6 +18,8 @@ export const ChunkType = { envelope: 1, data: 2, debug: 3 } as const;
 /** Bytes of a chunk's descriptor and size fields. */
 const CHUNK_HEADER_BYTES = 5;
 const MAX_ID_CHARS = 256;
+/** A date and time as ISO 8601 writes it (`2026-12-02T03:04:05.678Z`); the zone may be left out. */
+const ISO_8601_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/;
 
 export interface MessageV1 {
   envelope: EnvelopeV1;
@@ -115,7 +117,7 @@ function decodeEnvelope(bytes: Buffer, maxDepth: number): EnvelopeV1 {
     const id = typeof value === 'object' && value !== null ? validId((value as { id?: unknown }).id) : undefined;
     throw new ProtocolError(ProtocolErrorCode.invalidEnvelope, describeErrors(validateEnvelope.errors, 'envelope'), { messageId: id });
   }
-  if (Number.isNaN(Date.parse(value.expires))) {
+  if (!ISO_8601_RE.test(value.expires) || Number.isNaN(Date.parse(value.expires))) {
     throw new ProtocolError(ProtocolErrorCode.invalidEnvelope, `envelope.expires '${value.expires}' is not an ISO 8601 time`, { messageId: value.id });
   }
   return value;
@@ -167,9 +169,33 @@ function writeChunk(out: Buffer, offset: number, type: number, content: Buffer |
   return start + size;
 }
 
+/**
+ * ISO 8601 text of a time in ms, remembered for the last millisecond asked: a broker formats
+ * the same few times for every message of a busy millisecond. One per use (now, expiry).
+ */
+export class IsoClock {
+  private ms = Number.NaN;
+  private text = '';
+
+  at(ms: number): string {
+    if (ms !== this.ms) {
+      this.ms = ms;
+      this.text = new Date(ms).toISOString();
+    }
+    return this.text;
+  }
+}
+
+const expiryClock = new IsoClock();
+
 /** The `expires` of a message sent now with a time to live. */
 export function expiresIn(ttlMs: number, nowMs: number = Date.now()): string {
-  return new Date(nowMs + ttlMs).toISOString();
+  return expiryClock.at(nowMs + ttlMs);
+}
+
+/** The text of a debug chunk holding one hop (what a broker adds to a message without debug chunks). */
+export function hopChunk(serverUriJson: string, stage: string, time: string): string {
+  return `{"hops":[{"server":${serverUriJson},"stage":"${stage}","time":"${time}"}]}`;
 }
 
 export function isExpired(envelope: EnvelopeV1, nowMs: number = Date.now()): boolean {

@@ -20,6 +20,18 @@ export const PxpMessageType = {
 } as const;
 export type PxpMessageType = (typeof PxpMessageType)[keyof typeof PxpMessageType];
 
+/**
+ * The PXP module of Puppet runs (`run` {flags, env, job}): Puppet's external module registers
+ * under its file name, `pxp-module-puppet`, which is what every deploy asks for. Baton's agent
+ * answers to it and to its own older name, `puppet` (jobs recorded before keep that name).
+ */
+export const PUPPET_RUN_MODULE = 'pxp-module-puppet';
+export const PUPPET_RUN_MODULE_NAMES: readonly string[] = [PUPPET_RUN_MODULE, 'puppet'];
+
+export function isPuppetRunModule(module: string): boolean {
+  return PUPPET_RUN_MODULE_NAMES.includes(module);
+}
+
 /** What an agent sends back to a controller: responses and errors, never requests. */
 export const PXP_REPLY_TYPES: ReadonlySet<string> = new Set([
   PxpMessageType.blockingResponse,
