@@ -10,11 +10,13 @@ import {
   decodePxpRequest,
   nonBlockingResponse,
   provisionalResponse,
+  PUPPET_RUN_MODULE_NAMES,
   rpcError,
   type PxpRequest,
 } from '../protocol/pxp.ts';
 import { describeErrors } from '../protocol/validate.ts';
 import { BLOCKING_TRANSACTIONS_REMEMBERED } from './defaults.ts';
+import { PUPPET_MODULE } from './modules/puppet.ts';
 import { ImmediateOutcome, type Action, type ProcessAction, type PxpModule } from './modules/types.ts';
 import type { Spool, TransactionMetadata } from './spool.ts';
 import type { Transactions } from './transactions.ts';
@@ -22,6 +24,14 @@ import type { Transactions } from './transactions.ts';
 type Replyable = Pick<PxpRequest, 'id' | 'sender' | 'transactionId'>;
 
 export const STATUS_MODULE = 'status';
+
+/**
+ * Other names a module answers to: Puppet runs are asked for as `pxp-module-puppet` (the name
+ * Puppet's own module registers under, which controllers use) as well as `puppet`.
+ */
+export const MODULE_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  [PUPPET_MODULE]: PUPPET_RUN_MODULE_NAMES.filter((n) => n !== PUPPET_MODULE),
+};
 
 export interface DispatcherOptions {
   modules: PxpModule[];
@@ -47,7 +57,10 @@ export class Dispatcher {
   private readonly waiting = new Map<string, PxpRequest[]>();
 
   constructor(private readonly opts: DispatcherOptions) {
-    for (const m of opts.modules) this.modules.set(m.name, m);
+    for (const m of opts.modules) {
+      this.modules.set(m.name, m);
+      for (const alias of MODULE_ALIASES[m.name] ?? []) this.modules.set(alias, m);
+    }
     this.transactions = opts.transactions;
     this.spool = opts.transactions.spool;
     this.transactions.on('completed', (meta) => this.onCompleted(meta));

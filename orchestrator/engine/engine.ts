@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/log.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
 import type { PxpAction, PxpRunner } from '../pcp/pxp-runner.ts';
+import { isPuppetRunModule } from '../../protocol/pxp.ts';
 import { DEFAULT_NODE_RECONNECT_GRACE_S } from '../defaults.ts';
 import { Delivery, type DeliveredOutcome } from './delivery.ts';
 import { agentErrorOutcome, commandOutcome, notConnectedOutcome, puppetOutcome, taskOutcome, type AgentTaskResults, type NodeOutcome } from './results.ts';
@@ -161,7 +162,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (res?.jobEnd) this.ended(jobId, res.jobEnd);
   }
 
-  /** No new runs start; `force` also stops running ones on agents that can (Baton's). */
+  /** No new runs start; `force` also stops running ones (Baton's agent by `status stop`, Puppet's pxp-agent by a `command run` that ends the transaction's processes). */
   async stop(jobId: string, login: string, force = false): Promise<void> {
     const { store } = this.opts;
     if (await store.requestStop(jobId, login)) this.opts.log.info({ job: jobId, login, force }, 'job stopping');
@@ -351,7 +352,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (job.type === 'command') return chefOutcome(o);
     switch (o.kind) {
       case 'results':
-        return module === 'puppet' ? puppetOutcome(o.results) : taskOutcome(o.results, timeoutS);
+        return isPuppetRunModule(module) ? puppetOutcome(o.results) : taskOutcome(o.results, timeoutS);
       case 'agent-error':
         return agentErrorOutcome(o.description);
       case 'not-connected':
@@ -404,7 +405,7 @@ function chefOutcome(o: DeliveredOutcome | { kind: 'crashed' }): NodeOutcome {
 export function nodeAction(a: JobAction, node: string, jobId: string): PxpAction {
   const { node_flags: perNode, ...action } = a;
   if (action.module === 'command') return { ...action, params: { ...action.params, job_id: jobId } };
-  if (action.module !== 'puppet') return action;
+  if (!isPuppetRunModule(action.module)) return action;
   const flags = Array.isArray(action.params.flags) ? (action.params.flags as string[]) : [];
   return { ...action, params: { ...action.params, flags: [...flags, ...(perNode?.[node] ?? [])], job: jobId } };
 }

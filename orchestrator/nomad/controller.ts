@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../lib/log.ts';
 import { BatonError } from '../../protocol/errors.ts';
+import { PUPPET_RUN_MODULE } from '../../protocol/pxp.ts';
 import { resolveScope, type ScopeContext } from '../deploy/scope.ts';
 import type { Engine, JobAction } from '../engine/engine.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
@@ -244,7 +245,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
     if (!g.Task === !g.Puppet) throw bad(`task group "${g.Name}" must have exactly one of Task or Puppet`);
     if (g.Puppet) {
       this.o.catalog.environmentDir(g.Puppet.environment);
-      return { module: 'puppet', action: 'run', params: { flags: ['--environment', g.Puppet.environment, g.Puppet.noop ? '--noop' : '--no-noop'], env: [] } };
+      return { module: PUPPET_RUN_MODULE, action: 'run', params: { flags: ['--environment', g.Puppet.environment, g.Puppet.noop ? '--noop' : '--no-noop'], env: [] } };
     }
     const t = this.o.catalog.describe(g.Task!.environment, g.Task!.task);
     const input = validateParams(t, g.Task!.params);

@@ -30,7 +30,103 @@ export function agentUri(node: string): string {
   return `pcp://${node}/agent`;
 }
 
+/**
+ * The transaction ids `stopScript` accepts: Baton's engine's, `<dataset epoch: 8 hex>-<job
+ * id>-<16 hex of the node>` (Engine.transactionId). Nothing else is ever put into the script.
+ */
+export const STOPPABLE_TRANSACTION_ID = /^[0-9a-f]{8}-[0-9]+-[0-9a-f]{16}$/;
+/** What a run stopped with force reads as (Baton's agent says the same). */
+export const STOPPED_BY_REQUEST = 'stopped by request (the job was stopped with force)';
+/** Runs stopped by `command run` remembered for their outcome (oldest out). */
+export const STOPPED_TRANSACTIONS_REMEMBERED = 10_000;
+/** Tenths of a second the stop script waits after SIGTERM before it sends SIGKILL. */
+export const STOP_GRACE_TENTHS = 20;
+
+/**
+ * A POSIX sh script for Puppet's pxp-agent (its built-in `command run`, through the user's shell)
+ * that stops the processes of one non-blocking transaction. pxp-agent runs an action through its
+ * `execution_wrapper`, which holds `<spool-dir>/<transaction id>/stdout` open and copies its
+ * child's output there; the child leads its own process group. The script finds the wrapper in
+ * /proc (its executable is `execution_wrapper`, one of its fds is that file), sends SIGTERM to
+ * the wrapper's descendants and to the process groups of its children, then SIGKILL to those left
+ * after the grace, and prints `{"stopped": <TERMed>, "killed": <KILLed>}`. The wrapper itself is
+ * left to record the exit code, so that pxp-agent reports the run. Linux only (/proc). Throws
+ * for an id that does not match STOPPABLE_TRANSACTION_ID; the id is the only value in the
+ * script, single-quoted.
+ */
+export function stopScript(transactionId: string): string {
+  if (!STOPPABLE_TRANSACTION_ID.test(transactionId)) throw new RangeError(`not a transaction id of Baton's engine: ${JSON.stringify(transactionId)}`);
+  return [
+    `t='${transactionId}'`,
+    // The wrappers of the transaction.
+    'wrappers() {',
+    '  for d in /proc/[0-9]*; do',
+    '    case "$(readlink "$d/exe" 2>/dev/null)" in */execution_wrapper) ;; *) continue ;; esac',
+    '    for f in "$d"/fd/*; do',
+    '      case "$(readlink "$f" 2>/dev/null)" in */"$t"/stdout) echo "${d#/proc/}"; break ;; esac',
+    '    done',
+    '  done',
+    '}',
+    // Every live process as pid:ppid:pgrp (the fields after the command name, which may hold spaces).
+    'table() {',
+    '  for s in /proc/[0-9]*/stat; do',
+    '    { read -r l < "$s"; } 2>/dev/null || continue',
+    '    p=${s#/proc/}; p=${p%/stat}',
+    '    set -- ${l##*) }',
+    '    [ "$1" = Z ] || printf \'%s:%s:%s \' "$p" "$2" "$3"',
+    '  done',
+    '}',
+    // The processes of the transaction: the wrappers' descendants and their children's groups.
+    'members() {',
+    '  w=" $(wrappers | tr \'\\n\' \' \') "',
+    '  [ "$w" = "  " ] && return',
+    '  tab=$(table); m="$w"; lead=" "; grew=1',
+    '  while [ -n "$grew" ]; do',
+    '    grew=',
+    '    for e in $tab; do',
+    '      p=${e%%:*}; r=${e#*:}; pp=${r%%:*}',
+    '      case "$m" in *" $p "*) continue ;; esac',
+    '      case "$m" in *" $pp "*) m="$m$p "; grew=1 ;; esac',
+    '      case "$w" in *" $pp "*) lead="$lead$p " ;; esac',
+    '    done',
+    '  done',
+    '  for e in $tab; do',
+    '    p=${e%%:*}; pg=${e##*:}',
+    '    case "$lead" in *" $pg "*) case "$m" in *" $p "*) ;; *) m="$m$p " ;; esac ;; esac',
+    '  done',
+    '  for p in $m; do case "$w" in *" $p "*) ;; *) echo "$p" ;; esac; done',
+    '}',
+    'pids=$(members)',
+    'n=0',
+    'for p in $pids; do kill -TERM "$p" 2>/dev/null && n=$((n+1)); done',
+    'i=0',
+    `while [ -n "$pids" ] && [ "$i" -lt ${STOP_GRACE_TENTHS} ]; do`,
+    '  sleep 0.1 2>/dev/null || sleep 1',
+    '  pids=$(members)',
+    '  i=$((i+1))',
+    'done',
+    'k=0',
+    'for p in $pids; do kill -KILL "$p" 2>/dev/null && k=$((k+1)); done',
+    `printf '{"stopped":%d,"killed":%d}\\n' "$n" "$k"`,
+    '',
+  ].join('\n');
+}
+
+/** The counts `stopScript` printed, or null when its run did not succeed or printed something else. */
+export function stopScriptCounts(r: AgentTaskResults | undefined): { stopped: number; killed: number } | null {
+  if (!r || r.exitcode !== 0) return null;
+  try {
+    const c = JSON.parse(r.stdout ?? '') as { stopped?: unknown; killed?: unknown };
+    return Number.isInteger(c.stopped) && Number.isInteger(c.killed) ? { stopped: c.stopped as number, killed: c.killed as number } : null;
+  } catch {
+    return null;
+  }
+}
+
 export class PxpRunner {
+  /** Runs stopped by `command run` (see `stop`), by transaction id. */
+  private readonly stopped = new Set<string>();
+
   constructor(
     private readonly client: PcpClient,
     private readonly pollIntervalMs = STATUS_POLL_INTERVAL_MS,
@@ -74,20 +170,43 @@ export class PxpRunner {
     if (r.status === 'unknown') return 'unknown';
     if (r.status === 'running') return 'running';
     if (r.exitcode === undefined && r.status === 'failure') return { kind: 'agent-error', description: r.stderr?.trim() || 'the action failed on the agent' };
-    return { kind: 'results', results: { exitcode: r.exitcode ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ...(r.timed_out ? { timed_out: true } : {}) } };
+    return this.asStopped(transactionId, { kind: 'results', results: { exitcode: r.exitcode ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ...(r.timed_out ? { timed_out: true } : {}) } });
   }
 
-  /** Asks the agent to stop a running action (Baton's agent; others refuse, and the run finishes). */
+  /**
+   * Stops a running action: Baton's agent by `status stop`; an agent that has no such action
+   * (Puppet's pxp-agent answers rpc_error_message) by its `command run` with `stopScript`. True
+   * when the run was stopped; its outcome, when it comes, then reads as stopped by request.
+   */
   async stop(node: string, transactionId: string): Promise<boolean> {
-    try {
-      const reply = await this.client.request(
-        pxpRequest(agentUri(node), { transaction_id: `stop-${newMessageId()}`, module: 'status', action: 'stop', params: { transaction_id: transactionId } }, true),
-        REQUEST_TIMEOUT_MS,
-      );
-      return reply.message_type === PxpMessageType.blockingResponse && (reply.data as { results: { stopped?: boolean } }).results.stopped === true;
-    } catch {
-      return false;
+    const reply = await this.blocking(node, 'stop', { module: 'status', action: 'stop', params: { transaction_id: transactionId } });
+    if (reply?.message_type === PxpMessageType.blockingResponse) {
+      return (reply.data as { results?: { stopped?: boolean } }).results?.stopped === true;
     }
+    if (reply?.message_type !== PxpMessageType.errorMessage || !STOPPABLE_TRANSACTION_ID.test(transactionId)) return false;
+    // Marked first: the killed run's response may arrive before the script's own.
+    this.stopped.add(transactionId);
+    if (this.stopped.size > STOPPED_TRANSACTIONS_REMEMBERED) this.stopped.delete(this.stopped.values().next().value!);
+    const ran = await this.blocking(node, 'stop', { module: 'command', action: 'run', params: { command: stopScript(transactionId) } });
+    const counts = ran?.message_type === PxpMessageType.blockingResponse ? stopScriptCounts((ran.data as { results?: AgentTaskResults }).results) : null;
+    if (counts && counts.stopped + counts.killed > 0) return true;
+    this.stopped.delete(transactionId);
+    return false;
+  }
+
+  /** A blocking request of our own (transaction `<kind>-<id>`); null when it got no reply. */
+  private async blocking(node: string, kind: string, data: Omit<PxpAction, 'params'> & { params: object }): Promise<EnvelopeV2 | null> {
+    try {
+      return await this.client.request(pxpRequest(agentUri(node), { transaction_id: `${kind}-${newMessageId()}`, ...data }, true), REQUEST_TIMEOUT_MS);
+    } catch {
+      return null;
+    }
+  }
+
+  /** A run this runner stopped that ended with a non-zero exit reads as stopped, as Baton's agent reports it. */
+  private asStopped(transactionId: string, o: RunOutcome): RunOutcome {
+    if (o.kind !== 'results' || !this.stopped.has(transactionId) || o.results.exitcode === 0) return o;
+    return { kind: 'agent-error', description: STOPPED_BY_REQUEST };
   }
 
   /** Live output of a command run from byte offsets (Baton's agent); null when it cannot be asked. */
@@ -116,7 +235,7 @@ export class PxpRunner {
       try {
         const env = await this.client.expectTransaction(transactionId, Math.min(left, this.pollIntervalMs));
         if (env.message_type === PxpMessageType.errorMessage) return { kind: 'agent-error', description: String((env.data as { description?: unknown }).description) };
-        return { kind: 'results', results: (env.data as { results: AgentTaskResults }).results };
+        return this.asStopped(transactionId, { kind: 'results', results: (env.data as { results: AgentTaskResults }).results });
       } catch (err) {
         if (err instanceof PcpClientError && err.code === ClientErrorCode.stopped) throw err;
       }

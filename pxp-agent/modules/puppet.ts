@@ -27,6 +27,9 @@ import { ImmediateOutcome, type ActionOutcome, type PxpModule, type RawProcessRe
 
 const execFileP = promisify(execFile);
 
+/** The module's own name; the dispatcher also serves it as `pxp-module-puppet` (protocol/pxp.ts). */
+export const PUPPET_MODULE = 'puppet';
+
 export const PuppetModuleErrorCode = {
   invalidEnv: 'puppet/invalid-env',
   invalidFlag: 'puppet/invalid-flag',
@@ -239,7 +242,7 @@ export function createPuppetModule(config: PuppetModuleConfig): PxpModule {
   }
 
   return {
-    name: 'puppet',
+    name: PUPPET_MODULE,
     actions: {
       run: {
         kind: 'process',

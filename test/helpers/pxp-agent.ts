@@ -159,7 +159,7 @@ export async function startPxpAgent(opts: StartPxpAgentOptions): Promise<PxpAgen
     }),
   );
   // The wrapper sets LD_LIBRARY_PATH and execs bin/pxp-agent: the child's pid is the agent's.
-  const proc = spawn(PXP_AGENT_BIN, ['--config-file', dirs.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(PXP_AGENT_BIN, ['--config-file', dirs.config], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dirs.root });
   if (proc.pid === undefined) {
     await once(proc, 'error').catch(() => undefined);
     throw new Error(`cannot spawn ${PXP_AGENT_BIN}`);

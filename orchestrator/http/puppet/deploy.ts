@@ -1,6 +1,7 @@
 // POST /orchestrator/v1/command/deploy: Puppet runs over a scope of nodes in an environment,
-// through the `puppet run` PXP action (Baton's agent or Puppet's pxp-module-puppet).
+// through the `pxp-module-puppet run` PXP action (Puppet's pxp-module-puppet, or Baton's agent).
 import type { FromSchema } from 'json-schema-to-ts';
+import { PUPPET_RUN_MODULE } from '../../../protocol/pxp.ts';
 import { compile } from '../../../protocol/validate.ts';
 import { commandDeployBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission } from '../../auth.ts';
@@ -40,7 +41,7 @@ export function registerDeploy(app: AnyFastify, ctx: PuppetFaceContext, prefix: 
     const resolved = await resolveScope(ctx.scope, scope, b.environment);
 
     const enforce = b.enforce_environment !== false;
-    const action: JobAction = { module: 'puppet', action: 'run', params: { flags: deployFlags(b), env: [] } };
+    const action: JobAction = { module: PUPPET_RUN_MODULE, action: 'run', params: { flags: deployFlags(b), env: [] } };
     if (!enforce) {
       // Each node runs in its own environment: the classifier's when it has one, else the agent's.
       const envs = await classifiedEnvironments(ctx.scope, resolved);
