@@ -5,7 +5,7 @@
 import type { Logger } from '../lib/log.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { BrokerMessageType } from '../protocol/message-types.ts';
-import { decodeV1, encodeV1, hopChunk, isExpired, IsoClock, v1JsonData, withHops, type MessageV1 } from '../protocol/pcp-v1.ts';
+import { decodeV1, encodeV1, hopChunk, IsoClock, v1JsonData, withHops, type MessageV1 } from '../protocol/pcp-v1.ts';
 import { associateResponse, destinationReport, ttlExpired } from '../protocol/pcp-v1-broker.ts';
 import { v1ToV2 } from '../protocol/pcp-translate.ts';
 import { encodeV2 } from '../protocol/pcp-v2.ts';
@@ -114,31 +114,41 @@ export class V1Router {
       this.core.refuse(session, RefusalReason.senderMismatch, `sender '${env.sender}' does not match this session's identity '${session.uri}'; the message was not delivered`, env.id);
       return;
     }
-    if (isExpired(env)) {
+    if (msg.expiresAtMs < Date.now()) {
       this.metrics.refused[RefusalReason.ttlExpired].inc();
       this.core.deliverV1(session, ttlExpired(session.uri, env.id));
       return;
     }
     let toBroker = false;
-    const dests = new Set<Session>();
+    let dests: Iterable<Session>;
     let missing: string[] | undefined;
-    for (const target of env.targets) {
-      if (target === BROKER_URI) {
-        toBroker = true;
-      } else if (hasWildcard(target)) {
-        let pattern;
-        try {
-          pattern = compileUriPattern(target);
-        } catch (err) {
-          this.core.refuse(session, RefusalReason.invalidEnvelope, `envelope.targets: ${(err as Error).message}; the message was not delivered`, env.id);
-          return;
+    const only = env.targets.length === 1 ? env.targets[0]! : undefined;
+    if (only !== undefined && only !== BROKER_URI && !hasWildcard(only)) {
+      // The common case, one named target: no set to build.
+      const s = this.registry.get(only);
+      if (s === undefined) missing = [only];
+      dests = s === undefined ? [] : [s];
+    } else {
+      const found = new Set<Session>();
+      for (const target of env.targets) {
+        if (target === BROKER_URI) {
+          toBroker = true;
+        } else if (hasWildcard(target)) {
+          let pattern;
+          try {
+            pattern = compileUriPattern(target);
+          } catch (err) {
+            this.core.refuse(session, RefusalReason.invalidEnvelope, `envelope.targets: ${(err as Error).message}; the message was not delivered`, env.id);
+            return;
+          }
+          for (const s of this.registry.values()) if (matchesUriPattern(pattern, s.commonName, s.clientType)) found.add(s);
+        } else {
+          const s = this.registry.get(target);
+          if (s === undefined) (missing ??= []).push(target);
+          else found.add(s);
         }
-        for (const s of this.registry.values()) if (matchesUriPattern(pattern, s.commonName, s.clientType)) dests.add(s);
-      } else {
-        const s = this.registry.get(target);
-        if (s === undefined) (missing ??= []).push(target);
-        else dests.add(s);
       }
+      dests = found;
     }
     if (toBroker) this.toBroker(session, msg);
     const allowed: Session[] = [];

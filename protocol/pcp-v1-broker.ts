@@ -1,21 +1,19 @@
 // The broker's own PCP v1 messages (pcp-specifications 1.0): association, errors, TTL expiry,
-// destination reports and inventory. Pure builders and decoders over the v1 codec.
+// destination reports (inventory requests and answers are v2's, translated). Pure builders and decoders over the v1 codec.
 import type { FromSchema } from 'json-schema-to-ts';
-import { associateResponseDataSchema, errorMessageV1DataSchema, inventoryRequestV1DataSchema } from '../schemas/pcp.ts';
+import { associateResponseDataSchema, errorMessageV1DataSchema } from '../schemas/pcp.ts';
 import { ProtocolError, ProtocolErrorCode } from './errors.ts';
 import { BrokerMessageType } from './message-types.ts';
 import { expiresIn, type EnvelopeV1, type OutgoingV1 } from './pcp-v1.ts';
 import { newMessageId } from './pcp-v2.ts';
-import { BROKER_URI, compileUriPattern, type UriPattern } from './uri.ts';
+import { BROKER_URI } from './uri.ts';
 import { compile, describeErrors } from './validate.ts';
 
 export type AssociateResponseData = FromSchema<typeof associateResponseDataSchema>;
 export type ErrorMessageV1Data = FromSchema<typeof errorMessageV1DataSchema>;
-type InventoryRequestV1Data = FromSchema<typeof inventoryRequestV1DataSchema>;
 
 const validateAssociateResponse = compile<AssociateResponseData>(associateResponseDataSchema);
 const validateErrorData = compile<ErrorMessageV1Data>(errorMessageV1DataSchema);
-const validateInventoryRequest = compile<InventoryRequestV1Data>(inventoryRequestV1DataSchema);
 
 /** Time to live of the broker's own v1 messages (`expires`). */
 export const BROKER_V1_MESSAGE_TTL_MS = 60_000;
@@ -61,21 +59,3 @@ export function destinationReport(target: string, messageId: string, targets: re
   return fromBroker(target, BrokerMessageType.destinationReport, { id: messageId, targets }, BROKER_V1_MESSAGE_TTL_MS, nowMs);
 }
 
-/** Reads a v1 `inventory_request`'s data into patterns; throws `pcp/invalid-data` naming what was wrong. */
-export function decodeInventoryRequestV1(data: unknown, messageId: string): UriPattern[] {
-  if (!validateInventoryRequest(data)) {
-    throw new ProtocolError(ProtocolErrorCode.invalidData, describeErrors(validateInventoryRequest.errors, 'inventory_request data'), { messageId });
-  }
-  try {
-    return data.query.map(compileUriPattern);
-  } catch (cause) {
-    throw new ProtocolError(ProtocolErrorCode.invalidData, `inventory_request data.query: ${(cause as Error).message}`, { cause, messageId });
-  }
-}
-
-/** The answer to a v1 inventory request; `in-reply-to` names the request, as pcp-broker does. */
-export function inventoryResponseV1(target: string, requestId: string, uris: readonly string[], nowMs: number = Date.now()): OutgoingV1 {
-  const msg = fromBroker(target, BrokerMessageType.inventoryResponse, { uris }, BROKER_V1_MESSAGE_TTL_MS, nowMs);
-  msg.envelope['in-reply-to'] = requestId;
-  return msg;
-}

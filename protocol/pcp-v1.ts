@@ -27,6 +27,8 @@ export interface MessageV1 {
   data: Buffer | undefined;
   /** Debug chunks' contents, in order. */
   debug: Buffer[];
+  /** `envelope.expires` in epoch ms, read once. */
+  expiresAtMs: number;
 }
 
 /** What `encodeV1` takes: data and debug contents as bytes or (JSON) text. */
@@ -95,7 +97,8 @@ export function decodeV1(frame: Buffer, maxDepth: number = DEFAULT_MAX_MESSAGE_D
     index++;
   }
   if (envelope === undefined) throw malformed('the message has no envelope chunk');
-  return { envelope: decodeEnvelope(envelope, maxDepth), data, debug };
+  const env = decodeEnvelope(envelope, maxDepth);
+  return { envelope: env, data, debug, expiresAtMs: Date.parse(env.expires) };
 }
 
 function decodeEnvelope(bytes: Buffer, maxDepth: number): EnvelopeV1 {

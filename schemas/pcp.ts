@@ -86,15 +86,6 @@ export const envelopeV1Schema = {
   },
 } as const;
 
-/** Data of a v1 `inventory_request` (no subscriptions in v1). */
-export const inventoryRequestV1DataSchema = {
-  $id: 'baton:pcp/v1/inventory_request.data',
-  type: 'object',
-  required: ['query'],
-  additionalProperties: false,
-  properties: { query: { type: 'array', items: pcpUri, maxItems: 10_000 } },
-} as const;
-
 /** Data of a v1 `associate_response`. */
 export const associateResponseDataSchema = {
   $id: 'baton:pcp/v1/associate_response.data',

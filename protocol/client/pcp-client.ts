@@ -258,32 +258,39 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
    */
   async subscribeInventory(query: string[], timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<string[]> {
     this.subscription = query;
-    if (this.v1) {
-      // PCP v1 has no subscriptions: the inventory is asked for again now and then, and the changes derived.
-      const uris = await this.inventory(query, timeoutMs);
-      this.startPolling(query, uris);
-      return uris;
-    }
-    const res = await this.request(inventoryRequest(query, true), timeoutMs);
-    return (res.data as { uris: string[] }).uris;
+    return this.subscribe(query, timeoutMs);
   }
 
   async unsubscribeInventory(timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<void> {
     const query = this.subscription;
     this.subscription = null;
-    if (this.v1) return this.stopPolling();
+    this.stopPolling();
     if (query && this.connected) await this.request(inventoryRequest(query, false), timeoutMs);
+  }
+
+  /**
+   * PCP v1 has no subscriptions. Baton's broker takes `subscribe` from v1 clients as well; a
+   * broker that refuses it (an error_message) is asked for the inventory now and then instead,
+   * and the changes are derived.
+   */
+  private async subscribe(query: string[], timeoutMs: number): Promise<string[]> {
+    try {
+      const res = await this.request(inventoryRequest(query, true), timeoutMs);
+      this.stopPolling();
+      return (res.data as { uris: string[] }).uris;
+    } catch (err) {
+      if (!this.v1 || !(err instanceof PcpClientError) || err.code !== ClientErrorCode.errorMessage) throw err;
+      const uris = await this.inventory(query, timeoutMs);
+      this.startPolling(query, uris);
+      return uris;
+    }
   }
 
   private resubscribe(): void {
     const query = this.subscription;
     if (!query) return;
-    this.request(inventoryRequest(query, this.v1 ? undefined : true)).then(
-      (res) => {
-        const uris = (res.data as { uris: string[] }).uris;
-        if (this.v1) this.startPolling(query, uris);
-        this.emit('inventorySnapshot', uris);
-      },
+    this.subscribe(query, DEFAULT_REQUEST_TIMEOUT_MS).then(
+      (uris) => this.emit('inventorySnapshot', uris),
       (err: Error) => this.log.warn({ err: err.message }, 'cannot renew the inventory subscription'),
     );
   }

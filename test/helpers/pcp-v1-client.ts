@@ -25,6 +25,8 @@ export class TestClientV1 {
   readonly received: ReceivedV1[] = [];
   /** Text frames received (a v1 session should never get one). */
   readonly textFrames: string[] = [];
+  /** Binary frames received that are not valid PCP v1 messages (a broker should never deliver one). */
+  undecodable = 0;
   readonly closed: Promise<{ code: number; reason: string }>;
   private waiters: { pred: (m: ReceivedV1) => boolean; resolve: (m: ReceivedV1) => void }[] = [];
 
@@ -38,11 +40,18 @@ export class TestClientV1 {
         this.textFrames.push(data.toString());
         return;
       }
-      const msg = decodeV1(data);
+      let msg;
+      try {
+        msg = decodeV1(data);
+      } catch {
+        this.undecodable++;
+        return;
+      }
+      // A broker forwards v1 data and debug chunks as they are: they need not be JSON.
       const parsed: ReceivedV1 = {
         envelope: msg.envelope,
-        data: msg.data === undefined ? undefined : JSON.parse(msg.data.toString()),
-        debug: msg.debug.map((d) => JSON.parse(d.toString()) as unknown),
+        data: msg.data === undefined ? undefined : jsonOrText(msg.data),
+        debug: msg.debug.map(jsonOrText),
       };
       const i = this.waiters.findIndex((w) => w.pred(parsed));
       if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(parsed);
@@ -120,5 +129,14 @@ export class TestClientV1 {
     if (this.ws.readyState === WebSocket.CLOSED) return;
     this.ws.close();
     await this.closed;
+  }
+}
+
+function jsonOrText(b: Buffer): unknown {
+  const text = b.toString();
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
   }
 }
