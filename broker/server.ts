@@ -56,6 +56,8 @@ export class Broker {
     private readonly log: Logger,
   ) {
     this.isControllerCn = compileGlobList(config['controller-cns']);
+    // Read in this order, so that a missing file is named as it always was: CA, certificate, key.
+    const ca = readConfiguredFile(config, 'ssl-ca-cert');
     const brokerCert = readConfiguredFile(config, 'ssl-cert');
     this.serverUri = formatUri(certificateCn(brokerCert) ?? 'broker', SERVER_CLIENT_TYPE);
     this.router = new Router({
@@ -74,7 +76,7 @@ export class Broker {
     this.inventory = new Inventory(this.registry, (to, env) => this.router.sendFromBroker(to, env), config['inventory-update-interval']);
     this.server = createServer(
       {
-        ca: readConfiguredFile(config, 'ssl-ca-cert'),
+        ca,
         cert: brokerCert,
         key: readConfiguredFile(config, 'ssl-key'),
         ...(config['ssl-crl-path'] ? { crl: readConfiguredFile(config, 'ssl-crl-path') } : {}),

@@ -89,7 +89,7 @@ describe('agent: PXP requests and replies', () => {
   });
 
   const refusals: [string, { module: string; action: string; params?: object }, RegExp][] = [
-    ['an unknown module', { module: 'nope', action: 'x' }, /unknown module 'nope'; this agent has: command, echo, facts, ping, puppet, status, task/],
+    ['an unknown module', { module: 'nope', action: 'x' }, /unknown module 'nope'; this agent has: command, echo, facts, ping, puppet, pxp-module-puppet, status, task/],
     ['an unknown action', { module: 'echo', action: 'shout' }, /unknown action 'shout' of module 'echo'/],
     ['params failing the schema', { module: 'echo', action: 'echo', params: { argument: 42 } }, /invalid params for echo echo: params\.argument must be string/],
     ['unknown params', { module: 'echo', action: 'echo', params: { argument: 'a', extra: 1 } }, /unknown key 'extra'/],
