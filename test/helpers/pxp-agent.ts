@@ -60,7 +60,7 @@ export interface StartPxpAgentOptions {
   /** The certificate CN, which is its identity: `pcp://<name>/agent`. */
   name: string;
   brokerUris: string[];
-  /** pxp-agent's own default is "1"; this helper's too. */
+  /** Written to the config when given; left out, pxp-agent uses its own default ("1"). */
   pcpVersion?: '1' | '2';
   masterUris?: string[];
   /** Install pxp-module-puppet in the modules dir, with `puppet_bin` (default /usr/bin/puppet). */
@@ -133,7 +133,7 @@ export async function startPxpAgent(opts: StartPxpAgentOptions): Promise<PxpAgen
     dirs.config,
     JSON.stringify({
       'broker-ws-uris': opts.brokerUris,
-      'pcp-version': opts.pcpVersion ?? '1',
+      ...(opts.pcpVersion === undefined ? {} : { 'pcp-version': opts.pcpVersion }),
       'ssl-ca-cert': opts.pki.ca,
       'ssl-cert': opts.pki.cert(opts.name),
       'ssl-key': opts.pki.key(opts.name),

@@ -241,3 +241,53 @@ function int32(n: number): Buffer {
   b.writeInt32BE(n);
   return b;
 }
+
+describe('broker: PCP v1 under authorization rules and max-connections', () => {
+  let pki: TestPki;
+  let broker: BrokerProcess;
+
+  before(async () => {
+    pki = await makePki(['orchestrator', 'n1', 'n2', 'n3']);
+    broker = await startBrokerProcess({
+      pki,
+      config: {
+        'max-connections': 3,
+        authorization: {
+          rules: [
+            { sender: 'pcp://orchestrator/*', message_type: 'http://puppetlabs.com/rpc_blocking_request', target: 'pcp://n1/*', allow: true },
+            { sender: 'pcp://orchestrator/*', allow: false },
+            { sender: 'pcp://n*/agent', target: 'pcp://orchestrator/*', allow: true },
+          ],
+        },
+      },
+    });
+  });
+  after(async () => {
+    await broker?.stop();
+    pki?.remove();
+  });
+
+  it('applies the rules to each copy of a v1 message, and counts v1 connections against max-connections', async () => {
+    const ctl = await TestClientV1.connect(broker.url('/pcp/'), identity(pki, 'orchestrator'), 'pcp://orchestrator/controller');
+    const n1 = await TestClientV1.connect(broker.url('/pcp/'), identity(pki, 'n1'), 'pcp://n1/agent');
+    const n2 = await TestClient.connect(broker.url('/pcp2/agent'), identity(pki, 'n2'));
+    try {
+      const id = ctl.send({ message_type: MessageTypes.pxpRequest, targets: ['pcp://*/agent'] }, { transaction_id: 'rules' });
+      assert.equal((await n1.next((m) => m.envelope.id === id)).envelope.sender, 'pcp://orchestrator/controller');
+      assert.match(((await ctl.errorFor(id)).data as { description: string }).description, /not authorized .* pcp:\/\/n2\/agent/);
+      const rid = n1.send({ message_type: MessageTypes.pxpResponse, targets: ['pcp://orchestrator/controller'] }, { transaction_id: 'rules', results: {} });
+      await ctl.next((m) => m.envelope.id === rid);
+      assert.equal(n2.received.some((e) => e.id === id), false);
+      // A fourth connection, v1 and not even associated, is over the limit.
+      const extra = await TestClientV1.open(broker.url('/pcp/'), identity(pki, 'n3'), 'pcp://n3/agent');
+      assert.equal((await extra.closed).code, 1011);
+      const text = await broker.metrics();
+      assert.equal(metricValue(text, 'baton_broker_connections_refused_total', { reason: 'max_connections' }), 1);
+      assert.ok(metricValue(text, 'baton_broker_messages_received_total', { pcp_version: '1' }) >= 2, 'the two routed v1 messages');
+    } finally {
+      await ctl.close();
+      await n1.close();
+      await n2.close();
+    }
+  });
+});

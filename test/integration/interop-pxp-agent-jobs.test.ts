@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { PcpClient } from '../../protocol/client/pcp-client.ts';
 import { pxpRequest } from '../../protocol/pxp.ts';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
-import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
+import { fetchInsecure, startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
 import { makeCodedir, startOrchestratorProcess, waitForConnected, waitForJobEnd, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { identity } from '../helpers/pcp-client.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
@@ -114,7 +114,8 @@ describe("Puppet's pxp-agent (PCP v1 and v2) in one fleet with Baton's agent, th
 
     batonAgents.push(await startAgentProcess({ pki, name: BATON, brokerUris: [brokerUri], masterUris }));
     const [a1, a2] = await Promise.all([
-      startPxpAgent({ pki, name: PXP1, brokerUris: [pxpBrokerUri(broker.port, '1')], pcpVersion: '1', masterUris, puppetModule: { puppetBin } }),
+      // No pcp-version in its config: pxp-agent's default, PCP v1.
+      startPxpAgent({ pki, name: PXP1, brokerUris: [pxpBrokerUri(broker.port, '1')], masterUris, puppetModule: { puppetBin } }),
       startPxpAgent({ pki, name: PXP2, brokerUris: [pxpBrokerUri(broker.port, '2')], pcpVersion: '2', masterUris }),
     ]);
     pxpAgents.set(PXP1, a1).set(PXP2, a2);
@@ -148,6 +149,9 @@ describe("Puppet's pxp-agent (PCP v1 and v2) in one fleet with Baton's agent, th
   const runningOn = (node: string, txid: string) => until(`the run on ${node}`, () => existsSync(join(pxpAgents.get(node)!.dirs.spool, txid, 'pid')));
 
   it('runs a task job on every node, with the results parsed by the task rules', async () => {
+    // The pxp-agent left at its default speaks PCP v1; the other v2, as does Baton's agent and the orchestrator.
+    const status = JSON.parse(await fetchInsecure(`https://127.0.0.1:${broker.port}/status/v1/services`)) as { 'broker-service': { status: { sessions_by_pcp_version: Record<string, number> } } };
+    assert.deepEqual(status['broker-service'].status.sessions_by_pcp_version, { '1': 1, '2': 3 });
     const id = await submit('task', { task: 'sample::json', params: { name: 'world' }, scope: { nodes: ALL } });
     await waitForJobEnd(orch, id);
     const nodes = await nodesOf(id);
