@@ -75,6 +75,9 @@ export function deployResultLine(result: unknown, details: Record<string, unknow
   if (typeof resources.changed === 'number' || typeof resources.failed === 'number') {
     parts.push(`${Number(resources.changed ?? 0)} changed, ${Number(resources.failed ?? 0)} failed`);
   }
+  // A noop run changes nothing: what it would have changed is out of sync, with noop events.
+  const events = isObject(metrics.events) ? metrics.events : {};
+  if (Number(events.noop ?? 0) > 0) parts.push(`${Number(resources.out_of_sync ?? events.noop)} pending (noop)`);
   const message = typeof details.message === 'string' ? details.message : typeof r.error === 'string' ? r.error : null;
   if (message) parts.push(firstLine(message));
   return parts.join(', ');

@@ -1,8 +1,10 @@
 // `baton up` (what `npm start` runs): a whole local fleet in one supervised process tree — a private
 // redis-server, a dev CA, a broker, the orchestrator and N agents, with a sample codedir and an
-// admin token. Ctrl-C (or SIGTERM, or SIGHUP) stops everything in order and keeps Redis's data; if
-// `baton up` dies without doing so, the programs stop by themselves (IPC channel) and redis-server
-// is stopped by its watchdog (up/watchdog.mjs).
+// admin token. Its agents run Puppet masterlessly by default (`puppet apply` of the codedir, each
+// with private Puppet dirs: up/masterless-puppet.ts; `--puppet agent` keeps `puppet agent`).
+// Ctrl-C (or SIGTERM, or SIGHUP) stops everything in order and keeps Redis's data; if `baton up`
+// dies without doing so, the programs stop by themselves (IPC channel) and redis-server is stopped
+// by its watchdog (up/watchdog.mjs).
 import { accessSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { delimiter, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -12,7 +14,7 @@ import { projectPath } from '../lib/paths.ts';
 import { DEFAULT_ORCHESTRATOR_PORT } from '../orchestrator/defaults.ts';
 import { ApiClient } from './client.ts';
 import { CliError, CliErrorCode, ExitCode } from './errors.ts';
-import { agentNames, ensurePki, ensureSampleCode, ensureToken, fleetPaths, SAMPLE_COMMAND_WHITELIST, sampleTaskNames, writeJson, type FleetPaths } from './up/fleet-files.ts';
+import { agentNames, agentPuppetConfig, ensurePki, ensureSampleCode, ensureToken, fleetPaths, PUPPET_MODES, PuppetMode, SAMPLE_COMMAND_WHITELIST, sampleTaskNames, writeJson, type FleetPaths } from './up/fleet-files.ts';
 import { Supervisor, type Child } from './up/supervisor.ts';
 import { positiveInt } from './args.ts';
 
@@ -31,6 +33,7 @@ interface UpOptions {
   redisPort: string;
   redis?: string;
   logLevel: string;
+  puppet: string;
 }
 
 const BATON_BIN = () => projectPath('bin', 'baton.mjs');
@@ -90,8 +93,22 @@ async function waitForAgents(client: ApiClient, names: string[]): Promise<void> 
   }
 }
 
+function puppetMode(value: string): PuppetMode {
+  if (!(PUPPET_MODES as readonly string[]).includes(value)) throw new CliError(CliErrorCode.usage, `--puppet must be one of ${PUPPET_MODES.join(', ')}, got '${value}'`);
+  return value as PuppetMode;
+}
+
+/** The banner's line about Puppet runs. */
+function puppetLine(mode: PuppetMode, codedir: string): string {
+  const bin = onPath('puppet');
+  if (mode === PuppetMode.agent) return `  puppet        puppet agent, with this machine's Puppet settings and Puppet server${bin ? '' : ' (puppet is not on PATH)'}`;
+  if (!bin) return '  puppet        not on PATH: Puppet runs (baton job run) fail until it is installed (apt-get install puppet-agent)';
+  return `  puppet        masterless: puppet apply of ${codedir}/environments/<env>/manifests; each agent's Puppet dirs in <agent dir>/puppet`;
+}
+
 async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise<() => string> {
   const names = agentNames(positiveInt('--agents', o.agents)!);
+  const mode = puppetMode(o.puppet);
   const ports = { broker: port('--broker-port', o.brokerPort), orchestrator: port('--orchestrator-port', o.orchestratorPort), redis: port('--redis-port', o.redisPort) };
   const redisBin = o.redis ? null : onPath('redis-server');
   if (!o.redis && !redisBin) {
@@ -143,7 +160,7 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
     const a = p.agent(name);
     writeJson(a.config, {
       'broker-ws-uris': [brokerUri], ...pki(name), 'spool-dir': a.spool, 'task-cache-dir': a.cache, 'master-uris': [apiUrl],
-      'command-whitelist': SAMPLE_COMMAND_WHITELIST, 'log-level': o.logLevel,
+      'command-whitelist': SAMPLE_COMMAND_WHITELIST, 'log-level': o.logLevel, ...agentPuppetConfig(mode, a.puppet, p.code, name),
     });
     const agent = await sup.start(node(name, ['agent', '--config', a.config], 'connected to broker'));
     lines.push(`  agent         ${name.padEnd(14)} ${rel(a.dir)}   ${pidOf(agent.child)}`);
@@ -161,6 +178,7 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
     '',
     ...lines,
     `  code          ${rel(p.code)}   tasks: ${sampleTaskNames(p.code).join(', ')}`,
+    puppetLine(mode, rel(p.code)),
     `  CA            ${rel(ca)}`,
     `  admin token   ${tokenFile}   (header X-Authentication)`,
     `  logs          ${rel(p.logs)}/<program>.log`,
@@ -169,6 +187,8 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
     ...env.map((e) => `  ${e}`),
     `  npx baton task run sample::echo message=hi --nodes ${nodes}`,
     `  npx baton push run uptime --nodes ${nodes}`,
+    '  npx baton job run --environment production --noop',
+    '  npx baton job run --environment production',
     '  npx baton inventory',
     '',
     'Ctrl-C stops everything.',
@@ -186,6 +206,7 @@ export function registerUp(program: Command): void {
     .option('--orchestrator-port <port>', 'orchestrator port (0: a free one)', String(DEFAULT_ORCHESTRATOR_PORT))
     .option('--redis-port <port>', 'port of the private redis-server (0: a free one)', String(DEFAULT_REDIS_PORT))
     .option('--redis <url>', 'use this Redis instead of starting one (redis://HOST:PORT)')
+    .option('--puppet <mode>', `how the agents run Puppet: ${PuppetMode.apply} (masterless, the sample code's manifests) or ${PuppetMode.agent} (puppet agent, with this machine's Puppet server)`, PuppetMode.apply)
     .option('--log-level <level>', "the programs' log level (logs go to <dir>/logs)", 'info')
     .action(async (o: UpOptions) => {
       const paths = fleetPaths(resolve(o.dir));

@@ -62,12 +62,13 @@ export function loadConfig<T extends object>(schema: ObjectSchema & object, defa
 }
 
 /** Reads a file named by a config key; an unreadable file is a configuration error naming the key. */
-export function readConfiguredFile<K extends string>(config: { [k in K]?: string }, key: K): Buffer {
+/** Reads the file a config key names; `prefix` names the key's parent in the error (`puppetdb.`). */
+export function readConfiguredFile<K extends string>(config: { [k in K]?: string }, key: K, prefix = ''): Buffer {
   const path = config[key];
   try {
     return readFileSync(path ?? '');
   } catch (cause) {
-    throw new ConfigError(ConfigErrorCode.unreadable, `config key '${key}': cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { cause });
+    throw new ConfigError(ConfigErrorCode.unreadable, `config key '${prefix}${key}': cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { cause });
   }
 }
 

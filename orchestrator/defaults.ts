@@ -26,6 +26,8 @@ export const MAX_CHEF_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_NODE_RECONNECT_GRACE_S = 60;
 /** Every Redis command fails after this long; the API answers 503 within it. */
 export const DEFAULT_REDIS_TIMEOUT_MS = 2_000;
+/** A PuppetDB query, answer included, must end within this (`puppetdb-timeout`). */
+export const DEFAULT_PUPPETDB_TIMEOUT_MS = 10_000;
 /** How long start-up waits for a broker before serving the API anyway. */
 export const BROKER_WAIT_AT_START_MS = 5_000;
 
@@ -44,6 +46,7 @@ export const ORCHESTRATOR_DEFAULTS = {
   'org-feed-expiration': DEFAULT_ORG_FEED_EXPIRATION_S,
   'node-reconnect-grace': DEFAULT_NODE_RECONNECT_GRACE_S,
   'redis-timeout': DEFAULT_REDIS_TIMEOUT_MS,
+  'puppetdb-timeout': DEFAULT_PUPPETDB_TIMEOUT_MS,
   'log-level': 'info',
   'max-message-depth': DEFAULT_MAX_MESSAGE_DEPTH,
 } as const satisfies Partial<OrchestratorConfig>;

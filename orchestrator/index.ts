@@ -16,6 +16,8 @@ import { PxpRunner } from './pcp/pxp-runner.ts';
 import { TaskCatalog } from './tasks/catalog.ts';
 import { Classifier } from './deploy/classifier.ts';
 import { FactsStore } from './pcp/facts.ts';
+import { PuppetDbClient } from './puppetdb/client.ts';
+import { PuppetDbNodes } from './puppetdb/nodes.ts';
 import { ChefJobs } from './chef/jobs.ts';
 import { OutputStore } from './chef/output.ts';
 import { DeploymentController } from './nomad/controller.ts';
@@ -36,6 +38,7 @@ export class Orchestrator {
   private http!: AnyFastify;
   private api!: Redis;
   private redisTimeoutMs = 0;
+  private puppetdbClient: PuppetDbClient | null = null;
 
   constructor(
     private readonly config: ResolvedOrchestratorConfig,
@@ -118,7 +121,9 @@ export class Orchestrator {
       engine: this.engine, store: engineStore, redis: engineRedis, keys: engineStore.keys, client: this.client, inventory,
       votingTimeoutS: c['voting-timeout'], orgFeedExpirationS: c['org-feed-expiration'], log: this.log,
     });
-    const scope = { facts: new FactsStore(this.api, apiStore.keys, this.client, inventory, c['facts-ttl'], this.log), classifier, store: apiStore, catalog };
+    const puppetdb = c.puppetdb ? this.puppetDb(c.puppetdb, tls) : null;
+    const facts = puppetdb ? new PuppetDbNodes(puppetdb, inventory) : new FactsStore(this.api, apiStore.keys, this.client, inventory, c['facts-ttl'], this.log);
+    const scope = { facts, puppetdb, classifier, store: apiStore, catalog };
     const nomadStore = new NomadStore(engineRedis, c['key-prefix'], { timeoutMs });
     const deployments = new DeploymentController({ store: nomadStore, engine: this.engine, scope, catalog, inventory, nodeTimeoutS: c['node-timeout'], log: this.log });
     // Commands now time out, so start-up waits for Redis itself rather than failing on it.
@@ -148,6 +153,14 @@ export class Orchestrator {
     });
     await this.http.listen({ host: c.host, port: c.port });
     this.log.info({ host: c.host, port: this.port }, 'listening');
+  }
+
+  /** The PuppetDB client of the `puppetdb` config; certificates default to the orchestrator's own. */
+  private puppetDb(cfg: NonNullable<ResolvedOrchestratorConfig['puppetdb']>, tls: { ca: Buffer; cert: Buffer; key: Buffer }): PuppetDbClient {
+    const file = (key: 'ssl-ca-cert' | 'ssl-cert' | 'ssl-key', fallback: Buffer) => (cfg[key] ? readConfiguredFile(cfg, key, 'puppetdb.') : fallback);
+    this.puppetdbClient = new PuppetDbClient({ url: cfg.url, ca: file('ssl-ca-cert', tls.ca), cert: file('ssl-cert', tls.cert), key: file('ssl-key', tls.key), timeoutMs: this.config['puppetdb-timeout'] });
+    this.log.info({ url: cfg.url }, 'queries go to PuppetDB');
+    return this.puppetdbClient;
   }
 
   private async redisReady(r: Redis): Promise<void> {
@@ -192,6 +205,7 @@ export class Orchestrator {
     await this.http?.close();
     await this.engine?.close();
     await this.client?.stop();
+    this.puppetdbClient?.close();
     for (const r of this.redis) r.disconnect();
     this.log.info('stopped');
   }

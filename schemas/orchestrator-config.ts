@@ -43,6 +43,21 @@ export const orchestratorConfigSchema = {
     'redis-timeout': { type: 'integer', minimum: 100 },
     /** Deepest nesting of arrays and objects accepted in one JSON message or request body; deeper ones are refused unparsed. */
     'max-message-depth': { type: 'integer', minimum: 2, maximum: 10000 },
+    /** PuppetDB as the node query source: `query` scopes, environments and inventory facts come from it. */
+    puppetdb: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url'],
+      properties: {
+        url: { type: 'string', pattern: '^https://' },
+        /** PEM files; each defaults to the orchestrator's own. */
+        'ssl-ca-cert': nonEmptyString,
+        'ssl-cert': nonEmptyString,
+        'ssl-key': nonEmptyString,
+      },
+    },
+    /** Milliseconds a PuppetDB query may take, answer included, before the API answers 503 puppetdb-error. */
+    'puppetdb-timeout': { type: 'integer', minimum: 100 },
     'log-level': logLevelSchema,
   },
 } as const;

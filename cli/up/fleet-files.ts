@@ -6,6 +6,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, st
 import { dirname, join } from 'node:path';
 import { projectPath } from '../../lib/paths.ts';
 import { tokenFilePath } from '../client.ts';
+import { masterlessPuppet, type PuppetAgentConfig } from './masterless-puppet.ts';
 
 export const LOCAL_ALT_NAMES = ['localhost', '127.0.0.1'];
 export const TOKEN_BYTES = 24;
@@ -33,7 +34,7 @@ export interface FleetPaths {
   brokerConfig: string;
   orchestratorConfig: string;
   tokensFile: string;
-  agent(name: string): { dir: string; config: string; spool: string; cache: string };
+  agent(name: string): { dir: string; config: string; spool: string; cache: string; puppet: string };
 }
 
 export function fleetPaths(root: string): FleetPaths {
@@ -48,9 +49,28 @@ export function fleetPaths(root: string): FleetPaths {
     tokensFile: join(root, 'orchestrator', 'tokens.json'),
     agent: (name) => {
       const dir = join(root, 'agents', name);
-      return { dir, config: join(dir, 'agent.json'), spool: join(dir, 'spool'), cache: join(dir, 'cache') };
+      return { dir, config: join(dir, 'agent.json'), spool: join(dir, 'spool'), cache: join(dir, 'cache'), puppet: join(dir, 'puppet') };
     },
   };
+}
+
+/** How the local agents run Puppet (`baton up --puppet`). */
+export const PuppetMode = {
+  /** Masterless: `puppet apply` of the fleet's codedir, with private Puppet dirs per agent (the default). */
+  apply: 'apply',
+  /** `puppet agent --onetime` with the machine's own Puppet settings and Puppet server. */
+  agent: 'agent',
+} as const;
+export type PuppetMode = (typeof PuppetMode)[keyof typeof PuppetMode];
+export const PUPPET_MODES: readonly PuppetMode[] = Object.values(PuppetMode);
+
+/**
+ * The Puppet keys of a local agent's config: in `apply` mode, its own Puppet dirs in `puppetDir`
+ * (made here) and the fleet's codedir; in `agent` mode none (the agent's defaults: `puppet agent`).
+ */
+export function agentPuppetConfig(mode: PuppetMode, puppetDir: string, codedir: string, certname: string): Partial<PuppetAgentConfig> {
+  if (mode === PuppetMode.agent) return {};
+  return masterlessPuppet({ root: puppetDir, codedir, certname }).config;
 }
 
 export const agentNames = (n: number): string[] => Array.from({ length: n }, (_, i) => `agent${i + 1}.local`);

@@ -3,7 +3,7 @@
 import { BatonError } from '../../protocol/errors.ts';
 import type { JobStore, NodeState } from '../engine/store.ts';
 import { apiError, ApiErrorCode } from '../http/errors.ts';
-import type { FactsStore } from '../pcp/facts.ts';
+import { PuppetDbError, PuppetDbErrorCode, type PuppetDbClient } from '../puppetdb/client.ts';
 import { parseQuery, QueryError, selectNodes, type NodeFacts } from '../query/index.ts';
 import type { TaskCatalog } from '../tasks/catalog.ts';
 import { ApplicationErrorCode, instancesOf, loadApplications, orderInstances, type OrderedNodes } from './applications.ts';
@@ -20,8 +20,15 @@ export interface Scope {
   whole_environment?: boolean;
 }
 
+/** Where the inventory comes from: Baton's own fact store, or PuppetDB (puppetdb/nodes.ts). */
+export interface NodeSource {
+  nodes(opts: { facts: boolean }): Promise<NodeFacts[]>;
+}
+
 export interface ScopeContext {
-  facts: FactsStore;
+  facts: NodeSource;
+  /** When configured, `query` scopes go to PuppetDB instead of the embedded query engine. */
+  puppetdb?: PuppetDbClient | null;
   classifier: Classifier;
   store: JobStore;
   catalog: TaskCatalog;
@@ -37,8 +44,15 @@ function queryNeedsFacts(q: unknown): boolean {
   return /facts|environment/i.test(typeof q === 'string' ? q : JSON.stringify(q));
 }
 
+/** PuppetDB's trouble as the API's: a refused query is the caller's (400), anything else 503. */
+export function puppetDbApiError(err: unknown): never {
+  if (!(err instanceof PuppetDbError)) throw err;
+  const details = { service: 'puppetdb', reason: err.code.slice('puppetdb/'.length), ...(err.details ?? {}) };
+  throw apiError(err.code === PuppetDbErrorCode.refused ? ApiErrorCode.puppetdbError : ApiErrorCode.puppetdbUnavailable, err.message, details);
+}
+
 async function inventory(ctx: ScopeContext, facts: boolean): Promise<NodeFacts[]> {
-  const nodes = await ctx.facts.nodes({ facts });
+  const nodes = await ctx.facts.nodes({ facts }).catch(puppetDbApiError);
   // A node's environment is its group's, else the one its agent reports.
   const classified = ctx.classifier.environments(nodes);
   for (const n of nodes) n.environment = classified.get(n.certname) ?? n.environment;
@@ -117,6 +131,7 @@ export async function resolveScope(ctx: ScopeContext, scope: Scope, environment:
 
 /** The nodes a query selects (none is an answer, not an error): the inventory's own query. */
 export async function queryNodes(ctx: ScopeContext, q: unknown): Promise<NodeFacts[]> {
+  if (ctx.puppetdb) return puppetDbQueryNodes(ctx, ctx.puppetdb, q);
   let query;
   try {
     query = parseQuery(q);
@@ -131,7 +146,25 @@ export async function queryNodes(ctx: ScopeContext, q: unknown): Promise<NodeFac
 
 /** Node → environment from the classifier, for the nodes of a scope (deploys without enforce_environment). */
 export async function classifiedEnvironments(ctx: ScopeContext, resolved: ResolvedScope): Promise<Map<string, string>> {
-  const inv = resolved.inventory ?? (ctx.classifier.needsFacts() ? await inventory(ctx, true) : resolved.nodes.map((certname) => ({ certname, environment: null, connected: false, facts: {} })));
+  const inv = resolved.inventory ?? (ctx.classifier.needsFacts() || ctx.puppetdb ? await inventory(ctx, ctx.classifier.needsFacts()) : resolved.nodes.map((certname) => ({ certname, environment: null, connected: false, facts: {} })));
   const inScope = new Set(resolved.nodes);
-  return ctx.classifier.environments(inv.filter((n) => inScope.has(n.certname)));
+  const nodes = inv.filter((n) => inScope.has(n.certname));
+  const envs = ctx.classifier.environments(nodes);
+  // With PuppetDB, a node outside every group runs in the environment PuppetDB has for it.
+  if (ctx.puppetdb) for (const n of nodes) if (!envs.has(n.certname) && n.environment) envs.set(n.certname, n.environment);
+  return envs;
+}
+
+/** A query answered by PuppetDB: the certnames of its answer, with what the inventory knows of them. */
+async function puppetDbQueryNodes(ctx: ScopeContext, puppetdb: PuppetDbClient, q: unknown): Promise<NodeFacts[]> {
+  let names: string[];
+  try {
+    names = await puppetdb.certnames(q);
+  } catch (err) {
+    if (err instanceof SyntaxError) throw apiError(ApiErrorCode.queryError, `query is not valid JSON: ${err.message}`, { query: q });
+    return puppetDbApiError(err);
+  }
+  if (names.length === 0) return [];
+  const byName = new Map((await inventory(ctx, false)).map((n) => [n.certname, n]));
+  return names.map((certname) => byName.get(certname) ?? { certname, environment: null, connected: false, facts: {} });
 }

@@ -17,6 +17,8 @@ export const ApiErrorCode = {
   emptyEnvironment: 'empty-environment',
   dependencyCycle: 'dependency-cycle',
   puppetdbError: 'puppetdb-error',
+  /** PuppetDB unreachable, slow or failing: 503, with the kind puppetdb-error. */
+  puppetdbUnavailable: 'puppetdb-unavailable',
   invalidTask: 'invalid-task-metadata',
   unauthenticated: 'unauthenticated',
   unavailable: 'service-unavailable',
@@ -44,6 +46,7 @@ const STATUS: Record<string, number> = {
   [ApiErrorCode.emptyEnvironment]: 400,
   [ApiErrorCode.dependencyCycle]: 400,
   [ApiErrorCode.puppetdbError]: 400,
+  [ApiErrorCode.puppetdbUnavailable]: 503,
   [ApiErrorCode.invalidTask]: 400,
   [ApiErrorCode.unauthenticated]: 401,
   [ApiErrorCode.unavailable]: 503,
@@ -55,6 +58,9 @@ const STATUS: Record<string, number> = {
   [ApiErrorCode.uriTooLong]: 414,
   [StoreErrorCode.reservationLost]: 409,
 };
+
+/** Codes whose Puppet `kind` is another's (the status differs, the kind does not). */
+const KIND_OF: Record<string, string> = { [ApiErrorCode.puppetdbUnavailable]: ApiErrorCode.puppetdbError };
 
 /** Seconds a client is told to wait before retrying after a 503 or a 409 (key in use). */
 export const RETRY_AFTER_S = 1;
@@ -95,7 +101,7 @@ function retryable(reply: FastifyReply, status: number): FastifyReply {
 
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof BatonError && STATUS[err.code] !== undefined) {
-    const kind = err.code === ApiErrorCode.unauthenticated ? 'puppetlabs.rbac/user-unauthenticated' : `${PUPPET_KIND_PREFIX}${err.code}`;
+    const kind = err.code === ApiErrorCode.unauthenticated ? 'puppetlabs.rbac/user-unauthenticated' : `${PUPPET_KIND_PREFIX}${KIND_OF[err.code] ?? err.code}`;
     return retryable(reply, STATUS[err.code]!).send({ kind, msg: err.message, details: err.details ?? {} });
   }
   const down = unavailable(err);

@@ -1,16 +1,25 @@
 // `baton up` as a new user meets it: one command starts redis-server, a broker, the orchestrator
-// and agents; the client commands run tasks and push commands on them; Ctrl-C stops everything,
-// so does a hangup, and a `baton up` killed outright leaves nothing behind.
+// and agents; the client commands run tasks, push commands and masterless Puppet runs (the sample
+// manifest, real `puppet apply`) on them; Ctrl-C stops everything, so does a hangup, and a
+// `baton up` killed outright leaves nothing behind.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isAlive, processesMentioning, runCli, startUp, type UpFleet } from '../helpers/cli.ts';
+import { puppetAvailable } from '../helpers/puppet.ts';
 
 const AGENTS = ['agent1.local', 'agent2.local'];
 /** How long the programs may take to go once `baton up` is killed: their shutdown deadline, and then some. */
 const GONE_WITHIN_MS = 20_000;
+const NO_PUPPET = puppetAvailable() ? false : 'puppet is not installed here (apt-get install puppet-agent; CI installs it)';
+
+interface DeployNode {
+  name: string;
+  state: string;
+  result: { status: string; environment: string; transaction_uuid: string; metrics: { resources: Record<string, number>; events: Record<string, number> } };
+}
 
 describe('baton up: a local fleet in one command', () => {
   const dir = mkdtempSync(join(tmpdir(), 'baton-up-'));
@@ -88,6 +97,62 @@ describe('baton up: a local fleet in one command', () => {
     assert.ok((JSON.parse(list.stdout) as { items: unknown[] }).items.length >= 5);
   });
 
+  /** What sample::motd writes in an agent's own Puppet vardir. */
+  const motd = (agent: string) => join(dir, 'var', 'agents', agent, 'puppet', 'var', 'sample', 'motd');
+  const deployNodes = async (id: string): Promise<DeployNode[]> => {
+    const shown = await cli('job', 'show', id, '--json');
+    assert.equal(shown.code, 0, shown.stderr);
+    return (JSON.parse(shown.stdout) as { nodes: DeployNode[] }).nodes.sort((a, b) => a.name.localeCompare(b.name));
+  };
+
+  it('runs Puppet masterlessly: `job run --environment production` exits 0, every node changed, the motd is in its own Puppet vardir', { skip: NO_PUPPET }, async () => {
+    assert.match(fleet.output.join('\n'), /puppet\s+masterless: puppet apply of var\/code\/environments\/<env>\/manifests/);
+    const res = await cli('job', 'run', '--environment', 'production');
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    for (const a of AGENTS) assert.match(res.stdout, new RegExp(`${a.replace('.', '\\.')}\\s+finished\\s+changed, [1-9][0-9]* changed, 0 failed`));
+    assert.match(res.stdout, /Job completed\. 2\/2 nodes succeeded/);
+    const id = /Started job ([0-9]+)/.exec(res.stdout)![1]!;
+    const nodes = await deployNodes(id);
+    assert.deepEqual(nodes.map((n) => [n.name, n.state, n.result.status, n.result.environment]), AGENTS.map((a) => [a, 'finished', 'changed', 'production']));
+    for (const n of nodes) {
+      assert.match(n.result.transaction_uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'the Puppet run\'s own transaction UUID');
+      assert.ok(n.result.metrics.resources.changed! >= 2, `the motd's directory and file changed on ${n.name}: ${JSON.stringify(n.result.metrics.resources)}`);
+      assert.equal(n.result.metrics.resources.failed, 0);
+    }
+    for (const a of AGENTS) assert.equal(readFileSync(motd(a), 'utf8'), `Managed by Baton: ${a}, environment production\n`);
+  });
+
+  it('--noop on a changed motd reports the pending changes and changes nothing (with --debug, --trace and --evaltrace)', { skip: NO_PUPPET }, async () => {
+    writeFileSync(motd(AGENTS[0]!), 'edited by hand\n');
+    rmSync(motd(AGENTS[1]!));
+    const res = await cli('job', 'run', '--environment', 'production', '--noop', '--debug', '--trace', '--evaltrace');
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    assert.match(res.stdout, /Job completed\. 2\/2 nodes succeeded/);
+    assert.equal(res.stdout.match(/unchanged, 0 changed, 0 failed, [0-9]+ pending \(noop\)/g)?.length, 2, `each node's line shows its pending changes: ${res.stdout}`);
+    const nodes = await deployNodes(/Started job ([0-9]+)/.exec(res.stdout)![1]!);
+    for (const n of nodes) {
+      assert.equal(n.state, 'finished');
+      assert.equal(n.result.status, 'unchanged', 'a noop run changes nothing');
+      assert.equal(n.result.metrics.resources.changed, 0);
+      assert.ok(n.result.metrics.resources.out_of_sync! >= 2, `the motd and the notice are pending on ${n.name}: ${JSON.stringify(n.result.metrics.resources)}`);
+      assert.ok(n.result.metrics.events.noop! >= 2);
+    }
+    assert.equal(readFileSync(motd(AGENTS[0]!), 'utf8'), 'edited by hand\n');
+    assert.equal(existsSync(motd(AGENTS[1]!)), false);
+  });
+
+  it('applies the manifests of the environment the job names, and keeps Puppet out of ~/.puppetlabs', { skip: NO_PUPPET }, async () => {
+    const manifests = join(dir, 'var', 'code', 'environments', 'staging', 'manifests');
+    mkdirSync(manifests, { recursive: true });
+    writeFileSync(join(manifests, 'site.pp'), 'file { "${settings::vardir}/staging": content => "${environment}\\n" }\n');
+    const res = await cli('job', 'run', '--environment', 'staging', '--nodes', AGENTS[0]!);
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    const [node] = await deployNodes(/Started job ([0-9]+)/.exec(res.stdout)![1]!);
+    assert.equal(node!.result.environment, 'staging');
+    assert.equal(readFileSync(join(dir, 'var', 'agents', AGENTS[0]!, 'puppet', 'var', 'staging'), 'utf8'), 'staging\n');
+    assert.equal(existsSync(join(home, '.puppetlabs')), false);
+  });
+
   it('stops everything on SIGINT: exit 0, no process left, Redis data kept', async () => {
     fleet.proc.kill('SIGINT');
     assert.equal(await fleet.exited, 0, fleet.stderr);
@@ -128,6 +193,19 @@ describe('baton up when its terminal goes away, or when it is killed', () => {
     assert.deepEqual(fleet.pids.filter(isAlive), [], 'every process it printed has ended');
     assert.deepEqual(processesMentioning(dir), [], 'no process mentions the fleet directory');
     assert.deepEqual(watchdogsOf(redisPid), [], 'the watchdog went with redis-server');
+  });
+
+  it('with --puppet agent, the agents keep `puppet agent` and the machine\'s Puppet settings; an unknown mode exits 2', async () => {
+    const bad = await runCli(['up', ...args, '--puppet', 'server'], { cwd: dir, env: { ...process.env, HOME: home } });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--puppet must be one of apply, agent, got 'server'/);
+    const fleet = await startUp([...args, '--puppet', 'agent'], dir, home);
+    fleets.push(fleet);
+    assert.match(fleet.output.join('\n'), /puppet\s+puppet agent, with this machine's Puppet settings/);
+    const config = JSON.parse(readFileSync(join(dir, 'var', 'agents', 'agent1.local', 'agent.json'), 'utf8')) as Record<string, unknown>;
+    for (const key of ['puppet-bin', 'puppet-command', 'puppet-settings']) assert.equal(config[key], undefined, `${key} is the agent's default`);
+    fleet.proc.kill('SIGINT');
+    assert.equal(await fleet.exited, 0, fleet.stderr);
   });
 
   it('killed (SIGKILL), it leaves nothing running: the programs notice by themselves, redis-server is stopped by its watchdog', async () => {

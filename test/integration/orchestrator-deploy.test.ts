@@ -98,8 +98,8 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
 
   /** The agents' own record of when each run of a job started and ended. */
   function runTimes(nodes: Record<string, any>[]): { node: string; start: number; end: number }[] {
-    return nodes.filter((n) => n.transaction_uuid).map((n) => {
-      const meta = JSON.parse(readFileSync(join(agents.get(n.name)!.dirs.spool, n.transaction_uuid, 'metadata.json'), 'utf8')) as SpoolMeta;
+    return nodes.filter((n) => n.transaction_id).map((n) => {
+      const meta = JSON.parse(readFileSync(join(agents.get(n.name)!.dirs.spool, n.transaction_id, 'metadata.json'), 'utf8')) as SpoolMeta;
       return { node: n.name as string, start: meta.started_ms, end: meta.completed_ms! };
     });
   }
@@ -119,6 +119,7 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
     assert.match(n.result.transaction_uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-/);
     assert.equal(n.result.environment, 'production');
     assert.equal(n.details.transaction_uuid, n.result.transaction_uuid);
+    assert.equal(n.transaction_uuid, n.result.transaction_uuid, "the node's transaction_uuid is the Puppet run's, as in PE");
     assert.ok(n.details.metrics.resources, 'metrics in the node details');
 
     const enforce = await run({ environment: 'production', scope: { nodes: ['web1'] } });

@@ -99,7 +99,7 @@ describe('orchestrator: Nomad-style deployments', () => {
     for (const a of await allocs(id)) {
       const engineJob = (await orch.api('/orchestrator/v1/jobs?type=deployment&limit=0')).json.items.find((j: Json) => j.description === `${a.Name} of deployment ${id}`);
       const node = (await orch.api(`/orchestrator/v1/jobs/${engineJob.name}/nodes`)).json.items[0];
-      const meta = JSON.parse(readFileSync(join(agents.get(a.NodeID)!.dirs.spool, node.transaction_uuid, 'metadata.json'), 'utf8'));
+      const meta = JSON.parse(readFileSync(join(agents.get(a.NodeID)!.dirs.spool, node.transaction_id, 'metadata.json'), 'utf8'));
       out.push({ start: meta.started_ms as number, end: meta.completed_ms as number });
     }
     return out;

@@ -65,7 +65,8 @@ describe('orchestrator: Puppet task API', () => {
     for (const n of nodes.items) {
       assert.equal(n.state, 'finished');
       assert.deepEqual(n.result, { _output: 'hello\n' });
-      assert.match(n.transaction_uuid, /^[0-9a-f]{8}-\d+-[0-9a-f]{16}$/);
+      assert.equal(n.transaction_uuid, null, 'a task node has no Puppet transaction UUID (as PE)');
+      assert.match(n.transaction_id, /^[0-9a-f]{8}-\d+-[0-9a-f]{16}$/);
     }
     const report = (await orch.api(`/orchestrator/v1/jobs/${id}/report`)).json;
     assert.deepEqual(report.report.map((r: { node: string }) => r.node), ['node1', 'node2']);

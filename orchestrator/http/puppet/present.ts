@@ -61,7 +61,10 @@ export function nodeJson(n: NodeRecord): Record<string, unknown> {
   return {
     name: n.name,
     state: n.state,
-    transaction_uuid: n.transaction_uuid ?? null,
+    // As Puppet Enterprise: the Puppet run's own transaction UUID (from its report); null for tasks.
+    transaction_uuid: typeof n.details?.transaction_uuid === 'string' ? n.details.transaction_uuid : null,
+    // Baton's extension: the PXP transaction id of the node run (its spool directory on the agent).
+    transaction_id: n.transaction_uuid ?? null,
     start_timestamp: iso(n.start_ms),
     finish_timestamp: iso(n.finish_ms),
     duration: n.start_ms !== undefined && n.finish_ms !== undefined ? (n.finish_ms - n.start_ms) / 1000 : null,

@@ -1,0 +1,6 @@
+# What `baton job run --environment production` applies on every agent of `baton up`: each agent
+# runs `puppet apply` on this directory with its own Puppet dirs (var/agents/<name>/puppet), so
+# nothing outside them changes.
+node default {
+  include sample::motd
+}
