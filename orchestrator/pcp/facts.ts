@@ -1,7 +1,8 @@
 // What the orchestrator knows of each node for queries and classification: its facts, as its
 // agent last reported them (`facts get`), kept in Redis and asked for again when they are older
-// than `facts-ttl` or than the node's current connection. Redis failing here is the inventory
-// store failing: callers report it as puppetdb-error.
+// than `facts-ttl` or than the node's current connection. Redis failing here is answered as any
+// Redis trouble (503 service-unavailable), never as puppetdb-error. With `puppetdb` configured,
+// puppetdb/nodes.ts takes this one's place.
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/log.ts';
 import type { PcpClient } from '../../protocol/client/pcp-client.ts';

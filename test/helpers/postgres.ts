@@ -268,7 +268,7 @@ async function startServer(bin: (n: string) => string, as: RunAs, root: string, 
     '-c', 'full_page_writes=off',
     '-c', 'shared_buffers=32MB',
     '-c', 'max_connections=100',
-  ]; // prettier-ignore
+  ];
   const argv = [...as.prefix, ...cmd];
   const service = spawnService('postgres', argv[0]!, argv.slice(1), { cwd: root, logFile: join(root, 'postgres.log'), program: 'postgres' });
   const up = new Promise<void>((resolve, reject) => {

@@ -104,7 +104,7 @@ export interface JsonResponse {
 }
 
 /** One HTTPS request with a deadline (a JVM that is still starting may accept and not answer). */
-export function httpsJson(url: string, tls: TlsClient, opts: { method?: string; body?: unknown; timeoutMs?: number } = {}): Promise<JsonResponse> {
+export function httpsJson(url: string, tls: TlsClient, opts: { method?: string; body?: unknown; timeoutMs?: number; /** Default application/json; file_content wants application/octet-stream. */ accept?: string } = {}): Promise<JsonResponse> {
   const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -114,7 +114,7 @@ export function httpsJson(url: string, tls: TlsClient, opts: { method?: string; 
         ca: tls.ca,
         cert: tls.cert,
         key: tls.key,
-        headers: { accept: 'application/json', ...(payload !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: { accept: opts.accept ?? 'application/json', ...(payload !== undefined ? { 'content-type': 'application/json' } : {}) },
         timeout: opts.timeoutMs ?? 10_000,
       },
       (res) => {
@@ -274,7 +274,7 @@ export async function startPuppetserver(opts: PuppetserverOptions): Promise<Test
     '-jar', PUPPETSERVER_JAR,
     '--config', d.conf,
     '--bootstrap-config', d.services,
-  ]; // prettier-ignore
+  ];
   const t0 = Date.now();
   const service = spawnService('puppetserver', JAVA, args, { cwd: root, env: { ...process.env, HOME: d.home }, logFile: join(d.log, 'puppetserver.log'), program: 'puppetserver' });
   const url = `https://127.0.0.1:${port}`;
@@ -436,7 +436,7 @@ export async function puppetAgentNode(pki: TestPki, certname: string, server: { 
   const flags = [
     '--confdir', p.confdir,
     ...Object.entries(settings).flatMap(([k, v]) => [`--${k}`, v]),
-  ]; // prettier-ignore
+  ];
   return {
     certname,
     root,
