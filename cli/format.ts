@@ -70,7 +70,8 @@ export function taskResultLine(result: unknown, details: Record<string, unknown>
 export function deployResultLine(result: unknown, details: Record<string, unknown> = {}): string {
   const r = isObject(result) ? result : {};
   const metrics = isObject(details.metrics) ? details.metrics : isObject(r.metrics) ? r.metrics : {};
-  const resources = isObject(metrics.resources) ? metrics.resources : {};
+  // Baton's agent nests the counts (`metrics.resources`); pxp-module-puppet gives them as the metrics.
+  const resources = isObject(metrics.resources) ? metrics.resources : typeof metrics.changed === 'number' ? metrics : {};
   const parts = [String(r.status ?? details.kind ?? 'unknown')];
   if (typeof resources.changed === 'number' || typeof resources.failed === 'number') {
     parts.push(`${Number(resources.changed ?? 0)} changed, ${Number(resources.failed ?? 0)} failed`);

@@ -3,7 +3,7 @@
 // server submitted; a deploy runs `puppet agent` on Baton's agents against that server and reads
 // the run's report; PuppetDB refusing or stalling is answered with puppetdb-error in bounded time.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,6 +17,7 @@ import { puppetAvailable, writeManifest } from '../helpers/puppet.ts';
 import { puppetdbAvailable, startPuppetdb, type TestPuppetdb } from '../helpers/puppetdb.ts';
 import { puppetAgentNode, puppetdbTerminusAvailable, puppetserverAvailable, startPuppetserver, type PuppetAgentNode, type TestPuppetserver } from '../helpers/puppetserver.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { pxpAgentSkip, pxpBrokerUri, startPxpAgent, type PxpAgentProcess } from '../helpers/pxp-agent.ts';
 
 const STACK_START_TIMEOUT_MS = 420_000;
 const PUPPETDB_TIMEOUT_MS = 2_000;
@@ -52,6 +53,7 @@ describe('orchestrator with PuppetDB and a Puppet server', { skip: missing() }, 
   let broker: BrokerProcess | undefined;
   let orch: OrchestratorProcess | undefined;
   const agents: AgentProcess[] = [];
+  let pxpAgent: PxpAgentProcess | undefined;
 
   before(async () => {
     pki = await makePki(['node1', 'node2']);
@@ -98,6 +100,7 @@ describe('orchestrator with PuppetDB and a Puppet server', { skip: missing() }, 
   }, { timeout: STACK_START_TIMEOUT_MS });
 
   after(async () => {
+    await pxpAgent?.stop();
     for (const a of agents) await a.stop();
     await orch?.stop();
     await broker?.stop();
@@ -142,6 +145,31 @@ describe('orchestrator with PuppetDB and a Puppet server', { skip: missing() }, 
     // The Puppet server sent that very run's report to PuppetDB.
     const reports = await pdb!.waitFor<{ transaction_uuid: string; environment: string }[]>(`reports[transaction_uuid, environment] { transaction_uuid = "${n!.transaction_uuid}" }`, (rows) => rows.length === 1);
     assert.equal(reports[0]!.environment, 'staging');
+  });
+
+  it("deploys through Puppet's pxp-agent and pxp-module-puppet against the Puppet server, with the run's report fields", { skip: pxpAgentSkip() }, async () => {
+    // node3: a pxp-agent (PCP v1, its default) whose puppet runs in node3's private Puppet dirs.
+    const node = await puppetAgentNode(pki, 'node3', server!);
+    nodes.push(node);
+    const puppetBin = join(node.root, 'puppet');
+    writeFileSync(puppetBin, `#!/bin/sh\nexec /usr/bin/puppet "$@" ${node.flags.map((f) => `'${f}'`).join(' ')}\n`);
+    chmodSync(puppetBin, 0o755);
+    pxpAgent = await startPxpAgent({ pki, name: 'node3', brokerUris: [pxpBrokerUri(broker!.port, '1')], masterUris: [server!.url], puppetModule: { puppetBin } });
+    await waitForConnected(orch!, 3);
+    const res = await orch!.api('/orchestrator/v1/command/deploy', { body: { environment: 'production', scope: { nodes: ['node3'] } } });
+    assert.equal(res.status, 202, JSON.stringify(res.json));
+    const id = res.json.job.name as string;
+    await waitForJobEnd(orch!, id);
+    const [n] = await nodesOf(id);
+    assert.equal(n!.state, 'finished', JSON.stringify(n));
+    assert.equal(n!.result.status, 'changed');
+    assert.equal(n!.result.environment, 'production');
+    // pxp-module-puppet's own shape: the resource counts are the metrics.
+    assert.ok(((n!.result.metrics as Record<string, number> | undefined)?.changed ?? 0) >= 1, JSON.stringify(n!.result.metrics));
+    assert.match(n!.transaction_uuid!, /^[0-9a-f]{8}-[0-9a-f]{4}-/);
+    assert.equal(readFileSync(join(managed, 'node3.production'), 'utf8'), 'production from the Puppet server\n');
+    const reports = await pdb!.waitFor<{ certname: string; transaction_uuid: string }[]>(`reports[certname, transaction_uuid] { transaction_uuid = "${n!.transaction_uuid}" }`, (rows) => rows.length === 1);
+    assert.equal(reports[0]!.certname, 'node3');
   });
 
   it('answers a query PuppetDB refuses with 400 puppetdb-error naming what PuppetDB said', async () => {
