@@ -172,6 +172,22 @@ describe('orchestrator with PuppetDB and a Puppet server', { skip: missing() }, 
     assert.equal(reports[0]!.certname, 'node3');
   });
 
+  it('runs a noop deploy on the mixed fleet: pending changes reported, nothing changed, noop reports in PuppetDB', async () => {
+    const names = pxpAgent ? ['node1', 'node3'] : ['node1'];
+    for (const name of names) writeFileSync(join(managed, `${name}.production`), 'edited by hand\n');
+    const res = await orch!.api('/orchestrator/v1/command/deploy', { body: { environment: 'production', noop: true, scope: { nodes: names } } });
+    assert.equal(res.status, 202, JSON.stringify(res.json));
+    const id = res.json.job.name as string;
+    await waitForJobEnd(orch!, id);
+    for (const n of await nodesOf(id)) {
+      assert.equal(n.state, 'finished', JSON.stringify(n));
+      assert.equal(n.result.status, 'unchanged', `${n.name}: a noop run changes nothing`);
+      assert.equal(readFileSync(join(managed, `${n.name}.production`), 'utf8'), 'edited by hand\n');
+      const reports = await pdb!.waitFor<{ noop: boolean; noop_pending: boolean }[]>(`reports[noop, noop_pending] { transaction_uuid = "${n.transaction_uuid}" }`, (rows) => rows.length === 1);
+      assert.deepEqual(reports[0], { noop: true, noop_pending: true }, n.name);
+    }
+  });
+
   it('answers a query PuppetDB refuses with 400 puppetdb-error naming what PuppetDB said', async () => {
     const res = await task({ query: 'nodes[certname] { no_such_field = 1 }' });
     assert.equal(res.status, 400, JSON.stringify(res.json));
