@@ -1,4 +1,5 @@
-// `baton pki`: a small CA for brokers, agents and controllers.
+// `baton pki`: a small CA for brokers, agents and controllers, or an existing Puppet CA imported
+// (`baton pki import`) so that the certificates it issues are signed by the Puppet CA.
 import { Command, Option } from 'commander';
 import type { KeyType } from '../lib/pki.ts';
 
@@ -37,5 +38,25 @@ export function registerPki(program: Command): void {
         process.stdout.write(`${name}: certificate ${out.cert}, key ${out.key}\n`);
       }
       process.stdout.write(`CA certificate: ${pkiPaths(opts.dir).caCert}\n`);
+    });
+  cmd
+    .command('import')
+    .description("make a PKI directory from an existing Puppet CA (its ca_crt.pem, ca_key.pem and ca_crl.pem): 'baton pki issue' then signs with the Puppet CA")
+    .requiredOption('--puppet-ssldir <dir>', "the Puppet CA's directory: Puppet Server 7's cadir (/etc/puppetlabs/puppetserver/ca; Debian: /etc/puppet/puppetserver/ca), or an older ssldir whose ca/ holds it")
+    .option('--dir <dir>', 'PKI directory to make (the one `baton up` uses by default)', 'var/pki')
+    .option('--force', 'replace an existing CA in DIR')
+    .action(async (opts: { puppetSsldir: string; dir: string; force?: boolean }) => {
+      const { importPuppetCa } = await pki();
+      const out = await importPuppetCa(opts.dir, opts.puppetSsldir, { force: opts.force });
+      process.stdout.write(
+        [
+          `Imported the Puppet CA '${out.subject}' from ${out.cadir}${out.chainLength > 1 ? ` (with its chain: ${out.chainLength} certificates)` : ''}`,
+          `CA certificate: ${out.caCert}`,
+          `CA key:         ${out.caKey}`,
+          `CRL:            ${out.crlImported ? out.crl : 'none imported (made when needed)'}`,
+          `Next: baton pki issue broker orchestrator --dir ${opts.dir} --alt-names localhost,127.0.0.1`,
+          '',
+        ].join('\n'),
+      );
     });
 }

@@ -1,7 +1,9 @@
 // A small certificate authority for Baton (`baton pki`), built on @peculiar/x509 and WebCrypto.
-// Layout of DIR (like a Puppet ssldir): certs/ca.pem, ca/ca_key.pem, certs/NAME.pem, private_keys/NAME.pem.
-import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// Layout of DIR (like a Puppet ssldir): certs/ca.pem, ca/ca_key.pem, certs/NAME.pem, private_keys/NAME.pem,
+// and crl.pem once something needs a CRL (Puppet agents do). `importPuppetCa` makes DIR from an
+// existing Puppet CA instead, so that `issueCert` signs with the Puppet CA's key.
+import { createPrivateKey, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import 'reflect-metadata'; // @peculiar/x509's dependency injection needs it, loaded first
@@ -17,6 +19,8 @@ export const PkiErrorCode = {
   exists: 'pki/exists',
   noCa: 'pki/no-ca',
   badName: 'pki/bad-name',
+  notPuppetCa: 'pki/not-a-puppet-ca',
+  keyMismatch: 'pki/key-mismatch',
 } as const;
 
 export class PkiError extends BatonError {}
@@ -44,6 +48,8 @@ const KEY_ALGORITHMS = {
 export interface PkiPaths {
   caCert: string;
   caKey: string;
+  /** The CA's certificate revocation list (made by ensureCrl, or a Puppet CA's ca_crl.pem). */
+  crl: string;
   cert(name: string): string;
   key(name: string): string;
 }
@@ -52,6 +58,7 @@ export function pkiPaths(dir: string): PkiPaths {
   return {
     caCert: join(dir, 'certs', 'ca.pem'),
     caKey: join(dir, 'ca', 'ca_key.pem'),
+    crl: join(dir, 'crl.pem'),
     cert: (name) => join(dir, 'certs', `${name}.pem`),
     key: (name) => join(dir, 'private_keys', `${name}.pem`),
   };
@@ -160,4 +167,106 @@ async function importPrivateKey(pem: string): Promise<{ key: CryptoKey; sign: (t
 function writeFile(path: string, text: string, mode: number): void {
   mkdirSync(join(path, '..'), { recursive: true, mode: mode === 0o600 ? 0o700 : 0o755 });
   writeFileSync(path, text, { mode });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A CRL, and a Puppet CA as a Baton PKI directory
+
+/** Whether the first CRL in `crlFile` is signed by the CA in `caCertFile`. */
+async function crlSignedBy(crlFile: string, caCertFile: string): Promise<boolean> {
+  try {
+    const crl = new x509.X509Crl(readFileSync(crlFile, 'utf8'));
+    const ca = new x509.X509Certificate(readFileSync(caCertFile, 'utf8'));
+    return await crl.verify({ publicKey: ca.publicKey });
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The CA's CRL (`crl.pem`): kept when it is signed by the CA (a Puppet CA's own, after import),
+ * else made: empty, signed by the CA, valid as long as the CA. Returns its path.
+ */
+export async function ensureCrl(dir: string): Promise<string> {
+  const paths = pkiPaths(dir);
+  if (!existsSync(paths.caCert) || !existsSync(paths.caKey)) {
+    throw new PkiError(PkiErrorCode.noCa, `no CA in ${dir}; run 'baton pki init --dir ${dir}' first`);
+  }
+  if (existsSync(paths.crl) && (await crlSignedBy(paths.crl, paths.caCert))) return paths.crl;
+  const ca = new x509.X509Certificate(readFileSync(paths.caCert, 'utf8'));
+  const caKey = await importPrivateKey(readFileSync(paths.caKey, 'utf8'));
+  const now = Date.now();
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: ca.subject,
+    thisUpdate: new Date(now - CLOCK_SKEW_MS),
+    nextUpdate: ca.notAfter,
+    signingKey: caKey.key as unknown as Parameters<typeof x509.X509CrlGenerator.create>[0]['signingKey'],
+    signingAlgorithm: caKey.sign,
+    entries: [],
+    extensions: [
+      await x509.AuthorityKeyIdentifierExtension.create(ca),
+      new x509.Extension('2.5.29.20', false, new Uint8Array([0x02, 0x01, 0x01])), // cRLNumber 1
+    ],
+  });
+  // OpenSSL (Puppet's Ruby) reads only the "X509 CRL" label.
+  writeFile(paths.crl, x509.PemConverter.encode(crl.rawData, 'X509 CRL'), 0o644);
+  return paths.crl;
+}
+
+/** The files of a Puppet CA directory (Puppet Server's `cadir`). */
+export const PUPPET_CA_FILES = { cert: 'ca_crt.pem', key: 'ca_key.pem', crl: 'ca_crl.pem' } as const;
+
+export interface PuppetCaImport extends PkiPaths {
+  /** The Puppet CA directory the files came from. */
+  cadir: string;
+  /** The signing CA's subject, and how many certificates the chain in certs/ca.pem has. */
+  subject: string;
+  chainLength: number;
+  /** Whether the Puppet CA's CRL was imported (else ensureCrl makes one when needed). */
+  crlImported: boolean;
+}
+
+/** `from` itself when it holds ca_crt.pem (Puppet Server 7's cadir), else `from/ca` (an older ssldir). */
+export function findPuppetCadir(from: string): string {
+  for (const dir of [from, join(from, 'ca')]) if (existsSync(join(dir, PUPPET_CA_FILES.cert)) && existsSync(join(dir, PUPPET_CA_FILES.key))) return dir;
+  throw new PkiError(
+    PkiErrorCode.notPuppetCa,
+    `no Puppet CA in ${from}: neither ${join(from, PUPPET_CA_FILES.cert)} nor ${join(from, 'ca', PUPPET_CA_FILES.cert)} exists with its ${PUPPET_CA_FILES.key} (Puppet Server 7's CA directory is its cadir: /etc/puppetlabs/puppetserver/ca, on Debian /etc/puppet/puppetserver/ca)`,
+  );
+}
+
+/**
+ * Makes the PKI directory `dir` from a Puppet CA: certs/ca.pem is its ca_crt.pem (the signing CA
+ * first, then the rest of its chain), ca/ca_key.pem its key (as PKCS#8), crl.pem its ca_crl.pem.
+ * Certificates issued from `dir` afterwards are signed by the Puppet CA; the Puppet CA's own
+ * inventory and serial file do not learn of them (serials are random, 128 bits).
+ */
+export async function importPuppetCa(dir: string, from: string, opts: { force?: boolean } = {}): Promise<PuppetCaImport> {
+  const cadir = findPuppetCadir(from);
+  const paths = pkiPaths(dir);
+  if (!opts.force && (existsSync(paths.caCert) || existsSync(paths.caKey))) {
+    throw new PkiError(PkiErrorCode.exists, `a CA already exists in ${dir} (${paths.caCert}); use --force to replace it`);
+  }
+  const chainPem = readFileSync(join(cadir, PUPPET_CA_FILES.cert), 'utf8');
+  const chain = x509.PemConverter.decode(chainPem).map((der) => new x509.X509Certificate(der));
+  const signer = chain[0];
+  if (!signer) throw new PkiError(PkiErrorCode.notPuppetCa, `${join(cadir, PUPPET_CA_FILES.cert)} holds no certificate`);
+  const isCa = signer.getExtension(x509.BasicConstraintsExtension)?.ca === true;
+  if (!isCa) throw new PkiError(PkiErrorCode.notPuppetCa, `the first certificate of ${join(cadir, PUPPET_CA_FILES.cert)} (${signer.subject}) is not a CA certificate`);
+  let key;
+  try {
+    key = createPrivateKey(readFileSync(join(cadir, PUPPET_CA_FILES.key), 'utf8'));
+  } catch (err) {
+    throw new PkiError(PkiErrorCode.notPuppetCa, `${join(cadir, PUPPET_CA_FILES.key)} is not a private key: ${(err as Error).message}`, { cause: err });
+  }
+  if (!new NodeX509Certificate(Buffer.from(signer.rawData)).checkPrivateKey(key)) {
+    throw new PkiError(PkiErrorCode.keyMismatch, `${join(cadir, PUPPET_CA_FILES.key)} is not the key of ${signer.subject}, the first certificate of ${join(cadir, PUPPET_CA_FILES.cert)}`);
+  }
+  writeFile(paths.caKey, key.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+  writeFile(paths.caCert, chain.map((c) => c.toString('pem')).join('\n') + '\n', 0o644);
+  const crlFile = join(cadir, PUPPET_CA_FILES.crl);
+  const crlImported = existsSync(crlFile) && (await crlSignedBy(crlFile, paths.caCert));
+  if (crlImported) writeFile(paths.crl, readFileSync(crlFile, 'utf8'), 0o644);
+  else rmSync(paths.crl, { force: true }); // a CRL of a CA replaced with --force
+  return { ...paths, cadir, subject: signer.subject, chainLength: chain.length, crlImported };
 }

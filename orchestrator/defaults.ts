@@ -28,6 +28,8 @@ export const DEFAULT_NODE_RECONNECT_GRACE_S = 60;
 export const DEFAULT_REDIS_TIMEOUT_MS = 2_000;
 /** A PuppetDB query, answer included, must end within this (`puppetdb-timeout`). */
 export const DEFAULT_PUPPETDB_TIMEOUT_MS = 10_000;
+/** A Puppet server tasks API request, answer included, must end within this (`puppetserver-timeout`). */
+export const DEFAULT_PUPPETSERVER_TIMEOUT_MS = 10_000;
 /** How long start-up waits for a broker before serving the API anyway. */
 export const BROKER_WAIT_AT_START_MS = 5_000;
 
@@ -47,6 +49,8 @@ export const ORCHESTRATOR_DEFAULTS = {
   'node-reconnect-grace': DEFAULT_NODE_RECONNECT_GRACE_S,
   'redis-timeout': DEFAULT_REDIS_TIMEOUT_MS,
   'puppetdb-timeout': DEFAULT_PUPPETDB_TIMEOUT_MS,
+  'task-source': 'codedir',
+  'puppetserver-timeout': DEFAULT_PUPPETSERVER_TIMEOUT_MS,
   'log-level': 'info',
   'max-message-depth': DEFAULT_MAX_MESSAGE_DEPTH,
 } as const satisfies Partial<OrchestratorConfig>;

@@ -14,6 +14,8 @@ import { OrchestratorMetrics } from './metrics.ts';
 import { InventoryTracker } from './pcp/inventory.ts';
 import { PxpRunner } from './pcp/pxp-runner.ts';
 import { TaskCatalog } from './tasks/catalog.ts';
+import { PuppetserverTaskSource } from './tasks/puppetserver.ts';
+import { CodedirTaskSource, type TaskSource } from './tasks/source.ts';
 import { Classifier } from './deploy/classifier.ts';
 import { FactsStore } from './pcp/facts.ts';
 import { PuppetDbClient } from './puppetdb/client.ts';
@@ -39,6 +41,7 @@ export class Orchestrator {
   private api!: Redis;
   private redisTimeoutMs = 0;
   private puppetdbClient: PuppetDbClient | null = null;
+  private puppetserverTasks: PuppetserverTaskSource | null = null;
 
   constructor(
     private readonly config: ResolvedOrchestratorConfig,
@@ -55,6 +58,7 @@ export class Orchestrator {
     const tls = { ca: readConfiguredFile(c, 'ssl-ca-cert'), cert: readConfiguredFile(c, 'ssl-cert'), key: readConfiguredFile(c, 'ssl-key') };
     const tokens = TokenStore.fromFile(c['tokens-file']);
     const catalog = new TaskCatalog(c.codedir);
+    const tasks = this.taskSource(catalog, tls);
     const classifier = new Classifier(c['classifier-file']);
     const redis = (connection: string, opts: object) => {
       const r = new Redis(c.redis, { lazyConnect: false, ...opts });
@@ -125,7 +129,7 @@ export class Orchestrator {
     const facts = puppetdb ? new PuppetDbNodes(puppetdb, inventory) : new FactsStore(this.api, apiStore.keys, this.client, inventory, c['facts-ttl'], this.log);
     const scope = { facts, puppetdb, classifier, store: apiStore, catalog };
     const nomadStore = new NomadStore(engineRedis, c['key-prefix'], { timeoutMs });
-    const deployments = new DeploymentController({ store: nomadStore, engine: this.engine, scope, catalog, inventory, nodeTimeoutS: c['node-timeout'], log: this.log });
+    const deployments = new DeploymentController({ store: nomadStore, engine: this.engine, scope, catalog, tasks, inventory, nodeTimeoutS: c['node-timeout'], log: this.log });
     // Commands now time out, so start-up waits for Redis itself rather than failing on it.
     await this.redisReady(engineRedis);
     await this.engine.start();
@@ -139,6 +143,7 @@ export class Orchestrator {
       store: apiStore,
       engine: this.engine,
       catalog,
+      tasks,
       inventory,
       scope,
       nomad: { controller: deployments, store: nomadStore, idempotency: apiStore },
@@ -161,6 +166,20 @@ export class Orchestrator {
     this.puppetdbClient = new PuppetDbClient({ url: cfg.url, ca: file('ssl-ca-cert', tls.ca), cert: file('ssl-cert', tls.cert), key: file('ssl-key', tls.key), timeoutMs: this.config['puppetdb-timeout'] });
     this.log.info({ url: cfg.url }, 'queries go to PuppetDB');
     return this.puppetdbClient;
+  }
+
+  /** The `task-source`: the codedir, or a Puppet server's tasks API (certificates default to the orchestrator's own). */
+  private taskSource(catalog: TaskCatalog, tls: { ca: Buffer; cert: Buffer; key: Buffer }): TaskSource {
+    const source = this.config['task-source'];
+    if (source === 'codedir') return new CodedirTaskSource(catalog);
+    const cfg = source.puppetserver;
+    const file = (key: 'ssl-ca-cert' | 'ssl-cert' | 'ssl-key', fallback: Buffer) => (cfg[key] ? readConfiguredFile(cfg, key, 'task-source.puppetserver.') : fallback);
+    this.puppetserverTasks = new PuppetserverTaskSource({
+      url: cfg.url, ca: file('ssl-ca-cert', tls.ca), cert: file('ssl-cert', tls.cert), key: file('ssl-key', tls.key),
+      timeoutMs: this.config['puppetserver-timeout'], log: this.log.child({ component: 'task-source' }),
+    });
+    this.log.info({ url: cfg.url }, 'tasks come from the Puppet server');
+    return this.puppetserverTasks;
   }
 
   private async redisReady(r: Redis): Promise<void> {
@@ -206,6 +225,7 @@ export class Orchestrator {
     await this.engine?.close();
     await this.client?.stop();
     this.puppetdbClient?.close();
+    this.puppetserverTasks?.close();
     for (const r of this.redis) r.disconnect();
     this.log.info('stopped');
   }

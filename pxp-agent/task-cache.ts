@@ -146,7 +146,8 @@ export class TaskCache {
     let bytes = 0;
     try {
       await new Promise<void>((resolve, reject) => {
-        const req = request(url, { ...this.tls, timeout: DOWNLOAD_IDLE_TIMEOUT_MS }, (res) => {
+        // The Puppet server's file_content answers 400 to a request that does not name this type.
+        const req = request(url, { ...this.tls, headers: { accept: 'application/octet-stream' }, timeout: DOWNLOAD_IDLE_TIMEOUT_MS }, (res) => {
           if (res.statusCode !== 200) {
             res.resume();
             reject(new TaskFileError(TaskFileErrorCode.download, `HTTP ${res.statusCode} for ${url.pathname}`));

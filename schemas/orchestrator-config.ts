@@ -1,6 +1,36 @@
 // Configuration of `baton orchestrator`.
 import { logLevelSchema, nonEmptyString, tlsConfigProperties } from './common.ts';
 
+/**
+ * `task-source`: "codedir" or `{puppetserver: {url, ssl-*?}}`. Typed with an absent `type` as
+ * well, so that it reads as a property schema to lib/config.ts (which coerces by `type`).
+ */
+const taskSourceAnyOf = {
+  anyOf: [
+    { type: 'string', enum: ['codedir'] },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['puppetserver'],
+      properties: {
+        puppetserver: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url'],
+          properties: {
+            url: { type: 'string', pattern: '^https://' },
+            /** PEM files; each defaults to the orchestrator's own. */
+            'ssl-ca-cert': nonEmptyString,
+            'ssl-cert': nonEmptyString,
+            'ssl-key': nonEmptyString,
+          },
+        },
+      },
+    },
+  ],
+} as const;
+const taskSourceSchema = taskSourceAnyOf as typeof taskSourceAnyOf & { readonly type?: undefined };
+
 export const orchestratorConfigSchema = {
   $id: 'baton:config/orchestrator',
   type: 'object',
@@ -58,8 +88,80 @@ export const orchestratorConfigSchema = {
     },
     /** Milliseconds a PuppetDB query may take, answer included, before the API answers 503 puppetdb-error. */
     'puppetdb-timeout': { type: 'integer', minimum: 100 },
+    /**
+     * Where task metadata and file URIs come from: "codedir" (default; the orchestrator serves the
+     * files itself) or a Puppet server's tasks API (agents download the files from it).
+     */
+    'task-source': taskSourceSchema,
+    /** Milliseconds a Puppet server tasks API request may take, answer included, before the API answers 503. */
+    'puppetserver-timeout': { type: 'integer', minimum: 100 },
     'log-level': logLevelSchema,
   },
+} as const;
+
+// The Puppet server's tasks API (`/puppet/v3/tasks`), as the orchestrator reads it with
+// `task-source: {puppetserver}`. Its answers are checked against these before they are used.
+
+const puppetserverTaskFile = {
+  type: 'object',
+  required: ['filename', 'sha256', 'size_bytes', 'uri'],
+  properties: {
+    filename: { type: 'string', minLength: 1, maxLength: 1024 },
+    sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+    size_bytes: { type: 'integer', minimum: 0 },
+    uri: {
+      type: 'object',
+      required: ['path', 'params'],
+      properties: {
+        path: { type: 'string', minLength: 1, maxLength: 4096, pattern: '^/puppet/v3/(file_content|static_file_content)/[^?#\\\\]+$' },
+        params: {
+          type: 'object',
+          required: ['environment'],
+          additionalProperties: false,
+          properties: { environment: { type: 'string', minLength: 1 }, code_id: { anyOf: [{ type: 'string' }, { type: 'null' }] } },
+        },
+      },
+    },
+  },
+} as const;
+
+/** `GET /puppet/v3/tasks/<module>/<task>?environment=`: one task's metadata and files. */
+export const puppetserverTaskDetailsSchema = {
+  $id: 'baton:puppetserver/task-details',
+  type: 'object',
+  required: ['metadata', 'files'],
+  properties: {
+    name: { type: 'string' },
+    metadata: {
+      type: 'object',
+      properties: {
+        description: { type: 'string' },
+        parameters: {
+          type: 'object',
+          additionalProperties: {
+            type: 'object',
+            properties: { type: { type: 'string' }, description: { type: 'string' }, sensitive: { type: 'boolean' } },
+          },
+        },
+        input_method: { type: 'string' },
+        supports_noop: { type: 'boolean' },
+        private: { type: 'boolean' },
+        implementations: {
+          type: 'array',
+          items: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, requirements: { type: 'array', items: { type: 'string' } } } },
+        },
+      },
+    },
+    files: { type: 'array', minItems: 1, maxItems: 1000, items: puppetserverTaskFile },
+  },
+} as const;
+
+/** `GET /puppet/v3/tasks?environment=`: the tasks of an environment. */
+export const puppetserverTaskListSchema = {
+  $id: 'baton:puppetserver/task-list',
+  type: 'array',
+  maxItems: 100000,
+  items: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
 } as const;
 
 /** A node group's rule: a query (PuppetDB AST or PQL text) or the names of its nodes. */

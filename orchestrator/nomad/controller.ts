@@ -13,7 +13,8 @@ import { PUPPET_RUN_MODULE } from '../../protocol/pxp.ts';
 import { resolveScope, type ScopeContext } from '../deploy/scope.ts';
 import type { Engine, JobAction } from '../engine/engine.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
-import { sensitiveParameters, validateParams, type TaskCatalog } from '../tasks/catalog.ts';
+import { sensitiveParameters, validateParams, type TaskCatalog, type TaskMetadata } from '../tasks/catalog.ts';
+import type { TaskSource } from '../tasks/source.ts';
 import {
   Description, DeploymentStatus, event, msToNs, normalizeSpec, sameSpec, specInput, taskName, TERMINAL_DEPLOYMENT,
   type Allocation, type Deployment, type GroupState, type JobSpec, type JobVersion, type NomadJobInput, type TaskGroupSpec,
@@ -30,7 +31,10 @@ export interface ControllerOptions {
   store: NomadStore;
   engine: Engine;
   scope: ScopeContext;
+  /** Environments (Puppet groups). */
   catalog: TaskCatalog;
+  /** Task metadata and file entries (Task groups). */
+  tasks: TaskSource;
   inventory: InventoryTracker;
   nodeTimeoutS: number;
   log: Logger;
@@ -96,7 +100,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
 
   async register(input: NomadJobInput, owner: string): Promise<WriteResult> {
     const spec = normalizeSpec(input);
-    for (const g of spec.TaskGroups) this.action(g); // refuses what cannot run, before anything is kept
+    for (const g of spec.TaskGroups) await this.action(g); // refuses what cannot run, before anything is kept
     const groups = await this.resolveGroups(spec);
     return this.locked(`job:${spec.ID}`, async () => {
       const versions = await this.o.store.versions(spec.ID);
@@ -241,13 +245,13 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
   }
 
   /** What a group's allocations run; refuses unknown tasks and bad params. */
-  private action(g: TaskGroupSpec): JobAction {
+  private async action(g: TaskGroupSpec): Promise<JobAction> {
     if (!g.Task === !g.Puppet) throw bad(`task group "${g.Name}" must have exactly one of Task or Puppet`);
     if (g.Puppet) {
       this.o.catalog.environmentDir(g.Puppet.environment);
       return { module: PUPPET_RUN_MODULE, action: 'run', params: { flags: ['--environment', g.Puppet.environment, g.Puppet.noop ? '--noop' : '--no-noop'], env: [] } };
     }
-    const t = this.o.catalog.describe(g.Task!.environment, g.Task!.task);
+    const t = await this.o.tasks.describe(g.Task!.environment, g.Task!.task);
     const input = validateParams(t, g.Task!.params);
     return { module: 'task', action: 'run', params: { task: t.name, input, files: t.files, metadata: t.metadata, timeout: this.o.nodeTimeoutS } };
   }
@@ -376,7 +380,7 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
     if (canary) st.PlacedCanaries.push(a.ID);
     let action: JobAction;
     try {
-      action = this.actions.get(`${d.ID}/${g.Name}`) ?? this.action(g);
+      action = this.actions.get(`${d.ID}/${g.Name}`) ?? (await this.action(g));
     } catch (err) {
       // The group cannot run any more (its task is gone, say): the allocation is unhealthy at once.
       await this.o.store.saveAllocation(a);
@@ -395,11 +399,11 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
   private async submit(d: Deployment, g: TaskGroupSpec, a: Allocation): Promise<void> {
     const node = a.NodeName;
     const canary = a.DeploymentStatus.Canary;
-    const action = this.actions.get(`${d.ID}/${g.Name}`) ?? this.action(g);
+    const action = this.actions.get(`${d.ID}/${g.Name}`) ?? (await this.action(g));
     this.actions.set(`${d.ID}/${g.Name}`, action);
     const job = await this.o.engine.submit({
       type: 'deployment', environment: g.Task?.environment ?? g.Puppet?.environment ?? 'production', ...(g.Task ? { task: g.Task.task } : {}),
-      params: g.Task?.params ?? {}, sensitive: g.Task ? sensitiveParameters(this.o.catalog.describe(g.Task.environment, g.Task.task)) : [],
+      params: g.Task?.params ?? {}, sensitive: g.Task ? sensitiveParameters({ metadata: action.params.metadata as TaskMetadata }) : [],
       options: { concurrency: 0, noop: g.Puppet?.noop === true, timeout_s: this.o.nodeTimeoutS, description: `${a.Name} of deployment ${d.ID}` },
       owner: 'nomad', scope: { nodes: [node] }, nodes: [node], action,
     });

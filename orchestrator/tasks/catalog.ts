@@ -12,6 +12,8 @@ export const TaskErrorCode = {
   unknownTask: 'unknown-task',
   invalidMetadata: 'invalid-task-metadata',
   validation: 'validation-error',
+  /** The task source (a Puppet server) is unreachable, failing or slow: the API's 503 code. */
+  unavailable: 'service-unavailable',
 } as const;
 
 export class TaskCatalogError extends BatonError {}
@@ -40,7 +42,8 @@ export interface TaskMetadata {
 
 export interface TaskFileEntry {
   filename: string;
-  uri: { path: string; params: { environment: string } };
+  /** A path on the server agents download from (their master-uris); `code_id` only from a Puppet server's static_file_content. */
+  uri: { path: string; params: { environment: string; code_id?: string } };
   sha256: string;
   size_bytes: number;
 }
@@ -188,7 +191,7 @@ export function validateParams(task: TaskDescription, params: Record<string, unk
 }
 
 /** Names of the task's sensitive parameters: never logged, masked in the API and in events. */
-export function sensitiveParameters(task: TaskDescription): string[] {
+export function sensitiveParameters(task: Pick<TaskDescription, 'metadata'>): string[] {
   return Object.entries(task.metadata.parameters ?? {}).filter(([, p]) => p.sensitive === true).map(([k]) => k);
 }
 

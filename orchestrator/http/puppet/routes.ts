@@ -9,6 +9,7 @@ import { queryNodes, resolveScope, type ScopeContext } from '../../deploy/scope.
 import { ENDED_JOB_STATES, type JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
 import { sensitiveParameters, TaskCatalogError, validateParams, type TaskCatalog } from '../../tasks/catalog.ts';
+import type { TaskSource } from '../../tasks/source.ts';
 import { apiError, ApiErrorCode } from '../errors.ts';
 import { idempotentJob, registerIdempotency } from '../idempotency.ts';
 import { principal, type AnyFastify } from '../request.ts';
@@ -23,7 +24,10 @@ export const DEFAULT_PAGE_LIMIT = 50;
 export interface PuppetFaceContext {
   store: JobStore;
   engine: Engine;
+  /** The codedir: environments, applications and the files the orchestrator serves. */
   catalog: TaskCatalog;
+  /** Task metadata and file entries (the codedir, or a Puppet server's tasks API). */
+  tasks: TaskSource;
   inventory: InventoryTracker;
   scope: ScopeContext;
   nodeTimeoutS: number;
@@ -61,7 +65,7 @@ function intQuery(value: unknown, name: string, fallback: number, min = 0): numb
 
 export function catalogError(err: unknown): never {
   if (err instanceof TaskCatalogError) {
-    const code = err.code === 'validation-error' ? ApiErrorCode.validation : err.code === 'invalid-task-metadata' ? ApiErrorCode.invalidTask : err.code;
+    const code = err.code === 'validation-error' ? ApiErrorCode.validation : err.code === 'invalid-task-metadata' ? ApiErrorCode.invalidTask : err.code === 'service-unavailable' ? ApiErrorCode.unavailable : err.code;
     throw apiError(code, err.message, err.details ?? {});
   }
   throw err;
@@ -80,7 +84,7 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     let task;
     let params;
     try {
-      task = ctx.catalog.describe(environment, b.task);
+      task = await ctx.tasks.describe(environment, b.task);
       params = validateParams(task, (b.params ?? {}) as Record<string, unknown>);
     } catch (err) {
       catalogError(err);
@@ -217,7 +221,7 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     const environment = (req.query as { environment?: string }).environment ?? DEFAULT_ENVIRONMENT;
     let names: string[] = [];
     try {
-      names = ctx.catalog.list(environment);
+      names = await ctx.tasks.list(environment);
     } catch (err) {
       catalogError(err);
     }
@@ -232,7 +236,7 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     const { module, task } = req.params as { module: string; task: string };
     const environment = (req.query as { environment?: string }).environment ?? DEFAULT_ENVIRONMENT;
     try {
-      const t = ctx.catalog.describe(environment, task === 'init' ? module : `${module}::${task}`);
+      const t = await ctx.tasks.describe(environment, task === 'init' ? module : `${module}::${task}`);
       return { id: `${baseUrl(req)}${prefix}/tasks/${module}/${task}`, name: t.name, environment: { name: environment, code_id: null }, metadata: t.metadata, files: t.files };
     } catch (err) {
       catalogError(err);
