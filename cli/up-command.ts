@@ -1,7 +1,9 @@
 // `baton up` (what `npm start` runs): a whole local fleet in one supervised process tree — a private
 // redis-server, a dev CA, a broker, the orchestrator and N agents, with a sample codedir and an
 // admin token. Its agents run Puppet masterlessly by default (`puppet apply` of the codedir, each
-// with private Puppet dirs: up/masterless-puppet.ts; `--puppet agent` keeps `puppet agent`).
+// with private Puppet dirs: up/masterless-puppet.ts; `--puppet agent` keeps `puppet agent`), or
+// with `--puppetserver` run `puppet agent` against a real Puppet server that `baton up` starts
+// with the dev CA (up/puppetserver.ts).
 // Ctrl-C (or SIGTERM, or SIGHUP) stops everything in order and keeps Redis's data; if `baton up`
 // dies without doing so, the programs stop by themselves (IPC channel) and redis-server is stopped
 // by its watchdog (up/watchdog.mjs).
@@ -11,10 +13,12 @@ import type { Command } from 'commander';
 import { DEFAULT_BROKER_PORT } from '../broker/defaults.ts';
 import { freePort } from '../lib/net.ts';
 import { projectPath } from '../lib/paths.ts';
+import { DEFAULT_PUPPETSERVER_PORT } from '../lib/puppetserver.ts';
 import { DEFAULT_ORCHESTRATOR_PORT } from '../orchestrator/defaults.ts';
 import { ApiClient } from './client.ts';
 import { CliError, CliErrorCode, ExitCode } from './errors.ts';
 import { agentNames, agentPuppetConfig, ensurePki, ensureSampleCode, ensureToken, fleetPaths, PUPPET_MODES, PuppetMode, SAMPLE_COMMAND_WHITELIST, sampleTaskNames, writeJson, type FleetPaths } from './up/fleet-files.ts';
+import { agentPuppetserverConfig, PUPPETSERVER_CERTNAME, requirePuppetserver, startFleetPuppetserver, type FleetPuppetserver } from './up/puppetserver.ts';
 import { Supervisor, type Child } from './up/supervisor.ts';
 import { positiveInt } from './args.ts';
 
@@ -34,6 +38,10 @@ interface UpOptions {
   redis?: string;
   logLevel: string;
   puppet: string;
+  puppetserver?: boolean;
+  puppetserverPort: string;
+  /** Whether --puppet was given on the command line (it excludes --puppetserver). */
+  puppetGiven?: boolean;
 }
 
 const BATON_BIN = () => projectPath('bin', 'baton.mjs');
@@ -99,8 +107,9 @@ function puppetMode(value: string): PuppetMode {
 }
 
 /** The banner's line about Puppet runs. */
-function puppetLine(mode: PuppetMode, codedir: string): string {
+function puppetLine(mode: PuppetMode, codedir: string, server?: FleetPuppetserver): string {
   const bin = onPath('puppet');
+  if (server) return `  puppet        puppet agent against the Puppet server, catalogs compiled from ${codedir}/environments/<env>; each agent's Puppet dirs and certificate in <agent dir>/puppet${bin ? '' : ' (puppet is not on PATH)'}`;
   if (mode === PuppetMode.agent) return `  puppet        puppet agent, with this machine's Puppet settings and Puppet server${bin ? '' : ' (puppet is not on PATH)'}`;
   if (!bin) return '  puppet        not on PATH: Puppet runs (baton job run) fail until it is installed (apt-get install puppet-agent)';
   return `  puppet        masterless: puppet apply of ${codedir}/environments/<env>/manifests; each agent's Puppet dirs in <agent dir>/puppet`;
@@ -110,11 +119,14 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
   const names = agentNames(positiveInt('--agents', o.agents)!);
   const mode = puppetMode(o.puppet);
   const ports = { broker: port('--broker-port', o.brokerPort), orchestrator: port('--orchestrator-port', o.orchestratorPort), redis: port('--redis-port', o.redisPort) };
+  if (o.puppetserver && o.puppetGiven) throw new CliError(CliErrorCode.usage, '--puppetserver and --puppet exclude each other: with --puppetserver the agents run puppet agent against the Puppet server');
+  const puppetserverPort = o.puppetserver ? port('--puppetserver-port', o.puppetserverPort) : null;
+  if (o.puppetserver) requirePuppetserver();
   const redisBin = o.redis ? null : onPath('redis-server');
   if (!o.redis && !redisBin) {
     throw new CliError(CliErrorCode.missingProgram, 'redis-server (7.0 or newer) is not on PATH: install the Debian package redis-server (apt-get install redis-server), or give --redis redis://HOST:PORT');
   }
-  await ensurePki(p.pki, ['broker', 'orchestrator'], names);
+  await ensurePki(p.pki, ['broker', 'orchestrator', ...(o.puppetserver ? [PUPPETSERVER_CERTNAME] : [])], names);
   ensureSampleCode(p.code);
   const { token, file: tokenFile, tightenedFrom } = ensureToken();
   if (tightenedFrom !== undefined) process.stderr.write(`baton up: ${tokenFile} had mode ${tightenedFrom.toString(8).padStart(4, '0')} (others could read the admin token); made it 0600\n`);
@@ -141,6 +153,13 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
     lines.push(`  redis         ${redisUrl} (given with --redis)`);
   }
 
+  // The JVM takes longest: it starts while the rest does; the agents need only its port.
+  let puppetserver: FleetPuppetserver | undefined;
+  const serverPort = puppetserverPort === 0 ? await freePort() : puppetserverPort;
+  const puppetserverStarting =
+    serverPort === null ? undefined : startFleetPuppetserver(sup, { root: p.puppetserver, codedir: p.code, pkiDir: p.pki, port: serverPort, logLevel: o.logLevel });
+  puppetserverStarting?.catch(() => undefined); // awaited below; a failure meanwhile stops everything there
+
   writeJson(p.brokerConfig, { host: '127.0.0.1', port: ports.broker, ...pki('broker'), 'log-level': o.logLevel });
   const broker = await sup.start(node('broker', ['broker', '--config', p.brokerConfig], 'listening'));
   const brokerPort = (broker.ready as { port: number }).port;
@@ -158,14 +177,19 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
 
   for (const name of names) {
     const a = p.agent(name);
+    const puppetConfig = serverPort !== null ? await agentPuppetserverConfig(a.puppet, p.pki, name, serverPort) : agentPuppetConfig(mode, a.puppet, p.code, name);
     writeJson(a.config, {
       'broker-ws-uris': [brokerUri], ...pki(name), 'spool-dir': a.spool, 'task-cache-dir': a.cache, 'master-uris': [apiUrl],
-      'command-whitelist': SAMPLE_COMMAND_WHITELIST, 'log-level': o.logLevel, ...agentPuppetConfig(mode, a.puppet, p.code, name),
+      'command-whitelist': SAMPLE_COMMAND_WHITELIST, 'log-level': o.logLevel, ...puppetConfig,
     });
     const agent = await sup.start(node(name, ['agent', '--config', a.config], 'connected to broker'));
     lines.push(`  agent         ${name.padEnd(14)} ${rel(a.dir)}   ${pidOf(agent.child)}`);
   }
   await waitForAgents(new ApiClient(apiUrl, token, readFileSync(join(p.pki, 'certs', 'ca.pem'))), names);
+  if (puppetserverStarting) {
+    puppetserver = await puppetserverStarting;
+    lines.push(`  puppetserver  ${puppetserver.url}   dirs: ${rel(p.puppetserver)}   ${pidOf(puppetserver.child)}`);
+  }
 
   const ca = join(p.pki, 'certs', 'ca.pem');
   const env: string[] = [];
@@ -178,7 +202,7 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
     '',
     ...lines,
     `  code          ${rel(p.code)}   tasks: ${sampleTaskNames(p.code).join(', ')}`,
-    puppetLine(mode, rel(p.code)),
+    puppetLine(mode, rel(p.code), puppetserver),
     `  CA            ${rel(ca)}`,
     `  admin token   ${tokenFile}   (header X-Authentication)`,
     `  logs          ${rel(p.logs)}/<program>.log`,
@@ -207,8 +231,11 @@ export function registerUp(program: Command): void {
     .option('--redis-port <port>', 'port of the private redis-server (0: a free one)', String(DEFAULT_REDIS_PORT))
     .option('--redis <url>', 'use this Redis instead of starting one (redis://HOST:PORT)')
     .option('--puppet <mode>', `how the agents run Puppet: ${PuppetMode.apply} (masterless, the sample code's manifests) or ${PuppetMode.agent} (puppet agent, with this machine's Puppet server)`, PuppetMode.apply)
+    .option('--puppetserver', 'also start a real Puppet server (Debian package puppetserver) with the dev CA and the code in <dir>/code; the agents run puppet agent against it')
+    .option('--puppetserver-port <port>', 'port of the Puppet server (0: a free one)', String(DEFAULT_PUPPETSERVER_PORT))
     .option('--log-level <level>', "the programs' log level (logs go to <dir>/logs)", 'info')
-    .action(async (o: UpOptions) => {
+    .action(async (o: UpOptions, cmd: Command) => {
+      o.puppetGiven = cmd.getOptionValueSource('puppet') === 'cli';
       const paths = fleetPaths(resolve(o.dir));
       let finished = false;
       const finish = async (code: number, message?: string) => {

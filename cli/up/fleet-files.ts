@@ -30,6 +30,8 @@ export interface FleetPaths {
   pki: string;
   code: string;
   redis: string;
+  /** The Puppet server's dirs (`baton up --puppetserver`). */
+  puppetserver: string;
   logs: string;
   brokerConfig: string;
   orchestratorConfig: string;
@@ -43,6 +45,7 @@ export function fleetPaths(root: string): FleetPaths {
     pki: join(root, 'pki'),
     code: join(root, 'code'),
     redis: join(root, 'redis'),
+    puppetserver: join(root, 'puppetserver'),
     logs: join(root, 'logs'),
     brokerConfig: join(root, 'broker', 'broker.json'),
     orchestratorConfig: join(root, 'orchestrator', 'orchestrator.json'),

@@ -27,11 +27,14 @@ export interface ChildSpec {
   /** Returns something (e.g. the parsed log line) when `line` says the child is ready. */
   ready(line: string): unknown;
   env?: NodeJS.ProcessEnv;
+  cwd?: string;
   /**
    * A program without an IPC channel (redis-server) cannot notice that `baton up` died: a watchdog
    * (watchdog.mjs) stops it then. It ends when the child does.
    */
   watchdog?: boolean;
+  /** How long it may take to become ready; READY_TIMEOUT_MS by default (a JVM needs longer). */
+  readyTimeoutMs?: number;
 }
 
 export interface Child {
@@ -79,6 +82,7 @@ export class Supervisor {
       stdio: ['ignore', 'pipe', 'pipe', ...(spec.ipc ? (['ipc'] as const) : [])],
       detached: true,
       env: spec.env ?? process.env,
+      cwd: spec.cwd,
     });
     const tail: string[] = [];
     const keep = (line: string) => {
@@ -127,8 +131,9 @@ export class Supervisor {
       if (!this.stopping && isReady) this.onUnexpectedExit(child, code, signal);
     });
     let timer: NodeJS.Timeout | undefined;
+    const readyTimeoutMs = spec.readyTimeoutMs ?? READY_TIMEOUT_MS;
     const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(this.failure(child, `was not ready after ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
+      timer = setTimeout(() => reject(this.failure(child, `was not ready after ${readyTimeoutMs / 1000} s`)), readyTimeoutMs);
     });
     const died = exited.then(({ code, signal }) => {
       throw this.failure(child, `exited (${signal ?? `code ${String(code)}`}) before it was ready`);

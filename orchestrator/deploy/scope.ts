@@ -129,6 +129,11 @@ export async function resolveScope(ctx: ScopeContext, scope: Scope, environment:
   return resolved;
 }
 
+/** Every node with its facts (PuppetDB's, when it is the query source). */
+export function inventoryWithFacts(ctx: ScopeContext): Promise<NodeFacts[]> {
+  return inventory(ctx, true);
+}
+
 /** The nodes a query selects (none is an answer, not an error): the inventory's own query. */
 export async function queryNodes(ctx: ScopeContext, q: unknown): Promise<NodeFacts[]> {
   if (ctx.puppetdb) return puppetDbQueryNodes(ctx, ctx.puppetdb, q);

@@ -148,6 +148,8 @@ describe('orchestrator: /command/deploy with real Puppet', () => {
     const inv = await orch.api(`/orchestrator/v1/inventory?query=${encodeURIComponent('nodes[certname] { facts.role = "web" }')}`);
     assert.deepEqual(inv.json.items.map((i: { name: string }) => i.name), ['web1', 'web2'], 'the inventory answers queries too');
     assert.equal(inv.json.items[1].environment, 'staging', 'with the environment its group gives');
+    const withFacts = await orch.api(`/orchestrator/v1/inventory?facts=true&query=${encodeURIComponent('nodes[certname] { facts.role = "web" }')}`);
+    assert.deepEqual(withFacts.json.items.map((i: { facts: { role?: string } }) => i.facts.role), ['web', 'web'], '?facts=true adds the facts the agents reported');
     assert.equal((await orch.api(`/orchestrator/v1/inventory?query=${encodeURIComponent('nodes { role = }')}`)).json.kind, 'puppetlabs.orchestrator/query-error');
     const ast = await task({ task: 'sample::echo', params: { message: 'hi' }, scope: { query: ['from', 'nodes', ['~', 'certname', '^web']] } });
     assert.equal(ast.status, 202);

@@ -127,6 +127,9 @@ describe('orchestrator with PuppetDB and a Puppet server', { skip: missing() }, 
     assert.deepEqual((await nodesOf(ast.json.job!.name)).map((n) => n.name), ['node2']);
     const inv = await orch!.api(`/orchestrator/v1/inventory?query=${encodeURIComponent('nodes[certname] { report_environment = "staging" }')}`);
     assert.deepEqual((inv.json.items as { name: string; connected: boolean }[]).map((i) => [i.name, i.connected]), [['node2', true]]);
+    const withFacts = await orch!.api('/orchestrator/v1/inventory?facts=true');
+    const node1 = (withFacts.json.items as { name: string; facts: Record<string, unknown> }[]).find((i) => i.name === 'node1')!;
+    assert.equal(node1.facts.clientcert, 'node1', "the facts PuppetDB has from node1's run");
   });
 
   it('deploys a whole environment as PuppetDB has it: puppet agent against the Puppet server, the report read into the node result', async () => {

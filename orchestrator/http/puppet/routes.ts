@@ -5,7 +5,7 @@ import { compile, describeErrors } from '../../../protocol/validate.ts';
 import { commandStopBodySchema, commandTaskBodySchema, inventoryBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission, permits } from '../../auth.ts';
 import type { Engine } from '../../engine/engine.ts';
-import { queryNodes, resolveScope, type ScopeContext } from '../../deploy/scope.ts';
+import { inventoryWithFacts, queryNodes, resolveScope, type ScopeContext } from '../../deploy/scope.ts';
 import { ENDED_JOB_STATES, type JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
 import { sensitiveParameters, TaskCatalogError, validateParams, type TaskCatalog } from '../../tasks/catalog.ts';
@@ -199,10 +199,13 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
 
   app.get(`${prefix}/inventory`, async (req) => {
     demand(req, Permission.inventoryView);
-    // Baton's extension: ?query= (PQL, or a PuppetDB AST as JSON) keeps the nodes it selects.
-    const query = (req.query as { query?: string }).query;
-    if (query === undefined || query === '') return { items: ctx.inventory.all() };
-    return { items: (await queryNodes(ctx.scope, query)).map((n) => ({ ...ctx.inventory.get(n.certname), environment: n.environment })) };
+    // Baton's extensions: ?query= (PQL, or a PuppetDB AST as JSON) keeps the nodes it selects;
+    // ?facts=true adds each node's facts (PuppetDB's when it is the query source).
+    const { query, facts } = req.query as { query?: string; facts?: string };
+    const items: { name: string }[] = query === undefined || query === '' ? ctx.inventory.all() : (await queryNodes(ctx.scope, query)).map((n) => ({ ...ctx.inventory.get(n.certname), environment: n.environment }));
+    if (facts !== 'true') return { items };
+    const known = new Map((await inventoryWithFacts(ctx.scope)).map((n) => [n.certname, n]));
+    return { items: items.map((i) => ({ ...i, facts: known.get(i.name)?.facts ?? {} })) };
   });
 
   app.get(`${prefix}/inventory/:node`, async (req) => {
