@@ -3,6 +3,7 @@
 // a client certificate, and the target is the certnames at the top level of the answer. Every
 // request ends within `puppetdb-timeout`, answer read included.
 import { Agent, request } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { BatonError } from '../../protocol/errors.ts';
 import { exceedsJsonDepth } from '../../protocol/json-depth.ts';
 
@@ -71,6 +72,12 @@ export class PuppetDbClient {
   constructor(private readonly opts: PuppetDbOptions) {
     this.base = new URL(opts.url);
     if (this.base.protocol !== 'https:') throw new PuppetDbError(PuppetDbErrorCode.unreachable, `puppetdb.url '${opts.url}' must be https://`);
+    try {
+      // Unusable certificates fail here, when the orchestrator starts, not on the first query.
+      createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key });
+    } catch (cause) {
+      throw new PuppetDbError(PuppetDbErrorCode.unreachable, `the TLS files for PuppetDB cannot be used: ${(cause as Error).message}`, { cause });
+    }
     this.agent = new Agent({ ca: opts.ca, cert: opts.cert, key: opts.key, keepAlive: true, maxSockets: 8 });
   }
 
