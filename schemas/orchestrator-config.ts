@@ -1,6 +1,20 @@
 // Configuration of `baton orchestrator`.
 import { logLevelSchema, nonEmptyString, tlsConfigProperties } from './common.ts';
 
+/** A neighbour service over HTTPS (PuppetDB, a Puppet server): its URL and, optionally, other TLS files. */
+const httpsServiceSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url'],
+  properties: {
+    url: { type: 'string', pattern: '^https://' },
+    /** PEM files; each defaults to the orchestrator's own. */
+    'ssl-ca-cert': nonEmptyString,
+    'ssl-cert': nonEmptyString,
+    'ssl-key': nonEmptyString,
+  },
+} as const;
+
 /**
  * `task-source`: "codedir" or `{puppetserver: {url, ssl-*?}}`. Typed with an absent `type` as
  * well, so that it reads as a property schema to lib/config.ts (which coerces by `type`).
@@ -13,18 +27,7 @@ const taskSourceAnyOf = {
       additionalProperties: false,
       required: ['puppetserver'],
       properties: {
-        puppetserver: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['url'],
-          properties: {
-            url: { type: 'string', pattern: '^https://' },
-            /** PEM files; each defaults to the orchestrator's own. */
-            'ssl-ca-cert': nonEmptyString,
-            'ssl-cert': nonEmptyString,
-            'ssl-key': nonEmptyString,
-          },
-        },
+        puppetserver: httpsServiceSchema,
       },
     },
   ],
@@ -74,18 +77,7 @@ export const orchestratorConfigSchema = {
     /** Deepest nesting of arrays and objects accepted in one JSON message or request body; deeper ones are refused unparsed. */
     'max-message-depth': { type: 'integer', minimum: 2, maximum: 10000 },
     /** PuppetDB as the node query source: `query` scopes, environments and inventory facts come from it. */
-    puppetdb: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['url'],
-      properties: {
-        url: { type: 'string', pattern: '^https://' },
-        /** PEM files; each defaults to the orchestrator's own. */
-        'ssl-ca-cert': nonEmptyString,
-        'ssl-cert': nonEmptyString,
-        'ssl-key': nonEmptyString,
-      },
-    },
+    puppetdb: httpsServiceSchema,
     /** Milliseconds a PuppetDB query may take, answer included, before the API answers 503 puppetdb-error. */
     'puppetdb-timeout': { type: 'integer', minimum: 100 },
     /**

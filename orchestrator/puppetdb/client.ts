@@ -2,8 +2,9 @@
 // scope (PQL text or a PuppetDB AST) goes to PuppetDB's query API (`/pdb/query/v4`) over TLS with
 // a client certificate, and the target is the certnames at the top level of the answer. Every
 // request ends within `puppetdb-timeout`, answer read included.
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { createSecureContext } from 'node:tls';
+import { boundedRequest, HttpsRequestError, HttpsRequestErrorCode } from '../../lib/https-request.ts';
 import { BatonError } from '../../protocol/errors.ts';
 import { exceedsJsonDepth } from '../../protocol/json-depth.ts';
 
@@ -104,57 +105,38 @@ export class PuppetDbClient {
   }
 
   /** Runs a query; rejects with a PuppetDbError naming what happened. */
-  query(query: string | unknown[]): Promise<unknown[]> {
-    const body = JSON.stringify({ query });
-    const url = new URL(QUERY_PATH, this.base);
-    const timeoutMs = this.opts.timeoutMs;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const finish = (err: PuppetDbError | null, rows?: unknown[]) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) {
-          req.destroy();
-          reject(err);
-        } else {
-          resolve(rows!);
-        }
-      };
-      const req = request(url, { method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), accept: 'application/json' } }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_PUPPETDB_ANSWER_BYTES) return finish(new PuppetDbError(PuppetDbErrorCode.failed, `PuppetDB's answer is larger than ${MAX_PUPPETDB_ANSWER_BYTES} bytes`));
-          chunks.push(c);
-        });
-        res.on('error', (err) => finish(new PuppetDbError(PuppetDbErrorCode.unreachable, `the connection to PuppetDB at ${this.url} broke: ${err.message}`, { cause: err })));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 400) {
-            const code = status < 500 ? PuppetDbErrorCode.refused : PuppetDbErrorCode.failed;
-            return finish(new PuppetDbError(code, `PuppetDB answered ${status}: ${text.trim().slice(0, 500) || '(no body)'}`, { details: { status } }));
-          }
-          if (exceedsJsonDepth(text, MAX_ANSWER_DEPTH)) return finish(new PuppetDbError(PuppetDbErrorCode.failed, `PuppetDB's answer nests deeper than ${MAX_ANSWER_DEPTH} levels`));
-          let rows: unknown;
-          try {
-            rows = JSON.parse(text);
-          } catch {
-            return finish(new PuppetDbError(PuppetDbErrorCode.failed, `PuppetDB answered ${status} with something that is not JSON`));
-          }
-          if (!Array.isArray(rows)) return finish(new PuppetDbError(PuppetDbErrorCode.failed, 'PuppetDB answered with something other than an array of rows'));
-          finish(null, rows);
-        });
+  async query(query: string | unknown[]): Promise<unknown[]> {
+    let res;
+    try {
+      res = await boundedRequest(new URL(QUERY_PATH, this.base), {
+        agent: this.agent,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ query }),
+        timeoutMs: this.opts.timeoutMs,
+        maxBytes: MAX_PUPPETDB_ANSWER_BYTES,
       });
-      const timer = setTimeout(
-        () => finish(new PuppetDbError(PuppetDbErrorCode.timeout, `PuppetDB at ${this.url} did not answer within ${timeoutMs} ms (puppetdb-timeout)`, { details: { timeout_ms: timeoutMs } })),
-        timeoutMs,
-      );
-      req.on('error', (err) => finish(new PuppetDbError(PuppetDbErrorCode.unreachable, `cannot reach PuppetDB at ${this.url}: ${err.message}`, { cause: err })));
-      req.end(body);
-    });
+    } catch (err) {
+      if (!(err instanceof HttpsRequestError)) throw err;
+      if (err.code === HttpsRequestErrorCode.timeout) {
+        throw new PuppetDbError(PuppetDbErrorCode.timeout, `PuppetDB at ${this.url} did not answer within ${this.opts.timeoutMs} ms (puppetdb-timeout)`, { details: { timeout_ms: this.opts.timeoutMs } });
+      }
+      if (err.code === HttpsRequestErrorCode.tooLarge) throw new PuppetDbError(PuppetDbErrorCode.failed, `PuppetDB's answer is larger than ${MAX_PUPPETDB_ANSWER_BYTES} bytes`);
+      throw new PuppetDbError(PuppetDbErrorCode.unreachable, `cannot reach PuppetDB at ${this.url}: ${err.message}`, { cause: err });
+    }
+    if (res.status >= 400) {
+      const code = res.status < 500 ? PuppetDbErrorCode.refused : PuppetDbErrorCode.failed;
+      throw new PuppetDbError(code, `PuppetDB answered ${res.status}: ${res.text.trim().slice(0, 500) || '(no body)'}`, { details: { status: res.status } });
+    }
+    if (exceedsJsonDepth(res.text, MAX_ANSWER_DEPTH)) throw new PuppetDbError(PuppetDbErrorCode.failed, `PuppetDB's answer nests deeper than ${MAX_ANSWER_DEPTH} levels`);
+    let rows: unknown;
+    try {
+      rows = JSON.parse(res.text);
+    } catch {
+      throw new PuppetDbError(PuppetDbErrorCode.failed, `PuppetDB answered ${res.status} with something that is not JSON`);
+    }
+    if (!Array.isArray(rows)) throw new PuppetDbError(PuppetDbErrorCode.failed, 'PuppetDB answered with something other than an array of rows');
+    return rows;
   }
 
   close(): void {

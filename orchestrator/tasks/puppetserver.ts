@@ -6,7 +6,8 @@
 // server refuses anonymous ones) and ends within `puppetserver-timeout`, answer read included.
 // Answers are checked against a schema, and file paths and names are checked to be plain paths
 // on that server before they are passed on to agents; nothing else is done with them here.
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
+import { boundedRequest, HttpsRequestError, HttpsRequestErrorCode, type HttpsAnswer } from '../../lib/https-request.ts';
 import type { Logger } from '../../lib/log.ts';
 import { exceedsJsonDepth } from '../../protocol/json-depth.ts';
 import { compile, describeErrors } from '../../protocol/validate.ts';
@@ -58,10 +59,7 @@ export interface PuppetserverTaskSourceOptions {
   log?: Logger;
 }
 
-interface Answer {
-  status: number;
-  text: string;
-}
+type Answer = HttpsAnswer;
 
 export class PuppetserverTaskSource implements TaskSource {
   readonly kind = TaskSourceKind.puppetserver;
@@ -153,41 +151,17 @@ export class PuppetserverTaskSource implements TaskSource {
   }
 
   /** One GET with the environment, ended within puppetserver-timeout; rejects only when no answer came. */
-  private get(path: string, environment: string): Promise<Answer> {
+  private async get(path: string, environment: string): Promise<Answer> {
     const url = new URL(path, this.base);
     url.searchParams.set('environment', environment);
-    const timeoutMs = this.opts.timeoutMs;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const finish = (err: TaskCatalogError | null, answer?: Answer) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) {
-          req.destroy();
-          reject(err);
-        } else {
-          resolve(answer!);
-        }
-      };
-      const req = request(url, { method: 'GET', agent: this.agent, headers: { accept: 'application/json' } }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_PUPPETSERVER_ANSWER_BYTES) return finish(this.unavailable(PuppetserverReason.invalidAnswer, `the Puppet server's answer is larger than ${MAX_PUPPETSERVER_ANSWER_BYTES} bytes`));
-          chunks.push(c);
-        });
-        res.on('error', (err) => finish(this.unavailable(PuppetserverReason.unreachable, `the connection to the Puppet server at ${this.url} broke: ${err.message}`)));
-        res.on('end', () => finish(null, { status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      });
-      const timer = setTimeout(
-        () => finish(this.unavailable(PuppetserverReason.timeout, `the Puppet server at ${this.url} did not answer within ${timeoutMs} ms (puppetserver-timeout)`)),
-        timeoutMs,
-      );
-      req.on('error', (err) => finish(this.unavailable(PuppetserverReason.unreachable, `cannot reach the Puppet server at ${this.url}: ${err.message}`)));
-      req.end();
-    });
+    try {
+      return await boundedRequest(url, { agent: this.agent, method: 'GET', headers: { accept: 'application/json' }, timeoutMs: this.opts.timeoutMs, maxBytes: MAX_PUPPETSERVER_ANSWER_BYTES });
+    } catch (err) {
+      if (!(err instanceof HttpsRequestError)) throw err;
+      if (err.code === HttpsRequestErrorCode.timeout) throw this.unavailable(PuppetserverReason.timeout, `the Puppet server at ${this.url} did not answer within ${this.opts.timeoutMs} ms (puppetserver-timeout)`);
+      if (err.code === HttpsRequestErrorCode.tooLarge) throw this.unavailable(PuppetserverReason.invalidAnswer, `the Puppet server's answer is larger than ${MAX_PUPPETSERVER_ANSWER_BYTES} bytes`);
+      throw this.unavailable(PuppetserverReason.unreachable, `cannot reach the Puppet server at ${this.url}: ${err.message}`);
+    }
   }
 }
 

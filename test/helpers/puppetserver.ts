@@ -245,3 +245,22 @@ export async function puppetAgentNode(pki: TestPki, certname: string, server: { 
     remove: () => rmSync(root, { recursive: true, force: true }),
   };
 }
+
+/**
+ * The skip message of a test that needs the whole Puppet stack (agent, server, PuppetDB on
+ * PostgreSQL, the server's PuppetDB terminus), naming the Debian packages missing; false when
+ * all are installed.
+ */
+export async function puppetStackMissing(): Promise<string | false> {
+  const { puppetAvailable } = await import('./puppet.ts');
+  const { puppetdbAvailable } = await import('./puppetdb.ts');
+  const { postgresAvailable } = await import('./postgres.ts');
+  const lacking = [
+    !puppetAvailable() && 'puppet-agent',
+    !puppetserverAvailable() && 'puppetserver',
+    !puppetdbAvailable() && 'puppetdb',
+    !postgresAvailable() && 'postgresql',
+    !puppetdbTerminusAvailable() && 'puppet-terminus-puppetdb',
+  ].filter(Boolean);
+  return lacking.length ? `Debian packages not installed: ${lacking.join(', ')}` : false;
+}

@@ -12,26 +12,17 @@ import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
 import { makeCodedir, startOrchestratorProcess, waitForConnected, waitForJobEnd, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
-import { postgresAvailable, startPostgres, type TestPostgres } from '../helpers/postgres.ts';
-import { puppetAvailable, writeManifest } from '../helpers/puppet.ts';
-import { puppetdbAvailable, startPuppetdb, type TestPuppetdb } from '../helpers/puppetdb.ts';
-import { puppetAgentNode, puppetdbTerminusAvailable, puppetserverAvailable, startPuppetserver, type PuppetAgentNode, type TestPuppetserver } from '../helpers/puppetserver.ts';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { writeManifest } from '../helpers/puppet.ts';
+import { startPuppetdb, type TestPuppetdb } from '../helpers/puppetdb.ts';
+import { puppetAgentNode, puppetStackMissing, startPuppetserver, type PuppetAgentNode, type TestPuppetserver } from '../helpers/puppetserver.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { pxpAgentSkip, pxpBrokerUri, startPxpAgent, type PxpAgentProcess } from '../helpers/pxp-agent.ts';
 
 const STACK_START_TIMEOUT_MS = 420_000;
 const PUPPETDB_TIMEOUT_MS = 2_000;
 
-function missing(): string | false {
-  const lacking = [
-    !puppetAvailable() && 'puppet-agent',
-    !puppetserverAvailable() && 'puppetserver',
-    !puppetdbAvailable() && 'puppetdb',
-    !postgresAvailable() && 'postgresql',
-    !puppetdbTerminusAvailable() && 'puppet-terminus-puppetdb',
-  ].filter(Boolean);
-  return lacking.length ? `Debian packages not installed: ${lacking.join(', ')}` : false;
-}
+const skip = await puppetStackMissing();
 
 interface NodeItem {
   name: string;
@@ -41,7 +32,7 @@ interface NodeItem {
   details: Record<string, unknown>;
 }
 
-describe('orchestrator with PuppetDB and a Puppet server', { skip: missing() }, () => {
+describe('orchestrator with PuppetDB and a Puppet server', { skip }, () => {
   let pki: TestPki;
   let codedir: string;
   let managed: string;

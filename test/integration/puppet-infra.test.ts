@@ -9,13 +9,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../lib/net.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
-import { puppetAvailable, writeManifest } from '../helpers/puppet.ts';
-import { postgresAvailable, startPostgres, type TestPostgres } from '../helpers/postgres.ts';
-import { puppetdbAvailable, startPuppetdb, type TestPuppetdb } from '../helpers/puppetdb.ts';
+import { writeManifest } from '../helpers/puppet.ts';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { startPuppetdb, type TestPuppetdb } from '../helpers/puppetdb.ts';
 import {
   puppetAgentNode,
-  puppetdbTerminusAvailable,
-  puppetserverAvailable,
+  puppetStackMissing,
   startPuppetserver,
   type PuppetAgentNode,
   type PuppetRun,
@@ -24,16 +23,7 @@ import {
 
 const STACK_START_TIMEOUT_MS = 420_000;
 
-function missing(): string | false {
-  const lacking = [
-    !puppetAvailable() && 'puppet-agent',
-    !puppetserverAvailable() && 'puppetserver',
-    !puppetdbAvailable() && 'puppetdb',
-    !postgresAvailable() && 'postgresql',
-    !puppetdbTerminusAvailable() && 'puppet-terminus-puppetdb',
-  ].filter(Boolean);
-  return lacking.length ? `Debian packages not installed: ${lacking.join(', ')}` : false;
-}
+const skip = await puppetStackMissing();
 
 interface PdbNode {
   certname: string;
@@ -52,7 +42,7 @@ interface PdbReport {
   noop: boolean;
 }
 
-describe('real Puppet infrastructure (PostgreSQL, PuppetDB, Puppet server)', { skip: missing() }, () => {
+describe('real Puppet infrastructure (PostgreSQL, PuppetDB, Puppet server)', { skip }, () => {
   const fileStart = Date.now();
   const timings: Record<string, number> = {};
   let pki: TestPki;
