@@ -2,7 +2,7 @@
 // that records the exit code in the spool even when the agent is no longer there to see it.
 // Arguments are passed as an argv list: nothing is ever interpolated into a shell command line.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync, fstatSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync, fstatSync, readSync } from 'node:fs';
 import type { TransactionFiles } from './spool.ts';
 
 /** The agent's environment without Baton's own settings, which are none of an action's business. */
@@ -131,6 +131,59 @@ export function isWrapperOf(pid: number, files: TransactionFiles): boolean {
     return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(files.exitcode);
   } catch {
     return process.platform !== 'linux' && isAlive(pid);
+  }
+}
+
+/**
+ * The wrapper process of a transaction found by its command line (Linux `/proc`), for an agent
+ * that died after starting it but before it recorded the pid; null when there is none.
+ */
+export function findWrapper(files: TransactionFiles): number | null {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return null;
+  }
+  for (const e of entries) {
+    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
+    const pid = Number(e);
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+      if (cmd.includes(WRAPPER_NAME) && cmd.includes(files.exitcode)) return pid;
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return null;
+}
+
+/**
+ * Whether a transaction whose pid was never recorded shows no sign of having run: no exit code,
+ * empty output, and output files made since this machine booted (a reboot would also explain a
+ * missing process). Anything else counts as having run, so that it never runs twice.
+ */
+export function nothingRan(files: TransactionFiles): boolean {
+  if (readExitcode(files) !== null) return false;
+  const bootMs = bootTimeMs();
+  for (const f of [files.stdout, files.stderr]) {
+    try {
+      const st = statSync(f);
+      if (st.size > 0 || bootMs === null || st.mtimeMs < bootMs) return false;
+    } catch {
+      // not made: nothing written there
+    }
+  }
+  return true;
+}
+
+/** When this machine booted (Linux `/proc/stat` btime), or null when unknown. */
+function bootTimeMs(): number | null {
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'));
+    return m ? Number(m[1]) * 1000 : null;
+  } catch {
+    return null;
   }
 }
 

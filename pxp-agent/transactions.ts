@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { appendFileSync, existsSync } from 'node:fs';
 import type { Logger } from '../lib/log.ts';
 import { KILL_GRACE_MS, MAX_RESULT_OUTPUT_BYTES, REATTACH_POLL_MS } from './defaults.ts';
-import { isAlive, isWrapperOf, readCapped, readExitcode, signalGroup, startProcess, waitGroupGone, type ProcessSpec } from './process-runner.ts';
+import { findWrapper, isAlive, nothingRan, isWrapperOf, readCapped, readExitcode, signalGroup, startProcess, waitGroupGone, type ProcessSpec } from './process-runner.ts';
 import type { ResultsHookLookup } from './modules/types.ts';
 import type { Spool, TransactionMetadata, TransactionStatus } from './spool.ts';
 
@@ -98,6 +98,21 @@ export class Transactions extends EventEmitter<TransactionEvents> {
         this.spool.forget(meta.transaction_id);
         this.log.info({ transaction_id: meta.transaction_id }, 'an action the agent accepted but never started is forgotten, so that it can be sent again');
         continue;
+      }
+      if (meta.kind === 'process' && meta.pid === undefined && readExitcode(files) === null) {
+        // The agent died between opening the output files and recording the pid: either the
+        // process was never started, or it runs (or ran) unrecorded. Its wrapper, found by its
+        // command line, settles which; with none and no exit code, nothing ran.
+        const pid = findWrapper(files);
+        if (pid === null && nothingRan(files)) {
+          this.spool.forget(meta.transaction_id);
+          this.log.info({ transaction_id: meta.transaction_id }, 'an action whose process never started is forgotten, so that it can be sent again');
+          continue;
+        }
+        if (pid !== null) {
+          this.spool.update(meta.transaction_id, { pid });
+          meta.pid = pid;
+        }
       }
       if (meta.kind === 'process' && readExitcode(files) !== null) {
         this.finish(meta.transaction_id, this.processOutcome(meta.transaction_id, false));

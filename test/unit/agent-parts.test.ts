@@ -8,7 +8,7 @@ import { durationMs } from '../../lib/duration.ts';
 import { backoffDelayMs } from '../../protocol/client/backoff.ts';
 import { PcpClientError, sessionUrl } from '../../protocol/client/broker-uri.ts';
 import { selectExecutable, taskEnvironment } from '../../pxp-agent/modules/task.ts';
-import { readCapped } from '../../pxp-agent/process-runner.ts';
+import { readCapped, startProcess } from '../../pxp-agent/process-runner.ts';
 import { Spool, type TransactionMetadata } from '../../pxp-agent/spool.ts';
 import { Transactions } from '../../pxp-agent/transactions.ts';
 import { safeRelativePath, TaskCache, taskFileUrl } from '../../pxp-agent/task-cache.ts';
@@ -145,15 +145,33 @@ describe('spool', () => {
     mkdirSync(spool.files('debris').dir); // died between creating the directory and its metadata
     spool.create(meta('accepted')); // died while preparing: no output files, no pid
     spool.create(meta('spawning'));
-    writeFileSync(spool.files('spawning').stdout, ''); // died right after opening its output: it may run
+    writeFileSync(spool.files('spawning').stdout, ''); // died right after opening its output, before it started the process
+    spool.create(meta('wrote'));
+    writeFileSync(spool.files('wrote').stdout, 'partial output\n'); // no pid recorded, but it ran and wrote
     const transactions = new Transactions(spool, pino({ level: 'silent' }));
     const ended: string[] = [];
     transactions.on('completed', (m) => ended.push(`${m.transaction_id}:${m.status}`));
     transactions.reattach();
     assert.equal(spool.exists('debris'), false);
     assert.equal(spool.exists('accepted'), false, 'sent again, it will run once');
-    assert.deepEqual(ended, ['spawning:failure'], 'never run again: reported as died with the agent');
-    assert.match(spool.read('spawning')!.error!, /died with the agent/);
+    assert.equal(spool.exists('spawning'), false, 'no wrapper, no exit code, no output since boot: it never ran, and is sent again');
+    assert.deepEqual(ended, ['wrote:failure'], 'what wrote output is never run again: reported as died with the agent');
+    assert.match(spool.read('wrote')!.error!, /died with the agent/);
+  });
+
+  it('after a crash, re-attaches to a process whose pid it never recorded, found by its wrapper', async () => {
+    const spool = new Spool(tmp());
+    spool.create(meta('unrecorded'));
+    const files = spool.files('unrecorded');
+    const child = startProcess({ command: '/bin/sh', args: ['-c', 'sleep 0.5; echo done'], env: { PATH: process.env.PATH ?? '' } }, files);
+    child.unref();
+    const transactions = new Transactions(spool, pino({ level: 'silent' }));
+    const completed = new Promise<TransactionMetadata>((resolve) => transactions.once('completed', resolve));
+    transactions.reattach();
+    assert.equal(spool.read('unrecorded')!.pid, child.pid, 'the pid found by its command line is recorded');
+    const m = await completed;
+    assert.equal(m.status, 'success');
+    assert.equal(readFileSync(files.stdout, 'utf8'), 'done\n');
   });
 
   it('reads at most the cap of an output file, decoding invalid UTF-8 to U+FFFD', () => {
