@@ -282,7 +282,11 @@ export function createCommandModule(config: CommandModuleConfig): PxpModule {
             CHEF_PUSH_NODE_NAME: config.nodeName,
             CHEF_PUSH_JOB_ID: p.job_id,
           };
-          if (file) env.CHEF_PUSH_JOB_FILE = writeJobFile(file, ctx.files.dir, user, state);
+          if (file) {
+            // The Push Jobs API names it CHEF_PUSH_JOB_FILE; its own example command uses PUSHY_JOB_FILE.
+            env.CHEF_PUSH_JOB_FILE = writeJobFile(file, ctx.files.dir, user, state);
+            env.PUSHY_JOB_FILE = env.CHEF_PUSH_JOB_FILE;
+          }
           ctx.log.info({ job: p.job_id, command: p.command, whitelist_key: match.key, user: user.name, cwd }, 'starting a command');
           return {
             command: '/bin/sh',

@@ -28,6 +28,7 @@ const WHITELIST = {
   '/^echo (.+)$/': 'printf "%s\\n" "$1"',
   whoami: 'id -un; pwd; if [ -n "$CHEF_PUSH_JOB_FILE" ]; then printf "%s\\n" "$CHEF_PUSH_JOB_FILE"; cat "$CHEF_PUSH_JOB_FILE"; fi',
   path: 'printf "%s\\n" "$PATH"',
+  'bash $PUSHY_JOB_FILE': 'bash "$PUSHY_JOB_FILE"',
   gated: 'echo first; while [ ! -f "$GATE" ]; do sleep 0.05; done; echo second >&2; echo done',
   hang: 'sleep 1000 & echo $! > "$PIDFILE"; wait',
 };
@@ -194,6 +195,12 @@ describe('agent: command (Chef Push Jobs)', () => {
     assert.equal(res.stdout, `node=node1\njob=job-env\nfile=line one\nline two\nmode=600\ngreeting=hello world\ncwd=${dir}\n`);
     const raw = await results({ job_id: 'job-env-raw', command: 'report', dir, file: 'raw:plain $text' });
     assert.match(raw.stdout, /^file=plain \$text$/m);
+  });
+
+  it("runs the Push Jobs API's own example command, `bash $PUSHY_JOB_FILE`, with the job file as PUSHY_JOB_FILE too", async () => {
+    const res = await results({ job_id: 'job-pushy', command: 'bash $PUSHY_JOB_FILE', file: 'raw:echo "from the job file: $CHEF_PUSH_JOB_ID"\n' });
+    assert.equal(res.exitcode, 0, res.stderr);
+    assert.equal(res.stdout, 'from the job file: job-pushy\n');
   });
 
   it('passes a regex capture as $1, so shell syntax in it is data and never runs', async () => {
