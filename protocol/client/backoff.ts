@@ -38,6 +38,17 @@ export type ConnectOutcome =
   /** The broker is up but shed the attempt (a retryable refusal), maybe saying when to come back. */
   | { kind: 'busy'; retryAfterMs?: number; heldMs?: number };
 
+/**
+ * The round's outcome after one more broker answered "busy": any busy broker makes the round
+ * busy (come back soon, not later and later), at the soonest time any said, held the longest.
+ */
+export function withBusy(round: ConnectOutcome, saidRetryAfterMs: number | undefined, heldMs: number | undefined): ConnectOutcome {
+  const before = round.kind === 'busy' ? round.retryAfterMs : undefined;
+  const soonest = saidRetryAfterMs === undefined ? before : before === undefined ? saidRetryAfterMs : Math.min(saidRetryAfterMs, before);
+  const held = Math.max(heldMs ?? 0, round.kind === 'busy' ? (round.heldMs ?? 0) : 0);
+  return { kind: 'busy', ...(soonest === undefined ? {} : { retryAfterMs: soonest }), ...(held > 0 ? { heldMs: held } : {}) };
+}
+
 /** Where the reconnection loop stands: failed attempts in a row, and busy refusals in a row. */
 export interface BackoffState {
   failures: number;

@@ -21,6 +21,7 @@ import {
   DEFAULT_RECONNECT_MAX_MS,
   INITIAL_BACKOFF_STATE,
   nextReconnect,
+  withBusy,
   type BackoffOptions,
   type ConnectOutcome,
 } from './backoff.ts';
@@ -352,12 +353,7 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
           if (this.stopped) return;
           const e = err as PcpClientError;
           if (e.code === ClientErrorCode.busy) {
-            // Any broker that is up but busy makes the round "busy": come back soon, not later and later.
-            const said = e.details?.retryAfterMs as number | undefined;
-            const before: number | undefined = outcome.kind === 'busy' ? outcome.retryAfterMs : undefined;
-            const soonest: number | undefined = said === undefined ? before : before === undefined ? said : Math.min(said, before);
-            const heldMs = Math.max((e.details?.heldMs as number | undefined) ?? 0, outcome.kind === 'busy' ? (outcome.heldMs ?? 0) : 0);
-            outcome = { kind: 'busy', ...(soonest === undefined ? {} : { retryAfterMs: soonest }), ...(heldMs > 0 ? { heldMs } : {}) };
+            outcome = withBusy(outcome, e.details?.retryAfterMs as number | undefined, e.details?.heldMs as number | undefined);
             this.log.debug({ broker: brokerUri, err: e.message }, 'the broker is busy');
           } else {
             this.log.warn({ broker: brokerUri, err: e.message }, 'cannot connect to broker');

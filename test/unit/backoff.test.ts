@@ -12,6 +12,7 @@ import {
   parseRetryAfterMs,
   type BackoffState,
   type ConnectOutcome,
+  withBusy,
 } from '../../protocol/client/backoff.ts';
 
 const defaults = { initialMs: DEFAULT_RECONNECT_INITIAL_MS, maxMs: DEFAULT_RECONNECT_MAX_MS, jitter: DEFAULT_RECONNECT_JITTER };
@@ -133,5 +134,15 @@ describe('parseRetryAfterMs', () => {
     assert.equal(parseRetryAfterMs(undefined), undefined);
     assert.equal(parseRetryAfterMs('soon'), undefined);
     assert.equal(parseRetryAfterMs('-1'), undefined);
+  });
+});
+
+describe('withBusy', () => {
+  it('makes the round busy at the soonest time any broker said, held the longest', () => {
+    assert.deepEqual(withBusy({ kind: 'failed' }, undefined, undefined), { kind: 'busy' });
+    assert.deepEqual(withBusy({ kind: 'failed' }, 2_000, 0), { kind: 'busy', retryAfterMs: 2_000 });
+    assert.deepEqual(withBusy({ kind: 'busy', retryAfterMs: 2_000, heldMs: 500 }, 5_000, 100), { kind: 'busy', retryAfterMs: 2_000, heldMs: 500 });
+    assert.deepEqual(withBusy({ kind: 'busy', retryAfterMs: 2_000 }, 1_000, 3_000), { kind: 'busy', retryAfterMs: 1_000, heldMs: 3_000 });
+    assert.deepEqual(withBusy({ kind: 'busy', heldMs: 700 }, undefined, undefined), { kind: 'busy', heldMs: 700 });
   });
 });
