@@ -22,6 +22,8 @@ export interface HttpOptions {
   headers?: Record<string, string>;
   /** An https.Agent of its own (connection reuse, TLS session cache); default the global agent. */
   agent?: Agent;
+  /** Fails the request when the socket is idle this long (a service that accepts and never answers). */
+  timeoutMs?: number;
 }
 
 export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse> {
@@ -39,6 +41,7 @@ export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse>
         ...(opts.ca ? { ca: opts.ca } : { rejectUnauthorized: false }),
         ...(opts.cert ? { cert: opts.cert, key: opts.key } : {}),
         ...(opts.agent ? { agent: opts.agent } : {}),
+        ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
       },
       (res) => {
         const tlsSessionReused = (res.socket as TLSSocket).isSessionReused();
@@ -56,6 +59,7 @@ export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse>
         });
       },
     );
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within ${opts.timeoutMs} ms`)));
     req.on('error', reject);
     if (payload !== undefined) req.write(payload);
     req.end();

@@ -6,7 +6,6 @@
 // the PKI's certificates where Puppet expects them, to run `puppet agent --test` against it.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../lib/net.ts';
@@ -24,6 +23,7 @@ import {
   writePuppetserverConfig,
   type SslFiles,
 } from '../../lib/puppetserver.ts';
+import { http } from './http.ts';
 import type { TestPki } from './pki.ts';
 import { pollUntil, spawnService, type ServiceProcess } from './postgres.ts';
 
@@ -65,40 +65,16 @@ export interface JsonResponse {
 }
 
 /** One HTTPS request with a deadline (a JVM that is still starting may accept and not answer). */
-export function httpsJson(url: string, tls: TlsClient, opts: { method?: string; body?: unknown; timeoutMs?: number; /** Default application/json; file_content wants application/octet-stream. */ accept?: string } = {}): Promise<JsonResponse> {
-  const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: opts.method ?? (payload === undefined ? 'GET' : 'POST'),
-        ca: tls.ca,
-        cert: tls.cert,
-        key: tls.key,
-        headers: { accept: opts.accept ?? 'application/json', ...(payload !== undefined ? { 'content-type': 'application/json' } : {}) },
-        timeout: opts.timeoutMs ?? 10_000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('error', reject);
-        res.on('end', () => {
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, text, json });
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within ${opts.timeoutMs ?? 10_000} ms`)));
-    req.on('error', reject);
-    if (payload !== undefined) req.write(payload);
-    req.end();
+export async function httpsJson(url: string, tls: TlsClient, opts: { method?: string; body?: unknown; timeoutMs?: number; /** Default application/json; file_content wants application/octet-stream. */ accept?: string } = {}): Promise<JsonResponse> {
+  const res = await http(url, {
+    ...(opts.method ? { method: opts.method } : {}),
+    ...(opts.body === undefined ? {} : { body: opts.body }),
+    ca: tls.ca,
+    ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
+    headers: { accept: opts.accept ?? 'application/json' },
+    timeoutMs: opts.timeoutMs ?? 10_000,
   });
+  return { status: res.status, text: res.text, json: res.json as unknown };
 }
 
 // ---------------------------------------------------------------------------------------------
