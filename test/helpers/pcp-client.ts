@@ -18,18 +18,48 @@ export function identity(pki: TestPki, name: string, ca = pki.ca): Identity {
   return { cert: readFileSync(pki.cert(name)), key: readFileSync(pki.key(name)), ca: readFileSync(ca) };
 }
 
+/**
+ * What a test client received: kept in `received` until taken; `next` takes the first match,
+ * past or future, or rejects after a bound naming what did arrive.
+ */
+export class Inbox<T> {
+  readonly received: T[] = [];
+  private waiters: { pred: (m: T) => boolean; resolve: (m: T) => void }[] = [];
+
+  constructor(private readonly what: string) {}
+
+  put(m: T): void {
+    const i = this.waiters.findIndex((w) => w.pred(m));
+    if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
+    else this.received.push(m);
+  }
+
+  next(pred: (m: T) => boolean = () => true, timeoutMs = DEFAULT_WAIT_MS, shownChars = 500): Promise<T> {
+    const i = this.received.findIndex(pred);
+    if (i >= 0) return Promise.resolve(this.received.splice(i, 1)[0]!);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`no matching ${this.what} within ${timeoutMs} ms; received: ${JSON.stringify(this.received).slice(0, shownChars)}`));
+      }, timeoutMs);
+      const done = (m: T) => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      this.waiters.push({ pred, resolve: done });
+    });
+  }
+}
+
 export class TestClient {
-  readonly received: EnvelopeV2[] = [];
+  private readonly inbox = new Inbox<EnvelopeV2>('message');
+  readonly received = this.inbox.received;
   readonly closed: Promise<{ code: number; reason: string }>;
-  private waiters: { pred: (e: EnvelopeV2) => boolean; resolve: (e: EnvelopeV2) => void }[] = [];
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) throw new Error('the broker sent a binary frame on a v2 session');
-      const env = JSON.parse(data.toString()) as EnvelopeV2;
-      const i = this.waiters.findIndex((w) => w.pred(env));
-      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(env);
-      else this.received.push(env);
+      this.inbox.put(JSON.parse(data.toString()) as EnvelopeV2);
     });
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     ws.on('error', () => {});
@@ -59,19 +89,7 @@ export class TestClient {
 
   /** Takes the first received message (past or future) that matches. */
   next(pred: (e: EnvelopeV2) => boolean = () => true, timeoutMs = DEFAULT_WAIT_MS): Promise<EnvelopeV2> {
-    const i = this.received.findIndex(pred);
-    if (i >= 0) return Promise.resolve(this.received.splice(i, 1)[0]!);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`no matching message within ${timeoutMs} ms; received: ${JSON.stringify(this.received).slice(0, 500)}`));
-      }, timeoutMs);
-      const done = (e: EnvelopeV2) => {
-        clearTimeout(timer);
-        resolve(e);
-      };
-      this.waiters.push({ pred, resolve: done });
-    });
+    return this.inbox.next(pred, timeoutMs);
   }
 
   /** The reply (any message with in_reply_to === id). */

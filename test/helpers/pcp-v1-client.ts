@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { WebSocket, type ClientOptions } from 'ws';
 import { decodeV1, encodeV1, expiresIn, type EnvelopeV1 } from '../../protocol/pcp-v1.ts';
-import { DEFAULT_WAIT_MS, type Identity } from './pcp-client.ts';
+import { DEFAULT_WAIT_MS, Inbox, type Identity } from './pcp-client.ts';
 
 export interface ReceivedV1 {
   envelope: EnvelopeV1;
@@ -22,13 +22,13 @@ export const V1Types = {
 } as const;
 
 export class TestClientV1 {
-  readonly received: ReceivedV1[] = [];
+  private readonly inbox = new Inbox<ReceivedV1>('v1 message');
+  readonly received = this.inbox.received;
   /** Text frames received (a v1 session should never get one). */
   readonly textFrames: string[] = [];
   /** Binary frames received that are not valid PCP v1 messages (a broker should never deliver one). */
   undecodable = 0;
   readonly closed: Promise<{ code: number; reason: string }>;
-  private waiters: { pred: (m: ReceivedV1) => boolean; resolve: (m: ReceivedV1) => void }[] = [];
 
   constructor(
     readonly ws: WebSocket,
@@ -53,9 +53,7 @@ export class TestClientV1 {
         data: msg.data === undefined ? undefined : jsonOrText(msg.data),
         debug: msg.debug.map(jsonOrText),
       };
-      const i = this.waiters.findIndex((w) => w.pred(parsed));
-      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(parsed);
-      else this.received.push(parsed);
+      this.inbox.put(parsed);
     });
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     ws.on('error', () => {});
@@ -105,19 +103,7 @@ export class TestClientV1 {
   }
 
   next(pred: (m: ReceivedV1) => boolean = () => true, timeoutMs = DEFAULT_WAIT_MS): Promise<ReceivedV1> {
-    const i = this.received.findIndex(pred);
-    if (i >= 0) return Promise.resolve(this.received.splice(i, 1)[0]!);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`no matching v1 message within ${timeoutMs} ms; received: ${JSON.stringify(this.received).slice(0, 600)}`));
-      }, timeoutMs);
-      const done = (m: ReceivedV1) => {
-        clearTimeout(timer);
-        resolve(m);
-      };
-      this.waiters.push({ pred, resolve: done });
-    });
+    return this.inbox.next(pred, timeoutMs, 600);
   }
 
   /** The broker's error_message about message `id`. */
