@@ -156,16 +156,8 @@ export class PxpRunner {
    * when it never saw it, 'running', or the results.
    */
   async status(node: string, transactionId: string): Promise<null | 'unknown' | 'running' | RunOutcome> {
-    let reply: EnvelopeV2;
-    try {
-      reply = await this.client.request(
-        pxpRequest(agentUri(node), { transaction_id: `status-${newMessageId()}`, module: 'status', action: 'query', params: { transaction_id: transactionId } }, true),
-        REQUEST_TIMEOUT_MS,
-      );
-    } catch {
-      return null;
-    }
-    if (reply.message_type !== PxpMessageType.blockingResponse) return null;
+    const reply = await this.blocking(node, 'status', { module: 'status', action: 'query', params: { transaction_id: transactionId } });
+    if (reply?.message_type !== PxpMessageType.blockingResponse) return null;
     const r = (reply.data as { results: { status: string; stdout?: string; stderr?: string; exitcode?: number; timed_out?: boolean } }).results;
     if (r.status === 'unknown') return 'unknown';
     if (r.status === 'running') return 'running';
@@ -211,16 +203,13 @@ export class PxpRunner {
 
   /** Live output of a command run from byte offsets (Baton's agent); null when it cannot be asked. */
   async commandOutput(node: string, transactionId: string, offsets: { stdout: number; stderr: number }): Promise<{ status: string; stdout: Buffer; stderr: Buffer; stdout_offset: number; stderr_offset: number } | null> {
+    const reply = await this.blocking(node, 'output', { module: 'command', action: 'output', params: { transaction_id: transactionId, stdout_offset: offsets.stdout, stderr_offset: offsets.stderr } });
+    if (reply?.message_type !== PxpMessageType.blockingResponse) return null;
     try {
-      const reply = await this.client.request(
-        pxpRequest(agentUri(node), { transaction_id: `output-${newMessageId()}`, module: 'command', action: 'output', params: { transaction_id: transactionId, stdout_offset: offsets.stdout, stderr_offset: offsets.stderr } }, true),
-        REQUEST_TIMEOUT_MS,
-      );
-      if (reply.message_type !== PxpMessageType.blockingResponse) return null;
       const r = (reply.data as { results: { status: string; stdout: string; stderr: string; stdout_offset: number; stderr_offset: number } }).results;
       return { status: r.status, stdout: Buffer.from(r.stdout, 'base64'), stderr: Buffer.from(r.stderr, 'base64'), stdout_offset: r.stdout_offset, stderr_offset: r.stderr_offset };
     } catch {
-      return null;
+      return null; // an answer without the output fields
     }
   }
 
