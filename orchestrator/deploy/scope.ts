@@ -107,7 +107,7 @@ export async function resolveScope(ctx: ScopeContext, scope: Scope, environment:
   if (scope.nodes !== undefined) {
     resolved = unordered(scope.nodes);
   } else if (scope.query !== undefined) {
-    resolved = unordered((await queryNodes(ctx, scope.query)).map((n) => n.certname));
+    resolved = unordered(await queryCertnames(ctx, scope.query));
   } else if (scope.node_group !== undefined) {
     const group = ctx.classifier.group(scope.node_group);
     if (!group) throw apiError(ApiErrorCode.emptyTarget, `no node group named '${scope.node_group}'`, { node_group: scope.node_group });
@@ -134,9 +134,12 @@ export function inventoryWithFacts(ctx: ScopeContext): Promise<NodeFacts[]> {
   return inventory(ctx, true);
 }
 
-/** The nodes a query selects (none is an answer, not an error): the inventory's own query. */
-export async function queryNodes(ctx: ScopeContext, q: unknown): Promise<NodeFacts[]> {
-  if (ctx.puppetdb) return puppetDbQueryNodes(ctx, ctx.puppetdb, q);
+/**
+ * The nodes a query selects (none is an answer, not an error): the inventory's own query. With
+ * `facts`, each node comes with its facts.
+ */
+export async function queryNodes(ctx: ScopeContext, q: unknown, opts: { facts: boolean } = { facts: false }): Promise<NodeFacts[]> {
+  if (ctx.puppetdb) return puppetDbQueryNodes(ctx, ctx.puppetdb, q, opts.facts);
   let query;
   try {
     query = parseQuery(q);
@@ -144,7 +147,7 @@ export async function queryNodes(ctx: ScopeContext, q: unknown): Promise<NodeFac
     if (err instanceof QueryError) throw apiError(ApiErrorCode.queryError, err.message, { query: q });
     throw err;
   }
-  const inv = await inventory(ctx, queryNeedsFacts(q));
+  const inv = await inventory(ctx, opts.facts || queryNeedsFacts(q));
   const selected = new Set(selectNodes(query, inv));
   return inv.filter((n) => selected.has(n.certname));
 }
@@ -160,16 +163,25 @@ export async function classifiedEnvironments(ctx: ScopeContext, resolved: Resolv
   return envs;
 }
 
-/** A query answered by PuppetDB: the certnames of its answer, with what the inventory knows of them. */
-async function puppetDbQueryNodes(ctx: ScopeContext, puppetdb: PuppetDbClient, q: unknown): Promise<NodeFacts[]> {
-  let names: string[];
+/** The certnames a query selects: all a job's scope needs (PuppetDB answers them in one query). */
+export async function queryCertnames(ctx: ScopeContext, q: unknown): Promise<string[]> {
+  if (ctx.puppetdb) return puppetDbCertnames(ctx.puppetdb, q);
+  return (await queryNodes(ctx, q)).map((n) => n.certname);
+}
+
+async function puppetDbCertnames(puppetdb: PuppetDbClient, q: unknown): Promise<string[]> {
   try {
-    names = await puppetdb.certnames(q);
+    return await puppetdb.certnames(q);
   } catch (err) {
     if (err instanceof SyntaxError) throw apiError(ApiErrorCode.queryError, `query is not valid JSON: ${err.message}`, { query: q });
     return puppetDbApiError(err);
   }
+}
+
+/** A query answered by PuppetDB: the certnames of its answer, with what the inventory knows of them. */
+async function puppetDbQueryNodes(ctx: ScopeContext, puppetdb: PuppetDbClient, q: unknown, facts: boolean): Promise<NodeFacts[]> {
+  const names = await puppetDbCertnames(puppetdb, q);
   if (names.length === 0) return [];
-  const byName = new Map((await inventory(ctx, false)).map((n) => [n.certname, n]));
+  const byName = new Map((await inventory(ctx, facts)).map((n) => [n.certname, n]));
   return names.map((certname) => byName.get(certname) ?? { certname, environment: null, connected: false, facts: {} });
 }

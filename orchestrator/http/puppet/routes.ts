@@ -201,11 +201,15 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     demand(req, Permission.inventoryView);
     // Baton's extensions: ?query= (PQL, or a PuppetDB AST as JSON) keeps the nodes it selects;
     // ?facts=true adds each node's facts (PuppetDB's when it is the query source).
-    const { query, facts } = req.query as { query?: string; facts?: string };
-    const items: { name: string }[] = query === undefined || query === '' ? ctx.inventory.all() : (await queryNodes(ctx.scope, query)).map((n) => ({ ...ctx.inventory.get(n.certname), environment: n.environment }));
-    if (facts !== 'true') return { items };
+    const q = req.query as { query?: string; facts?: string };
+    const facts = q.facts === 'true';
+    if (q.query !== undefined && q.query !== '') {
+      const nodes = await queryNodes(ctx.scope, q.query, { facts });
+      return { items: nodes.map((n) => ({ ...ctx.inventory.get(n.certname), environment: n.environment, ...(facts ? { facts: n.facts } : {}) })) };
+    }
+    if (!facts) return { items: ctx.inventory.all() };
     const known = new Map((await inventoryWithFacts(ctx.scope)).map((n) => [n.certname, n]));
-    return { items: items.map((i) => ({ ...i, facts: known.get(i.name)?.facts ?? {} })) };
+    return { items: ctx.inventory.all().map((i) => ({ ...i, facts: known.get(i.name)?.facts ?? {} })) };
   });
 
   app.get(`${prefix}/inventory/:node`, async (req) => {
