@@ -4,7 +4,7 @@ import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { readConfiguredFile } from '../lib/config.ts';
@@ -17,7 +17,7 @@ import { HandshakeGate } from './handshake-gate.ts';
 export { HandshakeGate } from './handshake-gate.ts';
 import { decideAssociation } from './association.ts';
 import { ProtocolError, ProtocolErrorCode } from '../protocol/errors.ts';
-import { decodeV1, encodeV1, isExpired, type OutgoingV1 } from '../protocol/pcp-v1.ts';
+import { decodeV1, encodeV1, type OutgoingV1 } from '../protocol/pcp-v1.ts';
 import { associateResponse, errorMessageV1, ttlExpired } from '../protocol/pcp-v1-broker.ts';
 import { BROKER_HANDLER_FAILED, refusalForProtocolError, type ConnectionRefusal } from './errors.ts';
 import { Inventory } from './inventory.ts';
@@ -177,10 +177,13 @@ export class Broker {
     });
   }
 
-  /** Sessions and v1 connections awaiting association count against max-connections; a replacing session does not. */
-  private atCapacity(uri: string | undefined): boolean {
+  /**
+   * Sessions and v1 connections awaiting association count against max-connections; a replacing
+   * session does not. `self` is 1 for a connection already counted as awaiting association.
+   */
+  private atCapacity(uri: string | undefined, self: 0 | 1 = 0): boolean {
     const max = this.config['max-connections'];
-    return this.closing || (max > 0 && this.registry.size + this.unassociated.size >= max && (uri === undefined || !this.registry.has(uri)));
+    return this.closing || (max > 0 && this.registry.size + this.unassociated.size - self >= max && (uri === undefined || !this.registry.has(uri)));
   }
 
   private refuseAtCapacity(ws: WebSocket, uri: string): void {
@@ -222,7 +225,7 @@ export class Broker {
           this.metrics.refused.not_associated.inc();
           return send(errorMessageV1(undefined, decision.description, env.id));
         }
-        if (isExpired(env)) {
+        if (msg.expiresAtMs < Date.now()) {
           this.metrics.refused.ttl_expired.inc();
           return send(ttlExpired(env.sender, env.id));
         }
@@ -234,7 +237,7 @@ export class Broker {
           ws.close(CloseCode.policyViolation, decision.reason);
           return;
         }
-        if (this.atCapacityForAssociation(decision.uri)) {
+        if (this.atCapacity(decision.uri, 1)) {
           done();
           send(associateResponse(env.sender, env.id, false, 'connection limit exceeded'));
           return this.refuseAtCapacity(ws, decision.uri);
@@ -252,12 +255,6 @@ export class Broker {
     ws.on('message', onMessage);
     ws.on('error', (err) => this.log.debug({ cn, err: err.message }, 'unassociated PCP v1 connection error'));
     ws.once('close', () => done());
-  }
-
-  /** At association the connection leaves the unassociated set: only other connections count. */
-  private atCapacityForAssociation(uri: string): boolean {
-    const max = this.config['max-connections'];
-    return this.closing || (max > 0 && this.registry.size + this.unassociated.size > max && !this.registry.has(uri));
   }
 
   private openSession(ws: WebSocket, socket: TLSSocket, uri: string, cn: string, type: string, isController: boolean, pcpVersion: 1 | 2): void {
