@@ -59,7 +59,8 @@ export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse>
         });
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within ${opts.timeoutMs} ms`)));
+    // Only a deadline of our own: the global agent's socket timeout (Node 20: 5 s) must not end a long poll.
+    if (opts.timeoutMs !== undefined) req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within ${opts.timeoutMs} ms`)));
     req.on('error', reject);
     if (payload !== undefined) req.write(payload);
     req.end();
