@@ -69,9 +69,19 @@ export class TestClient {
     const ws = new WebSocket(url, { ...id, ...options });
     const client = new TestClient(ws);
     await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
+      // A connection that never opens fails the test here, naming the URL, instead of hanging it.
+      const timer = setTimeout(() => {
+        ws.terminate();
+        reject(new Error(`no WebSocket session with ${url} within ${DEFAULT_WAIT_MS} ms`));
+      }, DEFAULT_WAIT_MS);
+      const settle = (err?: Error) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      ws.once('open', () => settle());
+      ws.once('error', settle);
+      ws.once('unexpected-response', (_req, res) => settle(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
     });
     return client;
   }

@@ -93,8 +93,8 @@ describe('broker under hostile input', () => {
     await assertStillRoutes();
   });
 
-  it('survives thousands of connects and disconnects', async () => {
-    const CONNECTIONS = 2000;
+  it('survives a thousand connects and disconnects', async () => {
+    const CONNECTIONS = 1000;
     const PARALLEL = 50;
     const watcherId = ctl.send({ message_type: MessageTypes.inventoryRequest, data: { query: ['pcp://mallory/*'], subscribe: true } });
     await ctl.reply(watcherId);
