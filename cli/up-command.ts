@@ -17,7 +17,7 @@ import { DEFAULT_PUPPETSERVER_PORT } from '../lib/puppetserver.ts';
 import { DEFAULT_ORCHESTRATOR_PORT } from '../orchestrator/defaults.ts';
 import { ApiClient } from './client.ts';
 import { CliError, CliErrorCode, ExitCode } from './errors.ts';
-import { agentNames, agentPuppetConfig, ensurePki, ensureSampleCode, ensureToken, fleetPaths, PUPPET_MODES, PuppetMode, SAMPLE_COMMAND_WHITELIST, sampleTaskNames, writeJson, type FleetPaths } from './up/fleet-files.ts';
+import { agentNames, agentPuppetConfig, CHEF_ORG, ensureChefClient, ensurePki, ensureSampleCode, ensureToken, fleetChefConfig, fleetPaths, PUPPET_MODES, PuppetMode, SAMPLE_COMMAND_WHITELIST, sampleTaskNames, writeJson, type FleetPaths } from './up/fleet-files.ts';
 import { agentPuppetserverConfig, PUPPETSERVER_CERTNAME, requirePuppetserver, startFleetPuppetserver, type FleetPuppetserver } from './up/puppetserver.ts';
 import { Supervisor, type Child } from './up/supervisor.ts';
 import { positiveInt } from './args.ts';
@@ -166,9 +166,10 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
   const brokerUri = `wss://127.0.0.1:${brokerPort}/pcp2/`;
   lines.push(`  broker        wss://127.0.0.1:${brokerPort}/pcp2/<client type>   ${pidOf(broker.child)}`);
 
+  ensureChefClient(p.chefClient);
   writeJson(p.orchestratorConfig, {
     host: '127.0.0.1', port: ports.orchestrator, ...pki('orchestrator'), 'broker-ws-uris': [brokerUri], redis: redisUrl,
-    codedir: p.code, 'tokens-file': p.tokensFile, 'log-level': o.logLevel,
+    codedir: p.code, 'tokens-file': p.tokensFile, chef: fleetChefConfig(p.chefClient), 'log-level': o.logLevel,
   });
   const orch = await sup.start(node('orchestrator', ['orchestrator', '--config', p.orchestratorConfig], 'listening'));
   const orchPort = (orch.ready as { port: number }).port;
@@ -205,6 +206,7 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
     puppetLine(mode, rel(p.code), puppetserver),
     `  CA            ${rel(ca)}`,
     `  admin token   ${tokenFile}   (header X-Authentication)`,
+    `  Chef client   ${p.chefClient.name}, key ${rel(p.chefClient.key)}   (signed requests to ${apiUrl}/organizations/${CHEF_ORG})`,
     `  logs          ${rel(p.logs)}/<program>.log`,
     '',
     'Try:',

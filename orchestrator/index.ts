@@ -22,6 +22,8 @@ import { PuppetDbClient } from './puppetdb/client.ts';
 import { PuppetDbNodes } from './puppetdb/nodes.ts';
 import { ChefJobs } from './chef/jobs.ts';
 import { OutputStore } from './chef/output.ts';
+import { ChefOrgs } from './chef/orgs.ts';
+import { DEFAULT_CHEF_CLOCK_SKEW_S } from './chef/signing.ts';
 import { DeploymentController } from './nomad/controller.ts';
 import { NomadStore } from './nomad/store.ts';
 
@@ -57,6 +59,7 @@ export class Orchestrator {
     const c = this.config;
     const tls = { ca: readConfiguredFile(c, 'ssl-ca-cert'), cert: readConfiguredFile(c, 'ssl-cert'), key: readConfiguredFile(c, 'ssl-key') };
     const tokens = TokenStore.fromFile(c['tokens-file']);
+    const orgs = ChefOrgs.fromConfig(c.chef);
     const catalog = new TaskCatalog(c.codedir);
     const tasks = this.taskSource(catalog, tls);
     const classifier = new Classifier(c['classifier-file']);
@@ -149,9 +152,10 @@ export class Orchestrator {
       nomad: { controller: deployments, store: nomadStore, idempotency: apiStore },
       nodeTimeoutS: c['node-timeout'],
       maxMessageDepth: c['max-message-depth'],
+      chefClockSkewS: c.chef?.['clock-skew'] ?? DEFAULT_CHEF_CLOCK_SKEW_S,
       status: async () => this.status(),
       chef: {
-        chef, store: apiStore, keys: apiStore.keys, redis: this.api, inventory, output, runner,
+        chef, orgs, store: apiStore, keys: apiStore.keys, redis: this.api, inventory, output, runner,
         jobFeedLingerS: c['job-feed-linger'], orgFeedExpirationS: c['org-feed-expiration'],
       },
       metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),

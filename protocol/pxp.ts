@@ -123,6 +123,28 @@ export function provisionalResponse(req: Pick<PxpRequest, 'id' | 'sender' | 'tra
   return reply(req, PxpMessageType.provisionalResponse, { transaction_id: req.transactionId });
 }
 
-export function rpcError(req: Pick<PxpRequest, 'id' | 'sender' | 'transactionId'>, description: string): EnvelopeV2 {
-  return reply(req, PxpMessageType.errorMessage, { transaction_id: req.transactionId, id: req.id, description });
+/**
+ * Stable codes an agent may put beside the description of an rpc_error_message (data `code`), and
+ * in `status query` results (`error_code`), so that a controller never reads the text. Puppet's
+ * pxp-agent sends none; an error without a code is a plain failure of the action.
+ */
+export const PxpErrorCode = {
+  /** The action was stopped by request (a forced job stop). */
+  stopped: 'stopped',
+  /** The agent shut down while the action ran, and stopped it. */
+  agentShutdown: 'agent-shutdown',
+  /** The action ended without an outcome of its own: its process died with the agent, or was killed before it recorded an exit code. */
+  actionLost: 'action-lost',
+} as const;
+export type PxpErrorCode = (typeof PxpErrorCode)[keyof typeof PxpErrorCode];
+
+/** An rpc_error_message; `code` (a PxpErrorCode) is added to the data only when given. */
+export function rpcError(req: Pick<PxpRequest, 'id' | 'sender' | 'transactionId'>, description: string, code?: string): EnvelopeV2 {
+  return reply(req, PxpMessageType.errorMessage, { transaction_id: req.transactionId, id: req.id, description, ...(code !== undefined ? { code } : {}) });
+}
+
+/** The `code` of an rpc_error_message's data, when it carries a string one. */
+export function rpcErrorCode(data: unknown): string | undefined {
+  const code = typeof data === 'object' && data !== null ? (data as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
 }

@@ -230,7 +230,7 @@ export class Dispatcher {
   }
 
   private outcomeTo(req: PxpRequest, meta: TransactionMetadata): boolean {
-    if (meta.results === undefined) return this.opts.send(rpcError(req, meta.error ?? 'the action failed'));
+    if (meta.results === undefined) return this.opts.send(rpcError(req, meta.error ?? 'the action failed', meta.error_code));
     return this.reply(req, meta.results);
   }
 

@@ -29,6 +29,8 @@ export interface TransactionMetadata {
   results?: unknown;
   /** Why the action failed without results of its own (start failure, lost process, timeout). */
   error?: string;
+  /** Stable code of `error`, when it has one (a PxpErrorCode: stopped, agent-shutdown, action-lost). */
+  error_code?: string;
   /** The outcome reached the requester (non-blocking response sent). */
   results_sent: boolean;
 }

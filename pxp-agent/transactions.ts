@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { appendFileSync, existsSync } from 'node:fs';
 import type { Logger } from '../lib/log.ts';
+import { PxpErrorCode } from '../protocol/pxp.ts';
 import { KILL_GRACE_MS, MAX_RESULT_OUTPUT_BYTES, REATTACH_POLL_MS } from './defaults.ts';
 import { findWrapper, isAlive, nothingRan, isWrapperOf, readCapped, readExitcode, signalGroup, startProcess, waitGroupGone, type ProcessSpec } from './process-runner.ts';
 import type { ResultsHookLookup } from './modules/types.ts';
@@ -17,6 +18,14 @@ export interface Outcome {
   status: Exclude<TransactionStatus, 'running' | 'unknown'>;
   results?: unknown;
   error?: string;
+  /** Stable code of `error` (a PxpErrorCode), sent beside it. */
+  code?: string;
+}
+
+/** Why a running action is being stopped: the error it ends with, and that error's code. */
+interface StopReason {
+  reason: string;
+  code: PxpErrorCode;
 }
 
 interface Running {
@@ -25,7 +34,7 @@ interface Running {
   timer: NodeJS.Timeout | null;
   poll: NodeJS.Timeout | null;
   timedOut: boolean;
-  stopping: string | null;
+  stopping: StopReason | null;
   ending?: boolean;
 }
 
@@ -38,7 +47,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
   /** Process actions accepted but not started yet (downloading, verifying). */
   private readonly reserved = new Set<string>();
   /** Stops asked for while an action was still being prepared: it never starts. */
-  private readonly stopBeforeStart = new Map<string, string>();
+  private readonly stopBeforeStart = new Map<string, StopReason>();
 
   /** `resultsHook` finds a module's own `results` hook for an ended process (modules/types.ts). */
   constructor(
@@ -70,7 +79,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
     const stopped = this.stopBeforeStart.get(meta.transaction_id);
     if (stopped !== undefined) {
       this.stopBeforeStart.delete(meta.transaction_id);
-      this.finish(meta.transaction_id, { status: 'failure', error: stopped });
+      this.finish(meta.transaction_id, { status: 'failure', error: stopped.reason, code: stopped.code });
       return;
     }
     const child = startProcess(spec, files);
@@ -130,12 +139,16 @@ export class Transactions extends EventEmitter<TransactionEvents> {
           error: meta.kind === 'process'
             ? 'the action\'s process ended while the agent was not running, without recording an exit code (it died with the agent)'
             : 'the agent stopped before the action completed',
+          code: PxpErrorCode.actionLost,
         });
       }
     }
   }
 
-  /** Stops every running action (agent shutdown): the process groups get SIGTERM, then SIGKILL. */
+  /**
+   * Stops every running action (agent shutdown): the process groups get SIGTERM, then SIGKILL;
+   * each ends with `reason` and code agent-shutdown.
+   */
   async stopAll(reason: string): Promise<void> {
     const allEnded = new Promise<void>((resolve) => {
       const check = () => {
@@ -147,7 +160,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
       check();
     });
     for (const [tx, entry] of [...this.running]) {
-      entry.stopping = reason;
+      entry.stopping ??= { reason, code: PxpErrorCode.agentShutdown }; // a forced stop under way stays one
       signalGroup(entry.pid, 'SIGTERM');
       setTimeout(() => signalGroup(entry.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
       if (!entry.child) this.ended(tx); // not our child: nothing will report its exit
@@ -155,15 +168,15 @@ export class Transactions extends EventEmitter<TransactionEvents> {
     await allEnded;
   }
 
-  /** Stops one running process action (a forced job stop); false when it is not running here. */
+  /** Stops one running process action (a forced job stop; code stopped); false when it is not running here. */
   stop(transactionId: string, reason: string): boolean {
     if (this.reserved.has(transactionId)) {
-      this.stopBeforeStart.set(transactionId, reason);
+      this.stopBeforeStart.set(transactionId, { reason, code: PxpErrorCode.stopped });
       return true;
     }
     const entry = this.running.get(transactionId);
     if (!entry || entry.stopping !== null) return false;
-    entry.stopping = reason;
+    entry.stopping = { reason, code: PxpErrorCode.stopped };
     signalGroup(entry.pid, 'SIGTERM');
     setTimeout(() => signalGroup(entry.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
     if (!entry.child) this.ended(transactionId);
@@ -185,6 +198,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
       status: outcome.status,
       ...(outcome.results !== undefined ? { results: outcome.results } : {}),
       ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+      ...(outcome.code !== undefined ? { error_code: outcome.code } : {}),
       completed_at: new Date(now).toISOString(),
       completed_ms: now,
     });
@@ -199,12 +213,16 @@ export class Transactions extends EventEmitter<TransactionEvents> {
     return meta;
   }
 
-  /** `status query` results, as Puppet's pxp-agent gives them. */
+  /**
+   * `status query` results, as Puppet's pxp-agent gives them; a failure without results of its
+   * own also carries the code of its error (`error_code`), when it has one.
+   */
   status(transactionId: string): Record<string, unknown> {
     const meta = this.spool.read(transactionId);
     if (!meta) return { transaction_id: transactionId, status: 'unknown' };
     if (meta.status === 'running') return { transaction_id: transactionId, status: 'running' };
     const files = this.spool.files(transactionId);
+    const errorCode = meta.results === undefined && meta.error_code !== undefined ? { error_code: meta.error_code } : {};
     if (meta.kind === 'process' && this.resultsHook(meta.module, meta.action)) {
       // Like Puppet's pxp-agent for its external modules: stdout is the results document.
       const results = meta.results as { exitcode?: number; timed_out?: boolean } | undefined;
@@ -215,6 +233,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
         stderr: readCapped(files.stderr, MAX_RESULT_OUTPUT_BYTES).text,
         ...(typeof results?.exitcode === 'number' ? { exitcode: results.exitcode } : {}),
         ...(results?.timed_out ? { timed_out: true } : {}),
+        ...errorCode,
       };
     }
     if (meta.kind === 'process') {
@@ -226,6 +245,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
         stderr: results?.stderr ?? readCapped(files.stderr, MAX_RESULT_OUTPUT_BYTES).text,
         ...(results?.exitcode !== undefined ? { exitcode: results.exitcode } : {}),
         ...(results?.timed_out ? { timed_out: true } : {}),
+        ...errorCode,
       };
     }
     return {
@@ -234,6 +254,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
       stdout: meta.results === undefined ? '' : JSON.stringify(meta.results),
       stderr: meta.error ?? '',
       exitcode: meta.status === 'success' ? 0 : 1,
+      ...errorCode,
     };
   }
 
@@ -261,7 +282,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
     signalGroup(entry.pid, 'SIGKILL');
     void waitGroupGone(entry.pid, KILL_GRACE_MS).then((gone) => {
       if (!gone) this.log.warn({ transaction_id: transactionId, pgid: entry.pid }, 'processes of the group survived SIGKILL');
-      if (entry.stopping !== null) this.finish(transactionId, { status: 'failure', error: entry.stopping });
+      if (entry.stopping !== null) this.finish(transactionId, { status: 'failure', error: entry.stopping.reason, code: entry.stopping.code });
       else this.finish(transactionId, this.processOutcome(transactionId, true));
     });
   }
@@ -280,7 +301,7 @@ export class Transactions extends EventEmitter<TransactionEvents> {
     }
     const code = readExitcode(files);
     if (code === null) {
-      return { status: 'failure', error: 'the action\'s process was killed before it could record an exit code' };
+      return { status: 'failure', error: 'the action\'s process was killed before it could record an exit code', code: PxpErrorCode.actionLost };
     }
     const raw = { exitcode: code, stdout: out.text, stderr };
     const hook = meta ? this.resultsHook(meta.module, meta.action) : undefined;

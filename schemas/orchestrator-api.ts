@@ -114,6 +114,15 @@ export const tokensFileSchema = {
 } as const;
 
 /** Chef Push Jobs: POST /organizations/:org/pushy/jobs. */
+/** `PUT /organizations/:org/pushy/jobs/:id`: abort the job. */
+export const chefAbortBodySchema = {
+  $id: 'baton:api/chef/abort',
+  type: 'object',
+  additionalProperties: false,
+  required: ['status'],
+  properties: { status: { type: 'string', const: 'abort' } },
+} as const;
+
 export const chefJobBodySchema = {
   $id: 'baton:api/chef/job',
   type: 'object',

@@ -34,6 +34,33 @@ const taskSourceAnyOf = {
 } as const;
 const taskSourceSchema = taskSourceAnyOf as typeof taskSourceAnyOf & { readonly type?: undefined };
 
+/** `chef`: the Chef face's organizations, their clients' public keys, nodes and permissions. */
+const chefConfigSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['organizations'],
+  properties: {
+    organizations: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['clients', 'nodes'],
+        properties: {
+          /** Client name → path to its RSA public key (PEM). */
+          clients: { type: 'object', additionalProperties: nonEmptyString },
+          /** Node name globs (`*`, `?`) of the organization's nodes. */
+          nodes: { type: 'array', items: nonEmptyString },
+          /** Client name → its permissions (as in the tokens file); default jobs:view, jobs:run, jobs:stop, inventory:view. */
+          permissions: { type: 'object', additionalProperties: { type: 'array', items: nonEmptyString } },
+        },
+      },
+    },
+    /** Seconds a signed request's X-Ops-Timestamp may differ from the orchestrator's clock. */
+    'clock-skew': { type: 'integer', minimum: 1 },
+  },
+} as const;
+
 export const orchestratorConfigSchema = {
   $id: 'baton:config/orchestrator',
   type: 'object',
@@ -87,6 +114,8 @@ export const orchestratorConfigSchema = {
     'task-source': taskSourceSchema,
     /** Milliseconds a Puppet server tasks API request may take, answer included, before the API answers 503. */
     'puppetserver-timeout': { type: 'integer', minimum: 100 },
+    /** Chef face organizations; without it every organization name is served to token holders, with every node. */
+    chef: chefConfigSchema,
     'log-level': logLevelSchema,
   },
 } as const;

@@ -1,7 +1,7 @@
 // The files of a local fleet (`baton up`): the dev CA and certificates, a copy of the sample code, the admin
 // token, and each program's JSON config. Made once and reused; configs are written on every start
 // (ports may change).
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { projectPath } from '../../lib/paths.ts';
@@ -9,6 +9,10 @@ import { tokenFilePath } from '../client.ts';
 import { masterlessPuppet, type PuppetAgentConfig } from './masterless-puppet.ts';
 
 export const LOCAL_ALT_NAMES = ['localhost', '127.0.0.1'];
+/** The Chef face's organization of a local fleet (holding every node) and its client. */
+export const CHEF_ORG = 'baton';
+export const CHEF_CLIENT_NAME = 'baton-admin';
+export const CHEF_KEY_BITS = 2048;
 export const TOKEN_BYTES = 24;
 
 /** Commands the local agents run for `baton push run` (exact, or /regex/ whose groups become $1..$n). */
@@ -36,6 +40,8 @@ export interface FleetPaths {
   brokerConfig: string;
   orchestratorConfig: string;
   tokensFile: string;
+  /** The Chef client of organization `baton`: its private key (for knife) and public key (for the orchestrator). */
+  chefClient: { name: string; key: string; publicKey: string };
   agent(name: string): { dir: string; config: string; spool: string; cache: string; puppet: string };
 }
 
@@ -50,6 +56,7 @@ export function fleetPaths(root: string): FleetPaths {
     brokerConfig: join(root, 'broker', 'broker.json'),
     orchestratorConfig: join(root, 'orchestrator', 'orchestrator.json'),
     tokensFile: join(root, 'orchestrator', 'tokens.json'),
+    chefClient: { name: CHEF_CLIENT_NAME, key: join(root, 'chef', `${CHEF_CLIENT_NAME}.pem`), publicKey: join(root, 'chef', `${CHEF_CLIENT_NAME}.pub.pem`) },
     agent: (name) => {
       const dir = join(root, 'agents', name);
       return { dir, config: join(dir, 'agent.json'), spool: join(dir, 'spool'), cache: join(dir, 'cache'), puppet: join(dir, 'puppet') };
@@ -143,4 +150,22 @@ export function writeJson(path: string, value: unknown, mode = 0o644): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`, { mode });
   chmodSync(path, mode);
+}
+
+/**
+ * The Chef client's RSA key pair (made once): the private key 0600 for knife-style tools, the
+ * public key for the orchestrator's `chef` config.
+ */
+export function ensureChefClient(client: FleetPaths['chefClient']): void {
+  if (existsSync(client.key) && existsSync(client.publicKey)) return;
+  mkdirSync(dirname(client.key), { recursive: true, mode: 0o700 });
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: CHEF_KEY_BITS });
+  writeFileSync(client.key, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
+  chmodSync(client.key, 0o600);
+  writeFileSync(client.publicKey, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644 });
+}
+
+/** The orchestrator's `chef` config of a local fleet: organization `baton`, every node, one client. */
+export function fleetChefConfig(client: FleetPaths['chefClient']): { organizations: Record<string, { clients: Record<string, string>; nodes: string[] }> } {
+  return { organizations: { [CHEF_ORG]: { clients: { [client.name]: client.publicKey }, nodes: ['*'] } } };
 }

@@ -23,6 +23,8 @@ export const RELEASE_TIMEOUT_MS = 10_000;
 export const FINAL_CHEF_STATES: readonly string[] = ['complete', 'quorum_failed', 'timed_out', 'aborted', 'crashed'];
 
 export interface ChefJobSpec {
+  /** The organization the job was created in; only that organization sees it. */
+  org: string;
   command: string;
   nodes: string[];
   run_timeout: number;
@@ -87,9 +89,14 @@ export class ChefJobs {
     }, { hold: true });
     const start = { command: spec.command, run_timeout: spec.run_timeout, user: spec.user ?? null, quorum: spec.quorum, node_count: spec.nodes.length };
     await store.appendEvent(job.id, 'chef_start', start, now).catch((err: Error) => this.o.log.warn({ job: job.id, err: err.message }, 'could not record the start of a command job'));
-    await this.orgEvent('start', { job: job.id, ...start }, now).catch((err: Error) => this.o.log.warn({ job: job.id, err: err.message }, 'could not add a job start to the organisation feed'));
+    await this.orgEvent(spec.org, 'start', { job: job.id, ...start }, now).catch((err: Error) => this.o.log.warn({ job: job.id, err: err.message }, 'could not add a job start to the organisation feed'));
     void this.vote(job.id, spec).catch((err: Error) => this.o.log.error({ job: job.id, err: err.message }, 'voting failed'));
     return job;
+  }
+
+  /** Aborts a job (Chef's abort): nothing more starts, and running commands are killed. */
+  async abort(jobId: string, login: string): Promise<void> {
+    await this.o.engine.stop(jobId, login, true);
   }
 
   async spec(jobId: string): Promise<ChefJobSpec | null> {
@@ -174,8 +181,8 @@ export class ChefJobs {
   /** The job ended in the engine: its Chef end state, feed event and organisation event. */
   private async finalize(jobId: string): Promise<void> {
     const { store } = this.o;
-    const [state] = await store.jobFields(jobId, 'chef_state');
-    if (!state || state === ChefJobState.voting) return;
+    const [state, raw] = await store.jobFields(jobId, 'chef_state', 'chef');
+    if (!state || !raw || state === ChefJobState.voting) return;
     if (!(await store.claimJobField(jobId, 'chef_done', Date.now()))) return; // completed once, by someone else
     const nodes = await store.getNodes(jobId);
     for (const n of nodes) this.release(n.name, jobId);
@@ -187,13 +194,13 @@ export class ChefJobs {
     const now = Date.now();
     await store.setJobFields(jobId, { chef_state: end, updated_ms: now });
     await store.appendEvent(jobId, 'chef_job_complete', { status: end }, now);
-    await this.orgEvent('job_complete', { job: jobId, status: end }, now);
+    await this.orgEvent((JSON.parse(raw) as ChefJobSpec).org, 'job_complete', { job: jobId, status: end }, now);
     this.o.log.info({ job: jobId, status: end }, 'command job complete');
   }
 
   /** Appends to the organisation feed, dropping what has expired. */
-  private async orgEvent(type: string, data: Record<string, unknown>, nowMs: number): Promise<void> {
-    const key = this.o.keys.orgEvents();
+  private async orgEvent(org: string, type: string, data: Record<string, unknown>, nowMs: number): Promise<void> {
+    const key = this.o.keys.orgEvents(org);
     await this.o.redis.xadd(key, 'MINID', String(nowMs - this.o.orgFeedExpirationS * 1000), '*', 'event', JSON.stringify({ type, timestamp: new Date(nowMs).toISOString(), ...data }));
   }
 }

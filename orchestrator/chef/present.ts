@@ -26,7 +26,7 @@ export function chefJobJson(job: JobRecord, spec: ChefJobSpec, state: string, up
   };
 }
 
-const RUN_STATUS: Record<string, string> = { complete: 'success', failed: 'failure', timed_out: 'timed_out', crashed: 'crashed' };
+const RUN_STATUS: Record<string, string> = { complete: 'success', failed: 'failure', timed_out: 'timed_out', crashed: 'crashed', aborted: 'aborted' };
 
 /** A job event as the job feed shows it; null for the engine's own events that Chef has not. */
 export function chefFeedEvent(e: JobEvent): SseEvent | null {

@@ -12,7 +12,7 @@ import type { PxpAction, PxpRunner } from '../pcp/pxp-runner.ts';
 import { isPuppetRunModule } from '../../protocol/pxp.ts';
 import { DEFAULT_NODE_RECONNECT_GRACE_S } from '../defaults.ts';
 import { Delivery, type DeliveredOutcome } from './delivery.ts';
-import { agentErrorOutcome, commandOutcome, notConnectedOutcome, puppetOutcome, taskOutcome, type AgentTaskResults, type NodeOutcome } from './results.ts';
+import { agentErrorOutcome, chefOutcome, notConnectedOutcome, puppetOutcome, taskOutcome, type AgentTaskResults, type NodeOutcome } from './results.ts';
 import { ENDED_JOB_STATES, TERMINAL_NODE_STATES, type JobRecord, type JobState, type JobStore, type NewJob, type NodeRecord } from './store.ts';
 
 /** Beyond the run's own timeout, how long to wait for the agent to report it. */
@@ -329,7 +329,10 @@ export class Engine extends EventEmitter<EngineEvents> {
       // A Chef run whose node drops its session has crashed (the node may never report it).
       outcome = job.type === 'command' ? await this.outcomeOrCrash(node, txid, action, deadline) : await this.delivery.outcome(node, txid, action, deadline);
     }
-    const nodeOutcome = this.toNodeOutcome(job, node, outcome, timeoutS, action.module);
+    // A command run that fails while its job is being stopped was aborted: the job's state now, not
+    // the one read when the run began.
+    const stopping = job.type === 'command' && ['stopping', 'stopped'].includes((await store.jobState(jobId)) ?? '');
+    const nodeOutcome = this.toNodeOutcome(job, node, outcome, timeoutS, action.module, stopping);
     if (job.type === 'command' && outcome.kind === 'results' && this.opts.outputSink) await this.opts.outputSink(jobId, node, outcome.results);
     await this.finish(job, node, txid, startMs, nodeOutcome, ['running', 'ready']);
     return this.afterNode(job);
@@ -348,8 +351,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   /** By what ran: Puppet runs by their results, commands by Chef's rules, tasks by the task spec's. */
-  private toNodeOutcome(job: JobRecord, node: string, o: DeliveredOutcome | { kind: 'crashed' }, timeoutS: number, module: string): NodeOutcome {
-    if (job.type === 'command') return chefOutcome(o);
+  private toNodeOutcome(job: JobRecord, node: string, o: DeliveredOutcome | { kind: 'crashed' }, timeoutS: number, module: string, jobStopping: boolean): NodeOutcome {
+    if (job.type === 'command') return chefOutcome(o, jobStopping);
     switch (o.kind) {
       case 'results':
         return isPuppetRunModule(module) ? puppetOutcome(o.results) : taskOutcome(o.results, timeoutS);
@@ -383,21 +386,6 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (job.options.ordered) await this.release(job.id);
     // With no job concurrency and no order every node was queued at submit; otherwise the next may go.
     if (job.options.concurrency > 0 || job.options.ordered) await this.dispatch(job.id, job.options.concurrency);
-  }
-}
-
-/** Chef node states for every way a command run can end. */
-function chefOutcome(o: DeliveredOutcome | { kind: 'crashed' }): NodeOutcome {
-  switch (o.kind) {
-    case 'results':
-      return commandOutcome(o.results);
-    case 'agent-error':
-      return { state: 'errored', result: { exitcode: null }, details: { chef_state: 'failed', message: o.description } };
-    case 'not-connected':
-    case 'crashed':
-      return { state: 'failed', result: { exitcode: null }, details: { chef_state: 'crashed', message: 'the node went down while the command ran' } };
-    case 'timeout':
-      return { state: 'failed', result: { exitcode: null }, details: { chef_state: 'timed_out', message: 'no outcome within run_timeout' } };
   }
 }
 

@@ -46,9 +46,9 @@ export class Keys {
   output(id: string, node: string, channel: string): string {
     return `${this.prefix}:job:${id}:output:${channel}:${node}`;
   }
-  /** STREAM of the organisation's job starts and completions (Chef face), trimmed by age. */
-  orgEvents(): string {
-    return `${this.prefix}:org-events`;
+  /** STREAM of an organisation's job starts and completions (Chef face), trimmed by age. */
+  orgEvents(org: string): string {
+    return `${this.prefix}:org:${org}:events`;
   }
   /** STREAM of events; entry ids are 0-N so that N is the API's event id. */
   events(id: string): string {

@@ -1,5 +1,6 @@
 // The task specification's result rules, applied in one place to what any agent returns
 // (Baton's or Puppet's pxp-agent: {exitcode, stdout, stderr}). Pure.
+import { PxpErrorCode } from '../../protocol/pxp.ts';
 
 export interface AgentTaskResults {
   exitcode?: number | null;
@@ -135,4 +136,43 @@ export function commandOutcome(r: AgentTaskResults): NodeOutcome {
   if (r.timed_out) return { state: 'failed', result: { exitcode: code }, details: { chef_state: 'timed_out', message: 'the command exceeded its run_timeout and was killed' } };
   if (code === null) return { state: 'failed', result: { exitcode: null }, details: { chef_state: 'crashed', message: 'the agent did not report an exit code' } };
   return { state: code === 0 ? 'finished' : 'failed', result: { exitcode: code }, details: { chef_state: code === 0 ? 'complete' : 'failed', exit_code: code } };
+}
+
+/** How a command run ended, as the engine saw it (its delivered outcome, or the node's session lost). */
+export type CommandRunEnd =
+  | { kind: 'results'; results: AgentTaskResults }
+  | { kind: 'agent-error'; description: string; code?: string }
+  | { kind: 'not-connected' }
+  | { kind: 'crashed' }
+  | { kind: 'timeout' };
+
+/** Agent error codes that mean the node went down under the run (Chef's `crashed`). */
+const CRASH_CODES: readonly string[] = [PxpErrorCode.agentShutdown, PxpErrorCode.actionLost];
+
+/**
+ * Chef node states for every way a command run can end, decided by the agent's error code, never
+ * its text: stopped by request, or an error while the job is stopping → aborted; the agent shut
+ * down or lost the action → crashed; another agent error → failed; results by `commandOutcome`,
+ * except that a non-zero exit while the job is stopping → aborted. `jobStopping`: the job is
+ * stopping or stopped as the outcome arrives.
+ */
+export function chefOutcome(o: CommandRunEnd, jobStopping = false): NodeOutcome {
+  switch (o.kind) {
+    case 'results': {
+      const out = commandOutcome(o.results);
+      if (!jobStopping || out.details.chef_state !== 'failed') return out;
+      return { ...out, details: { ...out.details, chef_state: 'aborted', message: 'the job was stopped while the command ran' } };
+    }
+    case 'agent-error': {
+      const code = o.code ?? null;
+      if (code !== null && CRASH_CODES.includes(code)) return { state: 'failed', result: { exitcode: null }, details: { chef_state: 'crashed', message: o.description, code } };
+      const chefState: ChefNodeState = code === PxpErrorCode.stopped || jobStopping ? 'aborted' : 'failed';
+      return { state: 'errored', result: { exitcode: null }, details: { chef_state: chefState, message: o.description, ...(code !== null ? { code } : {}) } };
+    }
+    case 'not-connected':
+    case 'crashed':
+      return { state: 'failed', result: { exitcode: null }, details: { chef_state: 'crashed', message: 'the node went down while the command ran' } };
+    case 'timeout':
+      return { state: 'failed', result: { exitcode: null }, details: { chef_state: 'timed_out', message: 'no outcome within run_timeout' } };
+  }
 }

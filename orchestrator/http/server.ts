@@ -6,6 +6,8 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../lib/log.ts';
 import { DEFAULT_MAX_MESSAGE_DEPTH, exceedsJsonDepth } from '../../protocol/json-depth.ts';
 import type { Principal, TokenStore } from '../auth.ts';
+import type { ChefOrgs } from '../chef/orgs.ts';
+import { ChefAuthError, ChefAuthErrorCode, isChefSigned, verifyChefRequest } from '../chef/signing.ts';
 import type { TaskCatalog } from '../tasks/catalog.ts';
 import { TASK_FILE_PATH_PREFIX } from '../tasks/catalog.ts';
 import { registerChefFace, type ChefFaceContext } from './chef/routes.ts';
@@ -27,7 +29,11 @@ export interface HttpOptions extends PuppetFaceContext {
   nomad: NomadFaceContext;
   /** Deepest nesting of a JSON body (`max-message-depth`); default DEFAULT_MAX_MESSAGE_DEPTH. */
   maxMessageDepth?: number;
+  /** Seconds a Chef-signed request's X-Ops-Timestamp may be off (`chef.clock-skew`). */
+  chefClockSkewS: number;
 }
+
+type AuthRequest = FastifyRequest & { principal?: Principal; chefSigned?: boolean; rawBody?: string };
 
 /** Errors of a body that was read to its end: the connection can be kept alive after the answer. */
 const BODY_READ_ERRORS = new Set(['FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY', ApiErrorCode.validation]);
@@ -75,6 +81,8 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
       done(apiError(ApiErrorCode.validation, `the body nests arrays or objects deeper than ${maxDepth} levels (max-message-depth ${maxDepth})`, { max_depth: maxDepth }), undefined);
       return;
     }
+    // Kept for the Chef face's signature check (X-Ops-Content-Hash is over the bytes as sent).
+    (req as AuthRequest).rawBody = body as string;
     parseJson(req, body as string, done);
   });
 
@@ -87,9 +95,36 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
       return;
     }
     const token = req.headers['x-authentication'];
+    if (token === undefined && path.startsWith('/organizations/') && isChefSigned(req.headers)) {
+      // Chef's request signing covers the body: checked once it is read (preValidation), before any handler.
+      (req as AuthRequest).chefSigned = true;
+      return;
+    }
     const principal = opts.tokens.authenticate(Array.isArray(token) ? token[0] : token);
-    if (!principal) throw apiError(ApiErrorCode.unauthenticated, token ? 'the token is not valid' : 'this route requires a token in the X-Authentication header');
-    (req as FastifyRequest & { principal: Principal }).principal = principal;
+    if (!principal) {
+      const what = path.startsWith('/organizations/') ? 'a token in the X-Authentication header or a Chef signature (X-Ops-* headers)' : 'a token in the X-Authentication header';
+      throw apiError(ApiErrorCode.unauthenticated, token ? 'the token is not valid' : `this route requires ${what}`);
+    }
+    (req as AuthRequest).principal = principal;
+  });
+
+  app.addHook('preValidation', async (req: AuthRequest) => {
+    if (!req.chefSigned) return;
+    const path = req.url.split('?')[0]!;
+    const org = path.split('/')[2] ?? '';
+    const orgs = opts.chef.orgs;
+    if (!orgs.exists(org)) throw apiError(ApiErrorCode.notFound, `no organization ${JSON.stringify(org)}`, { org });
+    try {
+      const { userid } = verifyChefRequest(
+        { method: req.method, path, headers: req.headers, body: req.rawBody ?? '' },
+        { nowMs: Date.now(), skewS: opts.chefClockSkewS, publicKeyFor: (client) => orgs.publicKey(org, client) },
+      );
+      req.principal = orgs.clientPrincipal(org, userid);
+    } catch (err) {
+      // An API version the server does not speak is 406, as Chef Server answers it; every other refusal is 401.
+      if (err instanceof ChefAuthError) throw apiError(err.code === ChefAuthErrorCode.unsupportedApiVersion ? ApiErrorCode.notAcceptable : ApiErrorCode.unauthenticated, err.message, { reason: err.code });
+      throw err;
+    }
   });
 
   app.setErrorHandler((err, req, reply) => {

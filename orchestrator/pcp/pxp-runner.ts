@@ -4,7 +4,7 @@
 import type { PcpClient } from '../../protocol/client/pcp-client.ts';
 import { ClientErrorCode, PcpClientError } from '../../protocol/client/broker-uri.ts';
 import type { EnvelopeV2 } from '../../protocol/pcp-v2.ts';
-import { pxpRequest, PxpMessageType } from '../../protocol/pxp.ts';
+import { PxpErrorCode, pxpRequest, PxpMessageType, rpcErrorCode } from '../../protocol/pxp.ts';
 import { newMessageId } from '../../protocol/pcp-v2.ts';
 import type { AgentTaskResults } from '../engine/results.ts';
 
@@ -14,7 +14,8 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 
 export type RunOutcome =
   | { kind: 'results'; results: AgentTaskResults }
-  | { kind: 'agent-error'; description: string }
+  /** `code`: the agent's stable code of the error (a PxpErrorCode), when it gave one. */
+  | { kind: 'agent-error'; description: string; code?: string }
   | { kind: 'not-connected' }
   /** The agent has no record of the transaction: the request never reached it (lost in flight). */
   | { kind: 'lost' }
@@ -146,7 +147,7 @@ export class PxpRunner {
       if (err instanceof PcpClientError && err.code === ClientErrorCode.unauthorized) return { kind: 'agent-error', description: 'the broker refused the request (unauthorized)' };
       return null; // lost on the way (broker gone, timeout): the wait below finds out by status query
     }
-    if (reply.message_type === PxpMessageType.errorMessage) return { kind: 'agent-error', description: String((reply.data as { description?: unknown }).description) };
+    if (reply.message_type === PxpMessageType.errorMessage) return agentError(reply.data);
     if (reply.message_type === PxpMessageType.nonBlockingResponse) return { kind: 'results', results: (reply.data as { results: AgentTaskResults }).results };
     return null; // provisional: running
   }
@@ -158,10 +159,14 @@ export class PxpRunner {
   async status(node: string, transactionId: string): Promise<null | 'unknown' | 'running' | RunOutcome> {
     const reply = await this.blocking(node, 'status', { module: 'status', action: 'query', params: { transaction_id: transactionId } });
     if (reply?.message_type !== PxpMessageType.blockingResponse) return null;
-    const r = (reply.data as { results: { status: string; stdout?: string; stderr?: string; exitcode?: number; timed_out?: boolean } }).results;
+    const r = (reply.data as { results: { status: string; stdout?: string; stderr?: string; exitcode?: number; timed_out?: boolean; error_code?: unknown } }).results;
     if (r.status === 'unknown') return 'unknown';
     if (r.status === 'running') return 'running';
-    if (r.exitcode === undefined && r.status === 'failure') return { kind: 'agent-error', description: r.stderr?.trim() || 'the action failed on the agent' };
+    if (r.exitcode === undefined && r.status === 'failure') {
+      // Baton's agent names the code of a failure without results (error_code); pxp-agent gives none.
+      const code = typeof r.error_code === 'string' ? r.error_code : undefined;
+      return { kind: 'agent-error', description: r.stderr?.trim() || 'the action failed on the agent', ...(code !== undefined ? { code } : {}) };
+    }
     return this.asStopped(transactionId, { kind: 'results', results: { exitcode: r.exitcode ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ...(r.timed_out ? { timed_out: true } : {}) } });
   }
 
@@ -198,7 +203,7 @@ export class PxpRunner {
   /** A run this runner stopped that ended with a non-zero exit reads as stopped, as Baton's agent reports it. */
   private asStopped(transactionId: string, o: RunOutcome): RunOutcome {
     if (o.kind !== 'results' || !this.stopped.has(transactionId) || o.results.exitcode === 0) return o;
-    return { kind: 'agent-error', description: STOPPED_BY_REQUEST };
+    return { kind: 'agent-error', description: STOPPED_BY_REQUEST, code: PxpErrorCode.stopped };
   }
 
   /** Live output of a command run from byte offsets (Baton's agent); null when it cannot be asked. */
@@ -223,7 +228,7 @@ export class PxpRunner {
       if (left <= 0 || signal?.aborted) return { kind: 'timeout' };
       try {
         const env = await this.client.expectTransaction(transactionId, Math.min(left, this.pollIntervalMs));
-        if (env.message_type === PxpMessageType.errorMessage) return { kind: 'agent-error', description: String((env.data as { description?: unknown }).description) };
+        if (env.message_type === PxpMessageType.errorMessage) return agentError(env.data);
         return this.asStopped(transactionId, { kind: 'results', results: (env.data as { results: AgentTaskResults }).results });
       } catch (err) {
         if (err instanceof PcpClientError && err.code === ClientErrorCode.stopped) throw err;
@@ -233,4 +238,10 @@ export class PxpRunner {
       if (st === 'unknown') return { kind: 'lost' };
     }
   }
+}
+
+/** An rpc_error_message's data as an outcome: its description, and its code when it has one. */
+function agentError(data: unknown): RunOutcome {
+  const code = rpcErrorCode(data);
+  return { kind: 'agent-error', description: String((data as { description?: unknown } | null)?.description), ...(code !== undefined ? { code } : {}) };
 }

@@ -22,12 +22,18 @@ export class SseClient {
   private opened!: () => void;
   private abort!: () => void;
 
-  constructor(url: string, opts: { ca: Buffer; token: string; lastEventId?: string; accept?: string }) {
+  /** `headers` are sent as given (e.g. Chef's X-Ops-* signature instead of a token). */
+  constructor(url: string, opts: { ca: Buffer; token?: string; headers?: Record<string, string>; lastEventId?: string; accept?: string }) {
     this.open = new Promise((resolve) => (this.opened = resolve));
     this.done = new Promise((resolve, reject) => {
       const req = request(url, {
         ca: opts.ca,
-        headers: { accept: opts.accept ?? 'text/event-stream', 'x-authentication': opts.token, ...(opts.lastEventId ? { 'last-event-id': opts.lastEventId } : {}) },
+        headers: {
+          accept: opts.accept ?? 'text/event-stream',
+          ...(opts.token ? { 'x-authentication': opts.token } : {}),
+          ...(opts.lastEventId ? { 'last-event-id': opts.lastEventId } : {}),
+          ...opts.headers,
+        },
       }, (res) => {
         this.status = res.statusCode ?? 0;
         this.headers = res.headers;

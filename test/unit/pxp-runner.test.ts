@@ -1,6 +1,7 @@
 // PxpRunner's forced stop (Baton's `status stop`, else pxp-agent's `command run` with the stop
 // script), the stop script itself against pxp-agent's real execution_wrapper (skipped without
-// ../shared/interop/pxp-agent), and the Puppet run module's names.
+// ../shared/interop/pxp-agent), the agent's error codes in outcomes, the Chef node states they
+// decide, and the Puppet run module's names.
 // A scripted stand-in for the PCP client; the integration tests drive the real one.
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
@@ -11,11 +12,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { nodeAction } from '../../orchestrator/engine/engine.ts';
+import { chefOutcome } from '../../orchestrator/engine/results.ts';
 import { PxpRunner, STOPPABLE_TRANSACTION_ID, STOPPED_BY_REQUEST, stopScript, stopScriptCounts } from '../../orchestrator/pcp/pxp-runner.ts';
 import type { PcpClient } from '../../protocol/client/pcp-client.ts';
 import type { EnvelopeV2 } from '../../protocol/pcp-v2.ts';
 import { PXP_AGENT_DIR } from '../helpers/pxp-agent.ts';
-import { isPuppetRunModule, PUPPET_RUN_MODULE, PxpMessageType } from '../../protocol/pxp.ts';
+import { isPuppetRunModule, PUPPET_RUN_MODULE, PxpErrorCode, PxpMessageType, rpcError as rpcErrorOf } from '../../protocol/pxp.ts';
 
 const execFileP = promisify(execFile);
 /** The shape of Engine.transactionId: `<epoch>-<job>-<node hash>`. */
@@ -106,8 +108,8 @@ describe('PxpRunner.stop', () => {
     );
     const runner = new PxpRunner(client, 10);
     assert.equal(await runner.stop('n1', TXID), true);
-    assert.deepEqual(await runner.outcome('n1', TXID, Date.now() + 1_000), { kind: 'agent-error', description: STOPPED_BY_REQUEST });
-    assert.deepEqual(await runner.status('n1', TXID), { kind: 'agent-error', description: STOPPED_BY_REQUEST });
+    assert.deepEqual(await runner.outcome('n1', TXID, Date.now() + 1_000), { kind: 'agent-error', description: STOPPED_BY_REQUEST, code: PxpErrorCode.stopped });
+    assert.deepEqual(await runner.status('n1', TXID), { kind: 'agent-error', description: STOPPED_BY_REQUEST, code: PxpErrorCode.stopped });
 
     const other = '0a1b2c3d-43-0123456789abcdef';
     const done: EnvelopeV2 = { id: 'y', message_type: PxpMessageType.nonBlockingResponse, data: { transaction_id: other, results: { exitcode: 0, stdout: 'ok' } } };
@@ -115,6 +117,69 @@ describe('PxpRunner.stop', () => {
     const r2 = new PxpRunner(c2.client, 10);
     assert.equal(await r2.stop('n1', other), true);
     assert.deepEqual(await r2.outcome('n1', other, Date.now() + 1_000), { kind: 'results', results: { exitcode: 0, stdout: 'ok' } });
+  });
+});
+
+describe("the agent's error codes in run outcomes", () => {
+  const req = { id: 'req-1', sender: 'pcp://orch/controller', transactionId: TXID };
+
+  it('rpcError adds a code to the data only when given', () => {
+    assert.deepEqual(rpcErrorOf(req, 'no').data, { transaction_id: TXID, id: 'req-1', description: 'no' });
+    assert.deepEqual(rpcErrorOf(req, 'stopped', PxpErrorCode.stopped).data, { transaction_id: TXID, id: 'req-1', description: 'stopped', code: 'stopped' });
+  });
+
+  it('carries the code of an rpc_error_message, from the start reply and from the outcome; none without one', async () => {
+    const coded = (code?: string): Answer => (r) => ({ ...rpcErrorOf({ id: r.id, sender: 'pcp://n1/agent', transactionId: data(r).transaction_id }, 'shut down', code), id: 'r' });
+    const { client } = fakeClient([coded(PxpErrorCode.agentShutdown), coded()]);
+    const runner = new PxpRunner(client, 10);
+    const action = { module: 'command', action: 'run', params: {} };
+    assert.deepEqual(await runner.start('n1', TXID, action), { kind: 'agent-error', description: 'shut down', code: 'agent-shutdown' });
+    assert.deepEqual(await runner.start('n1', TXID, action), { kind: 'agent-error', description: 'shut down' });
+
+    const ended: EnvelopeV2 = { ...rpcErrorOf({ id: 'x', sender: 'pcp://n1/agent', transactionId: TXID }, 'stopped by request', PxpErrorCode.stopped), id: 'y' };
+    const c2 = fakeClient([], [ended]);
+    assert.deepEqual(await new PxpRunner(c2.client, 10).outcome('n1', TXID, Date.now() + 1_000), { kind: 'agent-error', description: 'stopped by request', code: 'stopped' });
+  });
+
+  it('reads error_code from a status query answer of a failure without results', async () => {
+    const { client } = fakeClient([
+      blocking({ transaction_id: TXID, status: 'failure', stdout: '', stderr: 'the agent shut down\n', error_code: PxpErrorCode.agentShutdown }),
+      blocking({ transaction_id: TXID, status: 'failure', stdout: '', stderr: 'could not start\n' }),
+    ]);
+    const runner = new PxpRunner(client);
+    assert.deepEqual(await runner.status('n1', TXID), { kind: 'agent-error', description: 'the agent shut down', code: 'agent-shutdown' });
+    assert.deepEqual(await runner.status('n1', TXID), { kind: 'agent-error', description: 'could not start' });
+  });
+});
+
+describe('chefOutcome: Chef node states by code and job state, never by text', () => {
+  const state = (o: Parameters<typeof chefOutcome>[0], stopping = false) => chefOutcome(o, stopping).details.chef_state;
+
+  it('exit 0 is complete, a non-zero exit failed, a run_timeout kill timed_out, no exit code crashed', () => {
+    assert.equal(state({ kind: 'results', results: { exitcode: 0 } }), 'complete');
+    assert.equal(state({ kind: 'results', results: { exitcode: 3 } }), 'failed');
+    assert.equal(chefOutcome({ kind: 'results', results: { exitcode: 3 } }).details.exit_code, 3);
+    assert.equal(state({ kind: 'results', results: { exitcode: 124, timed_out: true } }), 'timed_out');
+    assert.equal(state({ kind: 'results', results: { exitcode: null } }), 'crashed');
+    assert.equal(state({ kind: 'timeout' }), 'timed_out');
+  });
+
+  it('stopped by request is aborted; the agent shutting down or losing the action is crashed; other agent errors failed', () => {
+    assert.equal(state({ kind: 'agent-error', description: 'anything', code: PxpErrorCode.stopped }), 'aborted');
+    assert.equal(state({ kind: 'agent-error', description: 'stopped by request', code: PxpErrorCode.agentShutdown }), 'crashed', 'the code decides, not the text');
+    assert.equal(state({ kind: 'agent-error', description: 'x', code: PxpErrorCode.actionLost }), 'crashed');
+    assert.equal(state({ kind: 'agent-error', description: 'the agent shut down while the action ran' }), 'failed', 'no code: failed, whatever the text says');
+    assert.equal(state({ kind: 'crashed' }), 'crashed');
+    assert.equal(state({ kind: 'not-connected' }), 'crashed');
+  });
+
+  it('while the job is stopping, a failure is aborted; success, timeouts and crashes keep their state', () => {
+    assert.equal(state({ kind: 'results', results: { exitcode: 143 } }, true), 'aborted');
+    assert.equal(state({ kind: 'agent-error', description: 'no code' }, true), 'aborted');
+    assert.equal(state({ kind: 'results', results: { exitcode: 0 } }, true), 'complete');
+    assert.equal(state({ kind: 'results', results: { exitcode: 124, timed_out: true } }, true), 'timed_out');
+    assert.equal(state({ kind: 'agent-error', description: 'x', code: PxpErrorCode.agentShutdown }, true), 'crashed');
+    assert.equal(state({ kind: 'crashed' }, true), 'crashed');
   });
 });
 

@@ -5,14 +5,15 @@ import type { FromSchema } from 'json-schema-to-ts';
 import type { Redis } from 'ioredis';
 import { decodeJobFile } from '../../../protocol/job-file.ts';
 import { compile, describeErrors } from '../../../protocol/validate.ts';
-import { chefJobBodySchema } from '../../../schemas/orchestrator-api.ts';
+import { chefAbortBodySchema, chefJobBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission } from '../../auth.ts';
 import { ChefJobs, FINAL_CHEF_STATES, type ChefJobSpec } from '../../chef/jobs.ts';
+import type { ChefOrgs } from '../../chef/orgs.ts';
 import { OUTPUT_CHANNELS, type OutputChannel, type OutputStore } from '../../chef/output.ts';
 import { chefFeedEvent, chefJobJson, httpDate } from '../../chef/present.ts';
 import { DEFAULT_CHEF_RUN_TIMEOUT_S, MAX_CHEF_BODY_BYTES, MAX_CHEF_FILE_BYTES, SSE_KEEPALIVE_MS } from '../../defaults.ts';
 import type { Keys } from '../../engine/keys.ts';
-import type { JobRecord, JobStore } from '../../engine/store.ts';
+import { ENDED_JOB_STATES, type JobRecord, type JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
 import type { PxpRunner } from '../../pcp/pxp-runner.ts';
 import { apiError, ApiErrorCode } from '../errors.ts';
@@ -26,9 +27,11 @@ export const OUTPUT_FOLLOW_POLL_MS = 250;
 
 type ChefJobBody = FromSchema<typeof chefJobBodySchema>;
 const validateJob = compile<ChefJobBody>(chefJobBodySchema);
+const validateAbort = compile<FromSchema<typeof chefAbortBodySchema>>(chefAbortBodySchema);
 
 export interface ChefFaceContext {
   chef: ChefJobs;
+  orgs: ChefOrgs;
   store: JobStore;
   keys: Keys;
   redis: Redis;
@@ -40,7 +43,7 @@ export interface ChefFaceContext {
 }
 
 /** The body's meaning beyond its schema: file encoding and size, quorum within the nodes. */
-export function chefSpec(body: unknown): ChefJobSpec {
+export function chefSpec(body: unknown, org: string): ChefJobSpec {
   if (!validateJob(body)) throw apiError(ApiErrorCode.validation, describeErrors(validateJob.errors, 'body'));
   const nodes = [...new Set(body.nodes)];
   if (body.file !== undefined) {
@@ -52,18 +55,26 @@ export function chefSpec(body: unknown): ChefJobSpec {
   const quorum = body.quorum ?? nodes.length;
   if (quorum > nodes.length) throw apiError(ApiErrorCode.validation, `body.quorum (${quorum}) is larger than the number of nodes (${nodes.length})`);
   return {
-    command: body.command, nodes, quorum, run_timeout: body.run_timeout ?? DEFAULT_CHEF_RUN_TIMEOUT_S, env: (body.env ?? {}) as Record<string, string>,
+    org, command: body.command, nodes, quorum, run_timeout: body.run_timeout ?? DEFAULT_CHEF_RUN_TIMEOUT_S, env: (body.env ?? {}) as Record<string, string>,
     capture_output: body.capture_output === true, ...(body.user ? { user: body.user } : {}), ...(body.dir ? { dir: body.dir } : {}), ...(body.file !== undefined ? { file: body.file } : {}),
   };
 }
 
 export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
-  const { store, chef } = ctx;
+  const { store, chef, orgs } = ctx;
 
-  async function commandJob(id: string): Promise<{ job: JobRecord; spec: ChefJobSpec }> {
+  /** The request's organization; 404 when it is not served (checked before anything else is read). */
+  function orgOf(req: FastifyRequest): string {
+    const { org } = req.params as { org: string };
+    if (!orgs.exists(org)) throw apiError(ApiErrorCode.notFound, `no organization ${JSON.stringify(org)}`, { org });
+    return org;
+  }
+
+  /** A push job of the organization; another organization's job is as absent as an unknown one. */
+  async function commandJob(org: string, id: string): Promise<{ job: JobRecord; spec: ChefJobSpec }> {
     const job = /^[0-9]+$/.test(id) ? await store.getJob(id) : null;
     const spec = job?.type === 'command' ? await chef.spec(id) : null;
-    if (!job || !spec) throw apiError(ApiErrorCode.notFound, `no push job ${id}`, { job: id });
+    if (!job || !spec || spec.org !== org) throw apiError(ApiErrorCode.notFound, `no push job ${id} in organization ${org}`, { job: id });
     return { job, spec };
   }
 
@@ -75,9 +86,11 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
   registerIdempotency(app, store, 'chef', [{ method: 'POST', url: `${CHEF_PREFIX}/jobs` }]);
 
   app.post(`${CHEF_PREFIX}/jobs`, { bodyLimit: MAX_CHEF_BODY_BYTES }, async (req, reply) => {
+    const org = orgOf(req);
     demand(req, Permission.jobsRun);
-    const spec = chefSpec(req.body);
-    const { org } = req.params as { org: string };
+    const spec = chefSpec(req.body, org);
+    const foreign = spec.nodes.filter((n) => !orgs.hasNode(org, n));
+    if (foreign.length > 0) throw apiError(ApiErrorCode.validation, `body.nodes: ${foreign.slice(0, 10).join(', ')}${foreign.length > 10 ? ` and ${foreign.length - 10} more` : ''} ${foreign.length === 1 ? 'is' : 'are'} not in organization ${org}`, { nodes: foreign });
     const location = (id: string) => ({ location: `https://${req.headers.host ?? 'localhost'}/organizations/${org}/pushy/jobs/${id}` });
     const answer = (id: string) => ({ id, uri: `/organizations/${org}/pushy/jobs/${id}` });
     const job = await chef.submit(spec, principal(req).login, idempotentJob(req, 201, location, answer));
@@ -85,6 +98,7 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
   });
 
   app.get(`${CHEF_PREFIX}/jobs`, async (req) => {
+    const org = orgOf(req);
     demand(req, Permission.jobsView);
     const { ids } = await store.jobIds({ limit: 0, offset: 0, order: 'desc' });
     const out = [];
@@ -93,22 +107,34 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
       if (job?.type !== 'command') continue;
       const spec = await chef.spec(id);
       const [state, updated] = await store.jobFields(id, 'chef_state', 'updated_ms');
-      if (spec) out.push({ id, command: spec.command, status: state, created_at: httpDate(job.created_ms), updated_at: httpDate(Number(updated ?? job.created_ms)) });
+      if (spec?.org === org) out.push({ id, command: spec.command, status: state, created_at: httpDate(job.created_ms), updated_at: httpDate(Number(updated ?? job.created_ms)) });
     }
     return out;
   });
 
   app.get(`${CHEF_PREFIX}/jobs/:id`, async (req) => {
+    const org = orgOf(req);
     demand(req, Permission.jobsView);
-    const { job, spec } = await commandJob((req.params as { id: string }).id);
+    const { job, spec } = await commandJob(org, (req.params as { id: string }).id);
     return jobJson(job, spec, (req.query as { include_file?: string }).include_file === 'true');
   });
 
+  // Abort: `{"status": "abort"}`. Nothing more starts; running commands are killed; the job ends aborted.
+  app.put(`${CHEF_PREFIX}/jobs/:id`, { bodyLimit: MAX_CHEF_BODY_BYTES }, async (req) => {
+    const org = orgOf(req);
+    demand(req, Permission.jobsStop);
+    if (!validateAbort(req.body)) throw apiError(ApiErrorCode.validation, describeErrors(validateAbort.errors, 'body'));
+    const { job, spec } = await commandJob(org, (req.params as { id: string }).id);
+    if (!ENDED_JOB_STATES.includes(job.state)) await chef.abort(job.id, principal(req).login);
+    return jobJson((await store.getJob(job.id)) ?? job, spec, false);
+  });
+
   app.get(`${CHEF_PREFIX}/jobs/:id/output/:node/:channel`, async (req, reply) => {
+    const org = orgOf(req);
     demand(req, Permission.jobsView);
     const { id, node, channel } = req.params as { id: string; node: string; channel: string };
     if (!OUTPUT_CHANNELS.includes(channel as OutputChannel)) throw apiError(ApiErrorCode.notFound, `no output channel '${channel}'; channels are stdout and stderr`);
-    const { job, spec } = await commandJob(id);
+    const { job, spec } = await commandJob(org, id);
     if (!spec.capture_output) throw apiError(ApiErrorCode.notFound, `job ${job.id} did not capture output (capture_output was false)`);
     const rec = await store.getNode(job.id, node);
     if (!rec) throw apiError(ApiErrorCode.notFound, `node ${node} is not part of job ${job.id}`);
@@ -120,21 +146,24 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
   });
 
   app.get(`${CHEF_PREFIX}/node_states`, async (req) => {
+    const org = orgOf(req);
     demand(req, Permission.inventoryView);
-    return ctx.inventory.all().map((n) => nodeState(ctx, n.name));
+    return ctx.inventory.all().filter((n) => orgs.hasNode(org, n.name)).map((n) => nodeState(ctx, n.name));
   });
 
   app.get(`${CHEF_PREFIX}/node_states/:node`, async (req) => {
+    const org = orgOf(req);
     demand(req, Permission.inventoryView);
     const { node } = req.params as { node: string };
-    if (!ctx.inventory.all().some((n) => n.name === node)) throw apiError(ApiErrorCode.notFound, `no node named ${node} has connected`, { node });
+    if (!orgs.hasNode(org, node) || !ctx.inventory.all().some((n) => n.name === node)) throw apiError(ApiErrorCode.notFound, `no node named ${node} in organization ${org} has connected`, { node });
     return nodeState(ctx, node);
   });
 
   app.get(`${CHEF_PREFIX}/jobs_status_feed/:id`, async (req, reply) => {
+    const org = orgOf(req);
     demand(req, Permission.jobsView);
     acceptEventStream(req);
-    const { job, spec } = await commandJob((req.params as { id: string }).id);
+    const { job, spec } = await commandJob(org, (req.params as { id: string }).id);
     const [state, doneMs] = await store.jobFields(job.id, 'chef_state', 'updated_ms');
     const lingerOver = typeof state === 'string' && FINAL_CHEF_STATES.includes(state) && Date.now() - Number(doneMs) > ctx.jobFeedLingerS * 1000;
     reply.hijack();
@@ -161,9 +190,10 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
   });
 
   app.get(`${CHEF_PREFIX}/jobs_status_feed`, async (req, reply) => {
+    const org = orgOf(req);
     demand(req, Permission.jobsView);
     acceptEventStream(req);
-    const key = ctx.keys.orgEvents();
+    const key = ctx.keys.orgEvents(org);
     const minId = `${Date.now() - ctx.orgFeedExpirationS * 1000}-0`;
     const last = lastEventId(req);
     // '$' resolved once to the newest id, so that nothing added between two reads is missed.
