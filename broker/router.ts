@@ -1,6 +1,7 @@
 // The hot path: one decoded frame from a session → validation, identity, authorization, delivery.
 import { WebSocket } from 'ws';
 import type { Logger } from '../lib/log.ts';
+import { brokerErrorCode } from '../protocol/broker-errors.ts';
 import { ProtocolError, ProtocolErrorCode } from '../protocol/errors.ts';
 import { DEFAULT_MAX_MESSAGE_DEPTH } from '../protocol/json-depth.ts';
 import { decodeInventoryRequest, inventoryResponse } from '../protocol/inventory.ts';
@@ -242,7 +243,7 @@ export class Router implements RouterCore {
       );
       this.sendFromBroker(
         session,
-        errorMessage(session.uri, `the broker could not handle this message (${BROKER_HANDLER_FAILED}); it was not delivered`, inReplyTo),
+        withCode(session, errorMessage(session.uri, `the broker could not handle this message (${BROKER_HANDLER_FAILED}); it was not delivered`, inReplyTo), RefusalReason.internalError),
       );
     } catch {
       // Nothing more can be done for this message; the session and the process go on.
@@ -252,6 +253,20 @@ export class Router implements RouterCore {
   refuse(session: Session, reason: RefusalReason, description: string, inReplyTo: string | undefined): void {
     this.metrics.refused[reason].inc();
     this.log.debug({ uri: session.uri, reason, in_reply_to: inReplyTo }, 'message refused');
-    this.sendFromBroker(session, errorMessage(session.uri, description, inReplyTo));
+    this.sendFromBroker(session, withCode(session, errorMessage(session.uri, description, inReplyTo), reason));
   }
+}
+
+/**
+ * An error_message with the refusal's stable code, for a client that asked for codes at its
+ * upgrade (ERROR_CODES_HEADER; Baton's PCP client does): a v2 envelope field beside `in_reply_to`
+ * (the data stays the description string), in the data for v1 sessions (v2ToV1). Others get
+ * none: Puppet's pxp-agent (cpp-pcp-client 1.7.7, whose valijson refuses properties a
+ * schema does not name) drops a v2 envelope with a field it does not know and v1 error data with
+ * a key it does not know, and would lose the error (interop-pxp-agent-errors.test.ts), and
+ * Puppet's own controllers are built on the same kind of schemas.
+ */
+function withCode(session: Session, env: EnvelopeV2, reason: RefusalReason): EnvelopeV2 {
+  if (session.errorCodes) env.code = brokerErrorCode(reason);
+  return env;
 }

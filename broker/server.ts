@@ -25,6 +25,7 @@ import { BrokerMetrics, sessionTypeLabel, type DisconnectReason } from './metric
 import { Router } from './router.ts';
 import { Session, SessionRegistry } from './sessions.ts';
 import { parseSessionPath } from './paths.ts';
+import { ERROR_CODES_HEADER } from '../protocol/broker-errors.ts';
 
 export const BROKER_SERVICE_NAME = 'broker-service';
 const SERVICE_VERSION = '0.1.0';
@@ -151,6 +152,7 @@ export class Broker {
       return this.refuseUpgrade(socket, 403, 'untrusted_certificate', `the client certificate is not trusted by this broker (${String(socket.authorizationError)})`);
     }
     const cn = cert.subject?.CN;
+    const errorCodes = req.headers[ERROR_CODES_HEADER] === '1';
     if (typeof cn !== 'string' || !isValidCommonName(cn)) {
       return this.refuseUpgrade(socket, 403, 'bad_common_name', 'the client certificate must have exactly one common name usable in a pcp:// URI');
     }
@@ -159,7 +161,7 @@ export class Broker {
       if (pathType !== undefined && !isValidClientType(pathType)) return this.refuseUpgrade(socket, 400, 'bad_path', `'${pathType}' is not a valid client type`);
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         if (this.atCapacity(undefined)) return this.refuseAtCapacity(ws, `pcp://${cn}/?`);
-        this.awaitAssociation(ws, socket, cn, pathType);
+        this.awaitAssociation(ws, socket, cn, pathType, errorCodes);
       });
       return;
     }
@@ -173,7 +175,7 @@ export class Broker {
     const uri = formatUri(cn, type);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       if (this.atCapacity(uri)) return this.refuseAtCapacity(ws, uri);
-      this.openSession(ws, socket, uri, cn, type, isController, 2);
+      this.openSession(ws, socket, uri, cn, type, isController, 2, errorCodes);
     });
   }
 
@@ -199,7 +201,7 @@ export class Broker {
    * error_message; a refusal is answered and the connection closed; no association within
    * association-timeout closes it.
    */
-  private awaitAssociation(ws: WebSocket, socket: TLSSocket, cn: string, pathType: string | undefined): void {
+  private awaitAssociation(ws: WebSocket, socket: TLSSocket, cn: string, pathType: string | undefined, errorCodes: boolean): void {
     this.unassociated.add(ws);
     const send = (msg: OutgoingV1) => {
       if (ws.readyState === ws.OPEN) ws.send(encodeV1(msg));
@@ -243,7 +245,7 @@ export class Broker {
           return this.refuseAtCapacity(ws, decision.uri);
         }
         done();
-        this.openSession(ws, socket, decision.uri, cn, decision.clientType, decision.isController, 1);
+        this.openSession(ws, socket, decision.uri, cn, decision.clientType, decision.isController, 1, errorCodes);
         send(associateResponse(decision.uri, env.id, true));
       } catch (err) {
         const e = err instanceof ProtocolError ? err : undefined;
@@ -257,9 +259,10 @@ export class Broker {
     ws.once('close', () => done());
   }
 
-  private openSession(ws: WebSocket, socket: TLSSocket, uri: string, cn: string, type: string, isController: boolean, pcpVersion: 1 | 2): void {
+  private openSession(ws: WebSocket, socket: TLSSocket, uri: string, cn: string, type: string, isController: boolean, pcpVersion: 1 | 2, errorCodes: boolean): void {
     const remoteAddress = socket.remoteAddress ?? '';
     const session = new Session(uri, cn, type, isController, ws, socket, remoteAddress, Date.now(), pcpVersion);
+    session.errorCodes = errorCodes;
     const replaced = this.registry.add(session);
     this.metrics.sessions[sessionTypeLabel(type)].inc();
     this.metrics.sessionsByVersion[pcpVersion].inc();

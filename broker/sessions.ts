@@ -14,6 +14,8 @@ export class Session implements Principal {
   /** Inventory subscription patterns, and changes waiting for the next batch. */
   subscription: UriPattern[] | null = null;
   pendingChanges: InventoryChange[] | null = null;
+  /** The client asked for error codes at its upgrade (ERROR_CODES_HEADER): its error_messages carry them. */
+  errorCodes = false;
 
   constructor(
     readonly uri: string,

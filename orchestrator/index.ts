@@ -26,6 +26,7 @@ import { ChefOrgs } from './chef/orgs.ts';
 import { DEFAULT_CHEF_CLOCK_SKEW_S } from './chef/signing.ts';
 import { DeploymentController } from './nomad/controller.ts';
 import { NomadStore } from './nomad/store.ts';
+import { CHANGES_BLOCK_MS, NomadChanges } from './nomad/changes.ts';
 
 export const CONTROLLER_CLIENT_TYPE = 'controller';
 export const ORCHESTRATOR_SERVICE_NAME = 'orchestrator-service';
@@ -43,6 +44,7 @@ export class Orchestrator {
   private api!: Redis;
   private redisTimeoutMs = 0;
   private puppetdbClient: PuppetDbClient | null = null;
+  private nomadChanges: NomadChanges | null = null;
   private puppetserverTasks: PuppetserverTaskSource | null = null;
 
   constructor(
@@ -100,7 +102,7 @@ export class Orchestrator {
       this.client.once('connected', () => void inventory.start().catch((e: Error) => this.log.warn({ err: e.message }, 'inventory subscription failed')));
     }
 
-    const runner = new PxpRunner(this.client);
+    const runner = new PxpRunner(this.client, { statusQueries: this.metrics.statusQueries });
     this.engine = new Engine({
       outputSink: async (jobId, node, results) => {
         if ((await chef?.spec(jobId))?.capture_output) await output.save(jobId, node, results.stdout ?? '', results.stderr ?? '');
@@ -132,6 +134,9 @@ export class Orchestrator {
     const facts = puppetdb ? new PuppetDbNodes(puppetdb, inventory) : new FactsStore(this.api, apiStore.keys, this.client, inventory, c['facts-ttl'], this.log);
     const scope = { facts, puppetdb, classifier, store: apiStore, catalog };
     const nomadStore = new NomadStore(engineRedis, c['key-prefix'], { timeoutMs });
+    // Blocking queries wake on changes made through any orchestrator: one reader follows them in Redis.
+    this.nomadChanges = new NomadChanges(redis('nomad-changes', { maxRetriesPerRequest: null, blockingTimeout: CHANGES_BLOCK_MS + 1_000 }), nomadStore.changesKey());
+    this.nomadChanges.start();
     const deployments = new DeploymentController({ store: nomadStore, engine: this.engine, scope, catalog, tasks, inventory, nodeTimeoutS: c['node-timeout'], log: this.log });
     // Commands now time out, so start-up waits for Redis itself rather than failing on it.
     await this.redisReady(engineRedis);
@@ -149,7 +154,7 @@ export class Orchestrator {
       tasks,
       inventory,
       scope,
-      nomad: { controller: deployments, store: nomadStore, idempotency: apiStore },
+      nomad: { controller: deployments, store: nomadStore, changes: this.nomadChanges, idempotency: apiStore },
       nodeTimeoutS: c['node-timeout'],
       maxMessageDepth: c['max-message-depth'],
       chefClockSkewS: c.chef?.['clock-skew'] ?? DEFAULT_CHEF_CLOCK_SKEW_S,
@@ -228,6 +233,7 @@ export class Orchestrator {
     await this.http?.close();
     await this.engine?.close();
     await this.client?.stop();
+    await this.nomadChanges?.stop();
     this.puppetdbClient?.close();
     this.puppetserverTasks?.close();
     for (const r of this.redis) r.disconnect();

@@ -1,8 +1,9 @@
 // Translation between PCP v1 and v2 messages (pcp-specifications 1.0 versioning.md: the two are
 // compatible and the broker translates). Pure. The differences: v1 has `targets[]` and
-// `expires`, v2 one `target`; v1's `error_message` data is `{id?, description}` where v2 has the
-// description as data and the id as `in_reply_to`; v1 has no `in_reply_to` (Baton and pcp-broker
-// carry `in-reply-to` where they know it).
+// `expires`, v2 one `target`; v1's `error_message` data is `{id?, description, code?}` where v2 has
+// the description as data, the id as `in_reply_to` and the broker's code as the envelope's `code`
+// (protocol/broker-errors.ts); v1 has no `in_reply_to` (Baton and pcp-broker carry `in-reply-to`
+// where they know it).
 import { BrokerMessageType } from './message-types.ts';
 import type { EnvelopeV1, OutgoingV1 } from './pcp-v1.ts';
 import { isErrorMessageV1Data } from './pcp-v1-broker.ts';
@@ -19,6 +20,7 @@ export function v1ToV2(env: EnvelopeV1, target: string, data: unknown, inReplyTo
   if (env.message_type === BrokerMessageType.errorMessage && isErrorMessageV1Data(data)) {
     out.data = data.description;
     replyTo ??= data.id;
+    if (data.code !== undefined) out.code = data.code;
   } else if (data !== undefined) {
     out.data = data;
   }
@@ -38,7 +40,11 @@ export function v2ToV1(env: EnvelopeV2, expires: string, debug?: readonly (Buffe
   if (env.in_reply_to !== undefined) envelope['in-reply-to'] = env.in_reply_to;
   let data: unknown = env.data;
   if (env.message_type === BrokerMessageType.errorMessage) {
-    data = { description: typeof env.data === 'string' ? env.data : env.data === undefined ? '' : JSON.stringify(env.data), ...(env.in_reply_to === undefined ? {} : { id: env.in_reply_to }) };
+    data = {
+      description: typeof env.data === 'string' ? env.data : env.data === undefined ? '' : JSON.stringify(env.data),
+      ...(env.in_reply_to === undefined ? {} : { id: env.in_reply_to }),
+      ...(env.code === undefined ? {} : { code: env.code }),
+    };
   }
   return { envelope, data: data === undefined ? undefined : JSON.stringify(data), ...(debug ? { debug } : {}) };
 }

@@ -2,6 +2,7 @@
 // destination reports (inventory requests and answers are v2's, translated). Pure builders and decoders over the v1 codec.
 import type { FromSchema } from 'json-schema-to-ts';
 import { associateResponseDataSchema, errorMessageV1DataSchema } from '../schemas/pcp.ts';
+import type { BrokerErrorCode } from './broker-errors.ts';
 import { ProtocolError, ProtocolErrorCode } from './errors.ts';
 import { BrokerMessageType } from './message-types.ts';
 import { expiresIn, type EnvelopeV1, type OutgoingV1 } from './pcp-v1.ts';
@@ -41,9 +42,12 @@ export function decodeAssociateResponse(data: unknown): AssociateResponseData {
   return data;
 }
 
-/** A v1 `error_message` (data `{id?, description}`); `target` may be unknown before association. */
-export function errorMessageV1(target: string | undefined, description: string, causeId?: string, nowMs: number = Date.now()): OutgoingV1 {
-  const data: ErrorMessageV1Data = { description, ...(causeId === undefined ? {} : { id: causeId }) };
+/**
+ * A v1 `error_message` (data `{id?, description, code?}`, `code` a BrokerErrorCode); `target` may be
+ * unknown before association.
+ */
+export function errorMessageV1(target: string | undefined, description: string, causeId?: string, nowMs: number = Date.now(), code?: BrokerErrorCode): OutgoingV1 {
+  const data: ErrorMessageV1Data = { description, ...(causeId === undefined ? {} : { id: causeId }), ...(code === undefined ? {} : { code }) };
   return fromBroker(target, BrokerMessageType.errorMessage, data, BROKER_V1_MESSAGE_TTL_MS, nowMs);
 }
 

@@ -19,6 +19,12 @@ export const envelopeV2Schema = {
     sender: pcpUri,
     in_reply_to: { type: 'string', minLength: 1, maxLength: 256 },
     data: {},
+    /**
+     * Baton's extension: the stable code of a broker `error_message` (protocol/broker-errors.ts),
+     * beside `in_reply_to`, since v2 error data is a plain string. Sent to controllers only (Puppet's
+     * pxp-agent refuses envelope fields it does not know); clients trust it only from the broker.
+     */
+    code: { type: 'string', minLength: 1, maxLength: 64 },
   },
 } as const;
 
@@ -59,7 +65,7 @@ export const inventoryUpdateDataSchema = {
   },
 } as const;
 
-/** `error_message` carries a plain description string. */
+/** `error_message` carries a plain description string (the broker's code is the envelope's `code`). */
 export const errorMessageDataSchema = {
   $id: 'baton:pcp/v2/error_message.data',
   type: 'string',
@@ -95,13 +101,17 @@ export const associateResponseDataSchema = {
   properties: { id: { type: 'string' }, success: { type: 'boolean' }, reason: { type: 'string' } },
 } as const;
 
-/** Data of a v1 `error_message`: the id of the message it is about, when known, and a description. */
+/**
+ * Data of a v1 `error_message`: the id of the message it is about, when known, a description and,
+ * from Baton's broker to a controller, its stable code (protocol/broker-errors.ts; not to agents:
+ * Puppet's pxp-agent refuses error data with keys it does not know).
+ */
 export const errorMessageV1DataSchema = {
   $id: 'baton:pcp/v1/error_message.data',
   type: 'object',
   required: ['description'],
   additionalProperties: false,
-  properties: { id: { type: 'string' }, description: { type: 'string' } },
+  properties: { id: { type: 'string' }, description: { type: 'string' }, code: { type: 'string', minLength: 1, maxLength: 64 } },
 } as const;
 
 /** A v1 debug chunk: the hops a message took through brokers. */

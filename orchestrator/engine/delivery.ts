@@ -65,7 +65,13 @@ export class Delivery {
       if (o.kind !== 'lost') return o;
       lostSinceMs ??= Date.now();
       if (Date.now() - lostSinceMs > graceMs || Date.now() >= deadlineMs || signal?.aborted) {
-        return { kind: 'agent-error', description: `the agent on ${node} still has no record of transaction ${txid} after sending it again for ${Math.round(graceMs / 1000)} s` };
+        const resent = Date.now() - lostSinceMs > graceMs;
+        return {
+          kind: 'agent-error',
+          description: resent
+            ? `the agent on ${node} still has no record of transaction ${txid} after sending it again for ${Math.round(graceMs / 1000)} s`
+            : `the agent on ${node} has no record of transaction ${txid} at the run's deadline: the request never reached it`,
+        };
       }
       log.info({ node, transaction_id: txid }, 'the agent has no record of the run (lost in flight); sending it again');
       const sent = await this.send(node, txid, action);

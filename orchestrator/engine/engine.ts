@@ -297,8 +297,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     const action = nodeAction(jobAction, node, jobId);
 
     if (rec.state === 'running') {
-      // Re-attach (the orchestrator restarted during this run): ask the agent before anything else.
-      const st = await runner.status(node, txid);
+      // Re-attach (the orchestrator restarted during this run, or another took it over): ask the
+      // agent before anything else; while it runs, the wait below needs no further question.
+      const st = await runner.reattach(node, txid);
       log.info({ job: jobId, node, status: typeof st === 'string' ? st : st?.kind ?? 'unreachable' }, 're-attaching to a node run');
       if (st === 'unknown') outcome = await this.delivery.send(node, txid, action); // it never arrived
       else if (st !== null && st !== 'running' && st.kind !== 'lost') outcome = st;

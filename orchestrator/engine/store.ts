@@ -2,7 +2,7 @@
 // through one Lua script, so counts, events and the job's own end never disagree.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import { projectPath } from '../../lib/paths.ts';
 import { BatonError } from '../../protocol/errors.ts';
 import { Keys } from './keys.ts';
@@ -30,12 +30,26 @@ export class StoreError extends BatonError {
 
 /** Socket errors (by their `code`) of a Redis that cannot be reached. */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
-/** Errors ioredis raises itself when it cannot reach Redis (it gives them no class or code of their own). */
-const UNREACHABLE_MESSAGE = /Stream isn't writeable|Connection is closed|enableOfflineQueue|Reached the max retries/;
-/** Error replies of a Redis that is up but not serving yet (or busy in a script). */
-const NOT_SERVING_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/;
-/** ioredis's `commandTimeout` rejection: a plain Error with this message. */
+/**
+ * Error codes of a Redis that is up but not serving yet (or busy in a script): the first word of
+ * its error reply is Redis's own error code (RESP simple errors, `-LOADING ...`), which ioredis
+ * gives as a ReplyError.
+ */
+const NOT_SERVING_REPLY_CODES = new Set(['LOADING', 'BUSY', 'MASTERDOWN', 'TRYAGAIN', 'CLUSTERDOWN']);
+/** ioredis's error class when a command was retried `maxRetriesPerRequest` times (its `name`, set by ioredis from the class). */
+const MAX_RETRIES_ERROR_NAME = 'MaxRetriesPerRequestError';
+/**
+ * ioredis's `commandTimeout` rejection (Command.setTimeout): a plain Error with this message and
+ * no class, name or code of its own, so this one equality is the only way to know it.
+ */
 const COMMAND_TIMEOUT_MESSAGE = 'Command timed out';
+/**
+ * The other errors ioredis raises itself, as plain Errors without class or code, when it has no
+ * connection to send on: the offline queue is off while it reconnects (Redis.sendCommand), and the
+ * connection has ended (utils CONNECTION_CLOSED_ERROR_MSG). Compared whole, never by pattern;
+ * test/unit/redis-errors.test.ts makes ioredis raise each of them.
+ */
+const NO_CONNECTION_MESSAGES = new Set(["Stream isn't writeable and enableOfflineQueue options is false", 'Connection is closed.']);
 
 /**
  * The one place where ioredis's (and, through it, BullMQ's) errors are read: an error meaning
@@ -45,9 +59,16 @@ const COMMAND_TIMEOUT_MESSAGE = 'Command timed out';
 export function classifyRedisError(err: unknown): StoreError | null {
   if (err instanceof StoreError) return err;
   if (!(err instanceof Error)) return null;
-  if (err.message === COMMAND_TIMEOUT_MESSAGE) return new StoreError(StoreErrorCode.timeout, 'Redis did not answer in time', { cause: err });
+  if (err.constructor === Error && err.message === COMMAND_TIMEOUT_MESSAGE) return new StoreError(StoreErrorCode.timeout, 'Redis did not answer in time', { cause: err });
   const code = (err as NodeJS.ErrnoException).code;
-  if (err.name === 'MaxRetriesPerRequestError' || (code !== undefined && UNREACHABLE_CODES.has(code)) || UNREACHABLE_MESSAGE.test(err.message) || NOT_SERVING_REPLY.test(err.message)) {
+  // Redis's error code of an error reply: its first word (`LOADING Redis is loading ...`).
+  const reply = err instanceof ReplyError ? err.message.split(' ', 1)[0]! : null;
+  if (
+    err.name === MAX_RETRIES_ERROR_NAME ||
+    (typeof code === 'string' && UNREACHABLE_CODES.has(code)) ||
+    (reply !== null && NOT_SERVING_REPLY_CODES.has(reply)) ||
+    (err.constructor === Error && NO_CONNECTION_MESSAGES.has(err.message))
+  ) {
     return new StoreError(StoreErrorCode.unavailable, 'Redis is unavailable', { cause: err });
   }
   return null;

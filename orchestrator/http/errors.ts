@@ -2,6 +2,7 @@
 import type { FastifyReply } from 'fastify';
 import { BatonError } from '../../protocol/errors.ts';
 import { classifyRedisError, StoreErrorCode, type StoreError } from '../engine/store.ts';
+import { TaskCatalogError } from '../tasks/catalog.ts';
 
 export const PUPPET_KIND_PREFIX = 'puppetlabs.orchestrator/';
 
@@ -69,6 +70,15 @@ export class ApiError extends BatonError {}
 
 export function apiError(code: string, msg: string, details: Record<string, unknown> = {}): ApiError {
   return new ApiError(code, msg, { details });
+}
+
+/** A task catalog's (or task source's) error as the API error of the same meaning; others are rethrown. */
+export function catalogError(err: unknown): never {
+  if (err instanceof TaskCatalogError) {
+    const code = err.code === 'validation-error' ? ApiErrorCode.validation : err.code === 'invalid-task-metadata' ? ApiErrorCode.invalidTask : err.code === 'service-unavailable' ? ApiErrorCode.unavailable : err.code;
+    throw apiError(code, err.message, err.details ?? {});
+  }
+  throw err;
 }
 
 /** Redis gone or not answering: the API answers 503 until it is back. */

@@ -17,8 +17,12 @@ interface IdempotencyState {
   /** The answer was kept with the job's creation (same Lua script): nothing left to write. */
   committed: boolean;
 }
-const IDEMPOTENCY = Symbol('idempotency');
-type IdempotentRequest = FastifyRequest & { [IDEMPOTENCY]?: IdempotencyState };
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's Idempotency-Key reservation, while its handler runs; null without one. */
+    idempotency: IdempotencyState | null;
+  }
+}
 
 /** The Idempotency-Key header's value (a bare token or an sf-string in quotes), or null without one. */
 export function idempotencyKey(req: FastifyRequest): string | null {
@@ -42,7 +46,8 @@ export function idempotencyKey(req: FastifyRequest): string | null {
  */
 export function registerIdempotency(app: AnyFastify, store: JobStore, face: string, routes: readonly { method: string; url: string }[]): void {
   const wanted = new Set(routes.map((r) => `${r.method} ${r.url}`));
-  app.addHook('preHandler', async (req: IdempotentRequest, reply: FastifyReply) => {
+  app.decorateRequest('idempotency', null);
+  app.addHook('preHandler', async (req: FastifyRequest, reply: FastifyReply) => {
     if (!wanted.has(`${req.method} ${req.routeOptions.url}`)) return;
     const key = idempotencyKey(req);
     if (key === null) return;
@@ -51,7 +56,7 @@ export function registerIdempotency(app: AnyFastify, store: JobStore, face: stri
     const token = randomUUID();
     const current = await store.beginIdempotent(redisKey, token, fingerprint);
     if (!current) {
-      req[IDEMPOTENCY] = { key: redisKey, token, fingerprint, committed: false };
+      req.idempotency = { key: redisKey, token, fingerprint, committed: false };
       return;
     }
     if (current.fingerprint !== fingerprint) {
@@ -60,10 +65,10 @@ export function registerIdempotency(app: AnyFastify, store: JobStore, face: stri
     if (current.state === 'pending') throw apiError(ApiErrorCode.idempotencyKeyInUse, 'a request with this Idempotency-Key is still under way; retry later', { header: 'Idempotency-Key' });
     return reply.code(current.status).headers({ ...current.headers, 'idempotent-replayed': 'true' }).send(current.body);
   });
-  app.addHook('onSend', async (req: IdempotentRequest, reply: FastifyReply, payload: unknown) => {
-    const st = req[IDEMPOTENCY];
+  app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const st = req.idempotency;
     if (!st) return payload;
-    delete req[IDEMPOTENCY];
+    req.idempotency = null;
     try {
       if (reply.statusCode < 200 || reply.statusCode > 299) await store.releaseIdempotent(st.key, st.token);
       else if (!st.committed && typeof payload === 'string') {
@@ -82,7 +87,7 @@ export function registerIdempotency(app: AnyFastify, store: JobStore, face: stri
  * the reservation, atomically with the job (its answer `status`, `headers`, `body(id)`).
  */
 export function idempotentJob(req: FastifyRequest, status: number, headers: (id: string) => Record<string, string>, body: (id: string) => unknown): JobIdempotency | undefined {
-  const st = (req as IdempotentRequest)[IDEMPOTENCY];
+  const st = req.idempotency;
   if (!st) return undefined;
   st.committed = true;
   return {

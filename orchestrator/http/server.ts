@@ -1,22 +1,25 @@
-// The orchestrator's HTTPS server (fastify): token authentication on every API route, client
-// certificate authentication for task file downloads (agents hold no token), status and metrics.
+// The orchestrator's HTTPS server (fastify): what all faces share (TLS, the JSON body parser,
+// token authentication on every API route, Chef signature checks), each face as a plugin under
+// its prefix with its own error format, client certificate authentication for task file
+// downloads (agents hold no token), status and metrics.
 import { createReadStream } from 'node:fs';
-import fastify, { LogController, type FastifyRequest } from 'fastify';
+import fastify, { LogController } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../lib/log.ts';
 import { DEFAULT_MAX_MESSAGE_DEPTH, exceedsJsonDepth } from '../../protocol/json-depth.ts';
-import type { Principal, TokenStore } from '../auth.ts';
-import type { ChefOrgs } from '../chef/orgs.ts';
+import type { TokenStore } from '../auth.ts';
 import { ChefAuthError, ChefAuthErrorCode, isChefSigned, verifyChefRequest } from '../chef/signing.ts';
 import type { TaskCatalog } from '../tasks/catalog.ts';
 import { TASK_FILE_PATH_PREFIX } from '../tasks/catalog.ts';
-import { registerChefFace, type ChefFaceContext } from './chef/routes.ts';
-import { BatonError } from '../../protocol/errors.ts';
+import { CHEF_PREFIX, chefFace, type ChefFaceContext } from './chef/routes.ts';
 import { apiError, ApiErrorCode, sendChefError, sendError, sendNomadError } from './errors.ts';
-import { registerNomadFace, type NomadFaceContext } from './nomad/routes.ts';
-import { registerPuppetFace, type AnyFastify, type PuppetFaceContext } from './puppet/routes.ts';
+import { errorHandlerOf, MAX_BODY_BYTES, notFound, type ErrorSender } from './face.ts';
+import { NOMAD_PREFIX, nomadFace, type NomadFaceContext } from './nomad/routes.ts';
+import { PUPPET_PREFIX, type PuppetFaceContext } from './puppet/context.ts';
+import { puppetFace } from './puppet/routes.ts';
+import { decorateRequests, type AnyFastify } from './request.ts';
 
-export const MAX_BODY_BYTES = 10 * 1024 * 1024;
+export { MAX_BODY_BYTES };
 const OPEN_PATHS = new Set(['/status/v1/services', '/metrics']);
 
 export interface HttpOptions extends PuppetFaceContext {
@@ -33,11 +36,6 @@ export interface HttpOptions extends PuppetFaceContext {
   chefClockSkewS: number;
 }
 
-type AuthRequest = FastifyRequest & { principal?: Principal; chefSigned?: boolean; rawBody?: string };
-
-/** Errors of a body that was read to its end: the connection can be kept alive after the answer. */
-const BODY_READ_ERRORS = new Set(['FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY', ApiErrorCode.validation]);
-
 /**
  * Whether the peer presented a certificate signed by this CA. `authorized` alone is not enough:
  * a TLS 1.3 connection that resumes a session made without a client certificate reads as
@@ -47,8 +45,11 @@ export function hasTrustedClientCert(socket: TLSSocket): boolean {
   return socket.authorized && Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
 }
 
-/** Each face answers errors in its own format: Chef's JSON, Nomad's text, else Puppet's JSON. */
-function errorSender(url: string): typeof sendError {
+/**
+ * The face a request's path is under, for what is answered before (or without) a route: the
+ * router's own refusals and paths no face serves. Within a face, its plugin's handlers answer.
+ */
+function errorSender(url: string): ErrorSender {
   if (url.startsWith('/organizations/')) return sendChefError;
   if (url.startsWith('/v1/')) return sendNomadError;
   return sendError;
@@ -69,6 +70,7 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
       errorSender(req.url)(reply, apiError(code, `the request path is invalid: ${e.message}`));
     },
   });
+  decorateRequests(app);
 
   // JSON bodies: size (bodyLimit, per route where set) and depth are checked before parsing, so
   // that no parser, validator or serializer ever recurses over hostile nesting. `__proto__` and
@@ -82,7 +84,7 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
       return;
     }
     // Kept for the Chef face's signature check (X-Ops-Content-Hash is over the bytes as sent).
-    (req as AuthRequest).rawBody = body as string;
+    req.rawBody = body as string;
     parseJson(req, body as string, done);
   });
 
@@ -97,7 +99,7 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
     const token = req.headers['x-authentication'];
     if (token === undefined && path.startsWith('/organizations/') && isChefSigned(req.headers)) {
       // Chef's request signing covers the body: checked once it is read (preValidation), before any handler.
-      (req as AuthRequest).chefSigned = true;
+      req.chefSigned = true;
       return;
     }
     const principal = opts.tokens.authenticate(Array.isArray(token) ? token[0] : token);
@@ -105,10 +107,10 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
       const what = path.startsWith('/organizations/') ? 'a token in the X-Authentication header or a Chef signature (X-Ops-* headers)' : 'a token in the X-Authentication header';
       throw apiError(ApiErrorCode.unauthenticated, token ? 'the token is not valid' : `this route requires ${what}`);
     }
-    (req as AuthRequest).principal = principal;
+    req.principal = principal;
   });
 
-  app.addHook('preValidation', async (req: AuthRequest) => {
+  app.addHook('preValidation', async (req) => {
     if (!req.chefSigned) return;
     const path = req.url.split('?')[0]!;
     const org = path.split('/')[2] ?? '';
@@ -127,27 +129,14 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
     }
   });
 
-  app.setErrorHandler((err, req, reply) => {
-    const send = errorSender(req.url);
-    const e = err as Error & { code?: string; statusCode?: number };
-    // fastify closes the connection after any body error; a body read to its end needs no close.
-    if (e.code !== undefined && BODY_READ_ERRORS.has(e.code)) reply.removeHeader('connection');
-    if (e.code === 'FST_ERR_CTP_INVALID_JSON' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (e.statusCode === 400 && /JSON/.test(e.message))) {
-      return send(reply, apiError(ApiErrorCode.validation, `the body is not valid JSON: ${e.message}`));
-    }
-    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return send(reply, apiError(ApiErrorCode.validation, 'send the body as application/json'));
-    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return send(reply, apiError(ApiErrorCode.validation, `the body is larger than ${req.routeOptions.bodyLimit ?? MAX_BODY_BYTES} bytes`));
-    // Any other request fastify itself refuses (bad URL, content length, ...) is the client's error, in the face's format.
-    if (!(err instanceof BatonError) && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-      return send(reply, apiError(ApiErrorCode.validation, `the request is invalid: ${e.message}`));
-    }
-    return send(reply, err);
-  });
-  app.setNotFoundHandler((req, reply) => errorSender(req.url)(reply, apiError(ApiErrorCode.notFound, `no route ${req.method} ${req.url.split('?')[0]}`)));
+  // Hooks added above reach every plugin registered below; each face sets its own error,
+  // not-found and validation handling inside its plugin.
+  app.setErrorHandler(errorHandlerOf(sendError));
+  app.setNotFoundHandler((req, reply) => errorSender(req.url)(reply, notFound(req)));
 
-  registerPuppetFace(app, opts);
-  registerChefFace(app, opts.chef);
-  registerNomadFace(app, opts.nomad);
+  app.register(puppetFace, { ...opts, prefix: PUPPET_PREFIX });
+  app.register(chefFace, { ...opts.chef, prefix: CHEF_PREFIX });
+  app.register(nomadFace, { ...opts.nomad, prefix: NOMAD_PREFIX });
 
   app.get(`${TASK_FILE_PATH_PREFIX}/:module/:file`, async (req, reply) => {
     const { module, file } = req.params as { module: string; file: string };

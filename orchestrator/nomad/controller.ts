@@ -6,7 +6,6 @@
 // HealthyDeadline passed. An unhealthy allocation, or no progress within ProgressDeadline, fails
 // the deployment, and AutoRevert registers the last stable version again.
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { Logger } from '../../lib/log.ts';
 import { BatonError } from '../../protocol/errors.ts';
 import { PUPPET_RUN_MODULE } from '../../protocol/pxp.ts';
@@ -50,7 +49,7 @@ export interface WriteResult {
   Warnings?: string;
 }
 
-export class DeploymentController extends EventEmitter<{ changed: [index: number] }> {
+export class DeploymentController {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** engine job id → the allocation it runs and its deployment. */
   private readonly runs = new Map<string, { alloc: string; deployment: string }>();
@@ -60,8 +59,6 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
   private readonly cancels = new Map<string, () => void>();
 
   constructor(private readonly o: ControllerOptions) {
-    super();
-    this.setMaxListeners(0);
     o.engine.on('nodeStarted', (jobId) => this.onRun(jobId, 'started'));
     o.engine.on('nodeEnded', (jobId, _node, state) => this.onRun(jobId, state));
   }
@@ -196,8 +193,9 @@ export class DeploymentController extends EventEmitter<{ changed: [index: number
 
   // ---- internals ----
 
+  /** Tells the blocking queries of every orchestrator, this one's too (through Redis: NomadChanges). */
   private changed(index: number): void {
-    this.emit('changed', index);
+    void this.o.store.notify(index).catch((err: Error) => this.o.log.warn({ index, err: err.message }, 'could not publish a Nomad change notice'));
   }
 
   /** Runs `fn` after every earlier call for the same key (one change at a time per deployment). */

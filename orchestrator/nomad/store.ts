@@ -12,6 +12,9 @@ interface Scripts {
   nomadCreateDeployment(...args: (string | number)[]): Promise<number>;
 }
 
+/** Change notices kept in the stream (readers only ever want the newest). */
+export const MAX_CHANGE_NOTICES = 1000;
+
 export interface NomadStoreOptions {
   /** `redis-timeout`: creating writes (a job version, a deployment) carry a deadline this far ahead. */
   timeoutMs?: number;
@@ -45,6 +48,16 @@ export class NomadStore {
 
   nextIndex(): Promise<number> {
     return this.redis.incr(`${this.p}:index`);
+  }
+
+  /** The stream of change notices that NomadChanges follows. */
+  changesKey(): string {
+    return `${this.p}:changes`;
+  }
+
+  /** Tells every orchestrator's blocking queries that the state reached `index` (after it is written). */
+  async notify(index: number): Promise<void> {
+    await this.redis.xadd(this.changesKey(), 'MAXLEN', '~', String(MAX_CHANGE_NOTICES), '*', 'index', String(index));
   }
 
   async jobIds(): Promise<string[]> {

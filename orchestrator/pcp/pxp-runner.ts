@@ -1,6 +1,10 @@
 // Drives one node run over PXP: the non-blocking request, then its outcome by the non-blocking
-// response or, when that is missed, by `status query`. Speaks only PXP, so Puppet's pxp-agent
-// and Baton's agent are driven alike.
+// response, waited for as an event. `status query` only when the response may have been missed:
+// after our broker session reconnected, after the agent's session did (an agent restart may have
+// lost the request), when the request's fate is unknown (no reply), on re-attach after a takeover,
+// and once at the run's deadline. Speaks only PXP, so Puppet's pxp-agent and Baton's agent are
+// driven alike.
+import { BrokerErrorCode } from '../../protocol/broker-errors.ts';
 import type { PcpClient } from '../../protocol/client/pcp-client.ts';
 import { ClientErrorCode, PcpClientError } from '../../protocol/client/broker-uri.ts';
 import type { EnvelopeV2 } from '../../protocol/pcp-v2.ts';
@@ -8,9 +12,9 @@ import { PxpErrorCode, pxpRequest, PxpMessageType, rpcErrorCode } from '../../pr
 import { newMessageId } from '../../protocol/pcp-v2.ts';
 import type { AgentTaskResults } from '../engine/results.ts';
 
-/** How often a run whose outcome has not arrived is checked with `status query`. */
-export const STATUS_POLL_INTERVAL_MS = 5_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
+/** The longest a transaction's end is waited for by the client (setTimeout's limit); runs end by their own deadline. */
+const TRANSACTION_WAIT_MAX_MS = 2 ** 31 - 1;
 
 export type RunOutcome =
   | { kind: 'results'; results: AgentTaskResults }
@@ -124,32 +128,88 @@ export function stopScriptCounts(r: AgentTaskResults | undefined): { stopped: nu
   }
 }
 
+export interface PxpRunnerOptions {
+  /** Counts every `status query` sent (the orchestrator's baton_orchestrator_status_queries_total). */
+  statusQueries?: { inc(): void };
+}
+
+/** The client's wait for one transaction's end, shared by `start` and the `outcome` after it. */
+interface Watch {
+  /** The ending message, or why the wait ended; never rejects. */
+  readonly ends: Promise<EnvelopeV2 | Error>;
+  /** Set once `ends` has settled. */
+  result: EnvelopeV2 | Error | undefined;
+  readonly abort: AbortController;
+  /** Calls using it; the wait ends with the last. */
+  holds: number;
+  /** `start` returned null and left its hold to the `outcome` call that follows. */
+  handedOver: boolean;
+  /** The request's fate is unknown (no reply): the agent is asked before waiting. */
+  askFirst: boolean;
+}
+
+/** Why a run waiting for its outcome should ask the agent: pending until the wait takes it. */
+interface Wake {
+  pending: boolean;
+  notify: (() => void) | null;
+}
+
 export class PxpRunner {
   /** Runs stopped by `command run` (see `stop`), by transaction id. */
   private readonly stopped = new Set<string>();
+  private readonly watches = new Map<string, Watch>();
+  /** Runs waiting in `outcome`, by agent URI. */
+  private readonly waking = new Map<string, Set<Wake>>();
+  private readonly statusQueries: { inc(): void } | undefined;
 
   constructor(
     private readonly client: PcpClient,
-    private readonly pollIntervalMs = STATUS_POLL_INTERVAL_MS,
-  ) {}
+    opts: PxpRunnerOptions = {},
+  ) {
+    this.statusQueries = opts.statusQueries;
+    // Our session is back: a response sent while it was down was refused by the broker.
+    client.on('connected', () => {
+      for (const wakes of this.waking.values()) for (const w of wakes) fire(w);
+    });
+    // An agent's session is back (inventory updates only, not the snapshot after our own
+    // reconnection): if it restarted, it may have lost the request, or have sent the response
+    // while it could not be delivered.
+    client.on('inventory', (changes) => {
+      for (const c of changes) {
+        if (c.change !== 1) continue;
+        for (const w of this.waking.get(c.client) ?? []) fire(w);
+      }
+    });
+  }
 
-  /** Sends the request; resolves once the agent accepted it (provisional) or with why it did not. */
+  /**
+   * Sends the request; resolves once the agent accepted it (provisional) or with why it did not.
+   * Null promises an `outcome` call for the transaction: the wait for its end begins before the
+   * request is sent, so that a response right behind the provisional one is not missed.
+   */
   async start(node: string, transactionId: string, action: PxpAction): Promise<RunOutcome | null> {
-    let reply: EnvelopeV2;
+    const w = this.hold(transactionId);
+    let handOver = false;
     try {
-      reply = await this.client.request(pxpRequest(agentUri(node), { transaction_id: transactionId, ...action, notify_outcome: true }, false), REQUEST_TIMEOUT_MS);
-    } catch (err) {
-      // Classified here, once: the broker's error text is the only word it gives of an absent target.
-      if (err instanceof PcpClientError && err.code === ClientErrorCode.errorMessage && /not connected/.test(err.message)) return { kind: 'not-connected' };
-      // Our own session was down (the request never left) or went down before the reply: sending
-      // the same transaction again once connected is safe, since the agent de-duplicates by id.
-      if (err instanceof PcpClientError && err.code === ClientErrorCode.notConnected) return { kind: 'not-connected' };
-      if (err instanceof PcpClientError && err.code === ClientErrorCode.unauthorized) return { kind: 'agent-error', description: 'the broker refused the request (unauthorized)' };
-      return null; // lost on the way (broker gone, timeout): the wait below finds out by status query
+      let reply: EnvelopeV2;
+      try {
+        reply = await this.client.request(pxpRequest(agentUri(node), { transaction_id: transactionId, ...action, notify_outcome: true }, false), REQUEST_TIMEOUT_MS);
+      } catch (err) {
+        const refused = startRefusal(err);
+        if (refused !== undefined) return refused;
+        // Lost on the way or no reply in time: whether the agent has it is asked first.
+        w.askFirst = true;
+        handOver = true;
+        return null;
+      }
+      if (reply.message_type === PxpMessageType.errorMessage) return agentError(reply.data);
+      if (reply.message_type === PxpMessageType.nonBlockingResponse) return { kind: 'results', results: (reply.data as { results: AgentTaskResults }).results };
+      handOver = true;
+      return null; // provisional: running
+    } finally {
+      if (handOver) w.handedOver = true;
+      else this.release(transactionId, w);
     }
-    if (reply.message_type === PxpMessageType.errorMessage) return agentError(reply.data);
-    if (reply.message_type === PxpMessageType.nonBlockingResponse) return { kind: 'results', results: (reply.data as { results: AgentTaskResults }).results };
-    return null; // provisional: running
   }
 
   /**
@@ -157,6 +217,7 @@ export class PxpRunner {
    * when it never saw it, 'running', or the results.
    */
   async status(node: string, transactionId: string): Promise<null | 'unknown' | 'running' | RunOutcome> {
+    this.statusQueries?.inc();
     const reply = await this.blocking(node, 'status', { module: 'status', action: 'query', params: { transaction_id: transactionId } });
     if (reply?.message_type !== PxpMessageType.blockingResponse) return null;
     const r = (reply.data as { results: { status: string; stdout?: string; stderr?: string; exitcode?: number; timed_out?: boolean; error_code?: unknown } }).results;
@@ -219,25 +280,146 @@ export class PxpRunner {
   }
 
   /**
-   * Waits for the outcome until `deadlineMs` (epoch ms) or `signal`, checking by status query now
-   * and then; `lost` when the agent answers that it never saw the transaction.
+   * Re-attaches to a run after a takeover (or a restart): asks the agent once, and when it is still
+   * running (or cannot be asked now), keeps the wait for its end for the `outcome` call that
+   * follows (begun before the question, so that an end right behind the answer is not missed).
    */
-  async outcome(node: string, transactionId: string, deadlineMs: number, signal?: AbortSignal): Promise<RunOutcome> {
-    for (;;) {
-      const left = deadlineMs - Date.now();
-      if (left <= 0 || signal?.aborted) return { kind: 'timeout' };
-      try {
-        const env = await this.client.expectTransaction(transactionId, Math.min(left, this.pollIntervalMs));
-        if (env.message_type === PxpMessageType.errorMessage) return agentError(env.data);
-        return this.asStopped(transactionId, { kind: 'results', results: (env.data as { results: AgentTaskResults }).results });
-      } catch (err) {
-        if (err instanceof PcpClientError && err.code === ClientErrorCode.stopped) throw err;
-      }
-      const st = await this.status(node, transactionId);
-      if (st !== null && st !== 'running' && st !== 'unknown') return st;
-      if (st === 'unknown') return { kind: 'lost' };
+  async reattach(node: string, transactionId: string): Promise<null | 'unknown' | 'running' | RunOutcome> {
+    const w = this.hold(transactionId);
+    let st: Awaited<ReturnType<PxpRunner['status']>> = null;
+    try {
+      st = await this.status(node, transactionId);
+      return st;
+    } finally {
+      if (st === 'running' || st === null) w.handedOver = true;
+      else this.release(transactionId, w);
     }
   }
+
+  /**
+   * Waits for the outcome until `deadlineMs` (epoch ms) or `signal`: the non-blocking response as
+   * an event; the agent is asked by status query only when the response may have been missed
+   * (see the file's header), and once more at the deadline. `lost` when the agent answers that it
+   * never saw the transaction; `timeout` at the deadline or on `signal`.
+   */
+  async outcome(node: string, transactionId: string, deadlineMs: number, signal?: AbortSignal): Promise<RunOutcome> {
+    const w = this.hold(transactionId);
+    if (w.handedOver) {
+      w.handedOver = false;
+      w.holds--; // this call takes over the hold of the start (or reattach) before it
+    }
+    const wake: Wake = { pending: w.askFirst, notify: null };
+    w.askFirst = false;
+    const uri = agentUri(node);
+    let wakes = this.waking.get(uri);
+    if (!wakes) this.waking.set(uri, (wakes = new Set()));
+    wakes.add(wake);
+    try {
+      for (;;) {
+        if (w.result !== undefined && !(w.result instanceof Error)) return this.ended(transactionId, w.result);
+        if (signal?.aborted) return { kind: 'timeout' };
+        if (w.result instanceof PcpClientError && w.result.code === ClientErrorCode.stopped) throw w.result;
+        const left = deadlineMs - Date.now();
+        if (left <= 0 || w.result !== undefined) {
+          // The deadline (or the client gave up the wait): one last ask before timing out.
+          return fromStatus(await this.status(node, transactionId)) ?? { kind: 'timeout' };
+        }
+        if (wake.pending) {
+          wake.pending = false;
+          const o = fromStatus(await this.status(node, transactionId));
+          if (o) return o;
+          continue;
+        }
+        await this.next(w, wake, left, signal);
+      }
+    } finally {
+      wakes.delete(wake);
+      if (wakes.size === 0) this.waking.delete(uri);
+      this.release(transactionId, w);
+    }
+  }
+
+  /** Resolves at the first of: the transaction's end, a wake, `leftMs`, `signal`. */
+  private next(w: Watch, wake: Wake, leftMs: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        wake.notify = null;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.min(leftMs, TRANSACTION_WAIT_MAX_MS));
+      signal?.addEventListener('abort', done, { once: true });
+      wake.notify = done;
+      void w.ends.then(done);
+    });
+  }
+
+  private ended(transactionId: string, env: EnvelopeV2): RunOutcome {
+    if (env.message_type === PxpMessageType.errorMessage) return agentError(env.data);
+    return this.asStopped(transactionId, { kind: 'results', results: (env.data as { results: AgentTaskResults }).results });
+  }
+
+  /** The wait for a transaction's end, begun (by the client) on first use. */
+  private hold(transactionId: string): Watch {
+    let w = this.watches.get(transactionId);
+    if (!w) {
+      const abort = new AbortController();
+      const watch: Watch = {
+        ends: this.client.expectTransaction(transactionId, TRANSACTION_WAIT_MAX_MS, abort.signal).then(
+          (env) => (watch.result = env),
+          (err: unknown) => (watch.result = err instanceof Error ? err : new Error(String(err))),
+        ),
+        result: undefined,
+        abort,
+        holds: 0,
+        handedOver: false,
+        askFirst: false,
+      };
+      w = watch;
+      this.watches.set(transactionId, w);
+    }
+    w.holds++;
+    return w;
+  }
+
+  private release(transactionId: string, w: Watch): void {
+    if (--w.holds > 0) return;
+    w.abort.abort();
+    if (this.watches.get(transactionId) === w) this.watches.delete(transactionId);
+  }
+}
+
+function fire(w: Wake): void {
+  w.pending = true;
+  w.notify?.();
+}
+
+/** A status answer as the end of the wait: an outcome, `lost` for a transaction the agent never saw; undefined while it runs or cannot be asked. */
+function fromStatus(st: null | 'unknown' | 'running' | RunOutcome): RunOutcome | undefined {
+  if (st === null || st === 'running') return undefined;
+  if (st === 'unknown') return { kind: 'lost' };
+  return st;
+}
+
+/**
+ * What a failed `request()` of a run's start means, by the client's and the broker's codes (never
+ * the broker's text); undefined when the request may have reached the agent (the wait finds out).
+ */
+export function startRefusal(err: unknown): RunOutcome | undefined {
+  if (!(err instanceof PcpClientError)) return undefined;
+  // The broker has no session of the target (or dropped it as a slow consumer): nothing was delivered.
+  if (err.brokerCode === BrokerErrorCode.targetNotConnected || err.brokerCode === BrokerErrorCode.targetSlowConsumer) return { kind: 'not-connected' };
+  if (err.brokerCode === BrokerErrorCode.unauthorized || err.code === ClientErrorCode.unauthorized) {
+    return { kind: 'agent-error', description: 'the broker refused the request (unauthorized)' };
+  }
+  // Our own session was down (the request never left) or went down before the reply: sending the
+  // same transaction again once connected is safe, since the agent de-duplicates by id.
+  if (err.code === ClientErrorCode.notConnected) return { kind: 'not-connected' };
+  return undefined;
 }
 
 /** An rpc_error_message's data as an outcome: its description, and its code when it has one. */

@@ -2,9 +2,11 @@
 // v2, `wss://broker:8142/pcp/` for v1) completed for the session; the broker's refusals as typed
 // errors. Pure.
 import { X509Certificate } from 'node:crypto';
+import { BrokerErrorCode, brokerCodeOf } from '../broker-errors.ts';
 import { BatonError } from '../errors.ts';
 import { BrokerMessageType } from '../message-types.ts';
 import type { EnvelopeV2 } from '../pcp-v2.ts';
+import { BROKER_URI } from '../uri.ts';
 
 export const ClientErrorCode = {
   badBrokerUri: 'pcp-client/bad-broker-uri',
@@ -19,11 +21,23 @@ export const ClientErrorCode = {
   busy: 'pcp-client/broker-busy',
   /** PCP v1: the broker dropped the message (`ttl_expired`): it expired before it could be delivered. */
   ttlExpired: 'pcp-client/ttl-expired',
+  /** A wait ended by its caller's AbortSignal. */
+  aborted: 'pcp-client/aborted',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
 export class PcpClientError extends BatonError {
   declare readonly code: ClientErrorCode;
+  /**
+   * The broker's stable code of a refusal (`error_message`, `unauthorized`), classified once where
+   * it entered (brokerCodeOf); undefined for other errors and for a broker that gave none.
+   */
+  readonly brokerCode: BrokerErrorCode | undefined;
+
+  constructor(code: ClientErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown>; brokerCode?: BrokerErrorCode | undefined } = {}) {
+    super(code, message, options);
+    this.brokerCode = options.brokerCode;
+  }
 }
 
 /** The PCP versions a client speaks (pxp-agent's `pcp-version`). */
@@ -91,14 +105,18 @@ export function certificateCommonName(certPem: Buffer | string): string {
 
 /**
  * The broker's refusal of a message, as the typed error its `request()` rejects with:
- * `error_message`, `unauthorized` and (v1) `ttl_expired`; undefined for any other reply.
+ * `error_message`, `unauthorized` and (v1) `ttl_expired`; undefined for any other reply. The
+ * broker's code of the refusal, when it gave one, is the error's `brokerCode`.
  */
 export function replyError(env: EnvelopeV2): PcpClientError | undefined {
   switch (env.message_type) {
     case BrokerMessageType.errorMessage:
-      return new PcpClientError(ClientErrorCode.errorMessage, String(env.data), { details: { envelope: env } });
+      return new PcpClientError(ClientErrorCode.errorMessage, String(env.data), { details: { envelope: env }, brokerCode: brokerCodeOf(env) });
     case BrokerMessageType.unauthorized:
-      return new PcpClientError(ClientErrorCode.unauthorized, 'the broker refused the message: unauthorized', { details: { envelope: env } });
+      return new PcpClientError(ClientErrorCode.unauthorized, 'the broker refused the message: unauthorized', {
+        details: { envelope: env },
+        brokerCode: env.sender === undefined || env.sender === BROKER_URI ? BrokerErrorCode.unauthorized : undefined,
+      });
     case BrokerMessageType.ttlExpired:
       return new PcpClientError(ClientErrorCode.ttlExpired, 'the broker dropped the message: it expired before it could be delivered', { details: { envelope: env } });
     default:

@@ -240,10 +240,24 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
 
   /**
    * Resolves with the PXP message that ends a transaction: the `rpc_non_blocking_response` or
-   * `rpc_error_message` whose data names `transactionId`. Survives reconnections.
+   * `rpc_error_message` whose data names `transactionId`. Survives reconnections. One wait per
+   * transaction: a second call replaces the first (which then ends by its timeout or signal).
+   * `signal` ends the wait early (`pcp-client/aborted`).
    */
-  expectTransaction(transactionId: string, timeoutMs: number): Promise<EnvelopeV2> {
-    return this.wait(this.transactions, transactionId, timeoutMs, `transaction ${transactionId} did not end within ${timeoutMs} ms`);
+  expectTransaction(transactionId: string, timeoutMs: number, signal?: AbortSignal): Promise<EnvelopeV2> {
+    if (signal?.aborted) return Promise.reject(new PcpClientError(ClientErrorCode.aborted, `the wait for transaction ${transactionId} was aborted`));
+    const ends = this.wait(this.transactions, transactionId, timeoutMs, `transaction ${transactionId} did not end within ${timeoutMs} ms`);
+    if (!signal) return ends;
+    const waiter = this.transactions.get(transactionId)!;
+    const onAbort = () => {
+      if (this.transactions.get(transactionId) !== waiter) return;
+      this.settle(this.transactions, transactionId);
+      waiter.reject(new PcpClientError(ClientErrorCode.aborted, `the wait for transaction ${transactionId} was aborted`));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    const done = () => signal.removeEventListener('abort', onAbort);
+    ends.then(done, done);
+    return ends;
   }
 
   /** The broker's inventory: URIs of connected clients matching the patterns. */
@@ -311,12 +325,19 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
 
   private wait(map: Map<string, Waiter>, key: string, timeoutMs: number, timeoutText: string): Promise<EnvelopeV2> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (map === this.replies) this.settleReply(key);
-        else map.delete(key);
-        reject(new PcpClientError(ClientErrorCode.timeout, timeoutText));
-      }, timeoutMs);
-      map.set(key, { resolve, reject, timer });
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          // Only its own entry: a later wait under the same key may have replaced it.
+          if (map.get(key) === waiter) {
+            if (map === this.replies) this.settleReply(key);
+            else map.delete(key);
+          }
+          reject(new PcpClientError(ClientErrorCode.timeout, timeoutText));
+        }, timeoutMs),
+      };
+      map.set(key, waiter);
     });
   }
 

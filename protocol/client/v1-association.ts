@@ -3,6 +3,7 @@
 // matching `associate_response`. Only then is the session usable.
 import type { WebSocket } from 'ws';
 import type { Logger } from '../../lib/log.ts';
+import { brokerCodeOf } from '../broker-errors.ts';
 import { BrokerMessageType } from '../message-types.ts';
 import { encodeV1 } from '../pcp-v1.ts';
 import { associateRequest, decodeAssociateResponse } from '../pcp-v1-broker.ts';
@@ -51,7 +52,7 @@ export function associationOutcome(env: EnvelopeV2, requestId: string): true | P
     }
     case BrokerMessageType.errorMessage:
       if (env.in_reply_to !== requestId) return undefined;
-      return new PcpClientError(ClientErrorCode.errorMessage, `the broker answered the associate_request with an error: ${String(env.data)}`, { details: { envelope: env } });
+      return new PcpClientError(ClientErrorCode.errorMessage, `the broker answered the associate_request with an error: ${String(env.data)}`, { details: { envelope: env }, brokerCode: brokerCodeOf(env) });
     case BrokerMessageType.ttlExpired:
       if ((env.data as { id?: unknown } | undefined)?.id !== requestId) return undefined;
       return new PcpClientError(ClientErrorCode.ttlExpired, 'the associate_request expired before the broker read it (are the clocks in sync?)');

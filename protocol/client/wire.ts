@@ -12,6 +12,7 @@ import { decodeV2, type EnvelopeV2 } from '../pcp-v2.ts';
 import { v1ToV2, v2ToV1 } from '../pcp-translate.ts';
 import { parseRetryAfterMs } from './backoff.ts';
 import { ClientErrorCode, PcpClientError } from './broker-uri.ts';
+import { ERROR_CODES_HEADER } from '../broker-errors.ts';
 
 export interface OpenOptions {
   secureContext: SecureContext;
@@ -58,6 +59,8 @@ export function openWebSocket(url: string, opts: OpenOptions): Promise<WebSocket
       createConnection: createConnection as unknown as ClientOptions['createConnection'],
       perMessageDeflate: false,
       maxPayload: opts.maxPayloadBytes,
+      // Baton's broker then gives its error_messages a stable code (other brokers ignore the header).
+      headers: { [ERROR_CODES_HEADER]: '1' },
     });
     onTimeout = (text) => fail(new PcpClientError(ClientErrorCode.timeout, text));
     const fail = (err: Error) => {

@@ -82,18 +82,21 @@ export interface StartOrchestratorOptions {
   keyPrefix?: string;
   config?: Record<string, unknown>;
   port?: number;
+  /** The certificate CN, and so the controller identity pcp://<name>/controller (default orchestrator). */
+  name?: string;
 }
 
 export async function startOrchestratorProcess(opts: StartOrchestratorOptions): Promise<OrchestratorProcess> {
-  await opts.pki.issue('orchestrator', ['127.0.0.1', 'localhost']);
+  const name = opts.name ?? 'orchestrator';
+  await opts.pki.issue(name, ['127.0.0.1', 'localhost']);
   const dir = mkdtempSync(join(tmpdir(), 'baton-orch-'));
   const configFile = join(dir, 'orchestrator.json');
   writeFileSync(configFile, JSON.stringify({
     host: '127.0.0.1',
     port: opts.port ?? 0,
     'ssl-ca-cert': opts.pki.ca,
-    'ssl-cert': opts.pki.cert('orchestrator'),
-    'ssl-key': opts.pki.key('orchestrator'),
+    'ssl-cert': opts.pki.cert(name),
+    'ssl-key': opts.pki.key(name),
     'broker-ws-uris': opts.brokerUris,
     redis: opts.redisUrl,
     'key-prefix': opts.keyPrefix ?? `t${process.pid}`,

@@ -72,8 +72,8 @@ export class TestClientV1 {
   }
 
   /** Opens and associates; rejects unless the association succeeds. */
-  static async connect(url: string, id: Identity, uri: string): Promise<TestClientV1> {
-    const c = await TestClientV1.open(url, id, uri);
+  static async connect(url: string, id: Identity, uri: string, options: ClientOptions = {}): Promise<TestClientV1> {
+    const c = await TestClientV1.open(url, id, uri, options);
     const res = await c.associate();
     if ((res.data as { success: boolean }).success !== true) throw new Error(`association refused: ${JSON.stringify(res.data)}`);
     return c;

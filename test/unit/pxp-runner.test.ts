@@ -42,6 +42,9 @@ function fakeClient(answers: Answer[], transactions: EnvelopeV2[] = []) {
       if (!t) throw new Error('nothing scripted');
       return t;
     },
+    on() {
+      return client;
+    },
   } as unknown as PcpClient;
   return { client, sent };
 }
@@ -79,7 +82,7 @@ describe('PxpRunner.stop', () => {
     for (const second of [blocking({ exitcode: 0, stdout: '{"stopped":0,"killed":0}\n' }), blocking({ exitcode: 1, stdout: '', stderr: 'x' }), rpcError('unknown module: command'), () => new Error('timeout')]) {
       const failed: EnvelopeV2 = { id: 'x', message_type: PxpMessageType.nonBlockingResponse, data: { transaction_id: TXID, results: { exitcode: 1, stdout: '' } } };
       const { client } = fakeClient([rpcError('no stop'), second], [failed]);
-      const runner = new PxpRunner(client, 10);
+      const runner = new PxpRunner(client);
       assert.equal(await runner.stop('n1', TXID), false);
       assert.deepEqual(await runner.outcome('n1', TXID, Date.now() + 1_000), { kind: 'results', results: { exitcode: 1, stdout: '' } }, 'not read as stopped');
     }
@@ -106,7 +109,7 @@ describe('PxpRunner.stop', () => {
       [rpcError('no stop'), blocking({ exitcode: 0, stdout: '{"stopped":1,"killed":0}' }), blocking({ transaction_id: TXID, status: 'failure', exitcode: 143 })],
       [killed],
     );
-    const runner = new PxpRunner(client, 10);
+    const runner = new PxpRunner(client);
     assert.equal(await runner.stop('n1', TXID), true);
     assert.deepEqual(await runner.outcome('n1', TXID, Date.now() + 1_000), { kind: 'agent-error', description: STOPPED_BY_REQUEST, code: PxpErrorCode.stopped });
     assert.deepEqual(await runner.status('n1', TXID), { kind: 'agent-error', description: STOPPED_BY_REQUEST, code: PxpErrorCode.stopped });
@@ -114,7 +117,7 @@ describe('PxpRunner.stop', () => {
     const other = '0a1b2c3d-43-0123456789abcdef';
     const done: EnvelopeV2 = { id: 'y', message_type: PxpMessageType.nonBlockingResponse, data: { transaction_id: other, results: { exitcode: 0, stdout: 'ok' } } };
     const c2 = fakeClient([rpcError('no stop'), blocking({ exitcode: 0, stdout: '{"stopped":1,"killed":0}' })], [done]);
-    const r2 = new PxpRunner(c2.client, 10);
+    const r2 = new PxpRunner(c2.client);
     assert.equal(await r2.stop('n1', other), true);
     assert.deepEqual(await r2.outcome('n1', other, Date.now() + 1_000), { kind: 'results', results: { exitcode: 0, stdout: 'ok' } });
   });
@@ -131,14 +134,14 @@ describe("the agent's error codes in run outcomes", () => {
   it('carries the code of an rpc_error_message, from the start reply and from the outcome; none without one', async () => {
     const coded = (code?: string): Answer => (r) => ({ ...rpcErrorOf({ id: r.id, sender: 'pcp://n1/agent', transactionId: data(r).transaction_id }, 'shut down', code), id: 'r' });
     const { client } = fakeClient([coded(PxpErrorCode.agentShutdown), coded()]);
-    const runner = new PxpRunner(client, 10);
+    const runner = new PxpRunner(client);
     const action = { module: 'command', action: 'run', params: {} };
     assert.deepEqual(await runner.start('n1', TXID, action), { kind: 'agent-error', description: 'shut down', code: 'agent-shutdown' });
     assert.deepEqual(await runner.start('n1', TXID, action), { kind: 'agent-error', description: 'shut down' });
 
     const ended: EnvelopeV2 = { ...rpcErrorOf({ id: 'x', sender: 'pcp://n1/agent', transactionId: TXID }, 'stopped by request', PxpErrorCode.stopped), id: 'y' };
     const c2 = fakeClient([], [ended]);
-    assert.deepEqual(await new PxpRunner(c2.client, 10).outcome('n1', TXID, Date.now() + 1_000), { kind: 'agent-error', description: 'stopped by request', code: 'stopped' });
+    assert.deepEqual(await new PxpRunner(c2.client).outcome('n1', TXID, Date.now() + 1_000), { kind: 'agent-error', description: 'stopped by request', code: 'stopped' });
   });
 
   it('reads error_code from a status query answer of a failure without results', async () => {

@@ -4,7 +4,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import type { Redis } from 'ioredis';
 import { decodeJobFile } from '../../../protocol/job-file.ts';
-import { compile, describeErrors } from '../../../protocol/validate.ts';
 import { chefAbortBodySchema, chefJobBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission } from '../../auth.ts';
 import { ChefJobs, FINAL_CHEF_STATES, type ChefJobSpec } from '../../chef/jobs.ts';
@@ -16,9 +15,10 @@ import type { Keys } from '../../engine/keys.ts';
 import { ENDED_JOB_STATES, type JobRecord, type JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
 import type { PxpRunner } from '../../pcp/pxp-runner.ts';
-import { apiError, ApiErrorCode } from '../errors.ts';
+import { apiError, ApiErrorCode, sendChefError } from '../errors.ts';
+import { setUpFace } from '../face.ts';
 import { idempotentJob, registerIdempotency } from '../idempotency.ts';
-import { demand, principal, type AnyFastify } from '../puppet/routes.ts';
+import { demand, principal, requires, type AnyFastify } from '../request.ts';
 import { SseStream, wantsEventStream } from '../sse.ts';
 
 export const CHEF_PREFIX = '/organizations/:org/pushy';
@@ -26,8 +26,7 @@ export const CHEF_PREFIX = '/organizations/:org/pushy';
 export const OUTPUT_FOLLOW_POLL_MS = 250;
 
 type ChefJobBody = FromSchema<typeof chefJobBodySchema>;
-const validateJob = compile<ChefJobBody>(chefJobBodySchema);
-const validateAbort = compile<FromSchema<typeof chefAbortBodySchema>>(chefAbortBodySchema);
+type ChefAbortBody = FromSchema<typeof chefAbortBodySchema>;
 
 export interface ChefFaceContext {
   chef: ChefJobs;
@@ -42,9 +41,8 @@ export interface ChefFaceContext {
   orgFeedExpirationS: number;
 }
 
-/** The body's meaning beyond its schema: file encoding and size, quorum within the nodes. */
-export function chefSpec(body: unknown, org: string): ChefJobSpec {
-  if (!validateJob(body)) throw apiError(ApiErrorCode.validation, describeErrors(validateJob.errors, 'body'));
+/** The body's meaning beyond its schema (checked by the route): file encoding and size, quorum within the nodes. */
+export function chefSpec(body: ChefJobBody, org: string): ChefJobSpec {
   const nodes = [...new Set(body.nodes)];
   if (body.file !== undefined) {
     const decoded = decodeJobFile(body.file);
@@ -60,8 +58,13 @@ export function chefSpec(body: unknown, org: string): ChefJobSpec {
   };
 }
 
-export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
+/**
+ * The face as a fastify plugin, registered with the prefix CHEF_PREFIX: its routes, its error and
+ * not-found handlers (Chef's `{"error": [...]}`) and its body validation (route schemas).
+ */
+export async function chefFace(app: AnyFastify, ctx: ChefFaceContext): Promise<void> {
   const { store, chef, orgs } = ctx;
+  setUpFace(app, sendChefError);
 
   /** The request's organization; 404 when it is not served (checked before anything else is read). */
   function orgOf(req: FastifyRequest): string {
@@ -69,6 +72,9 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
     if (!orgs.exists(org)) throw apiError(ApiErrorCode.notFound, `no organization ${JSON.stringify(org)}`, { org });
     return org;
   }
+  /** Route hooks (preValidation) of a route with a body: the organization, then the permission, then the body. */
+  const servedOrg = async (req: FastifyRequest) => void orgOf(req);
+  const before = (permission: string) => [servedOrg, requires(permission)];
 
   /** A push job of the organization; another organization's job is as absent as an unknown one. */
   async function commandJob(org: string, id: string): Promise<{ job: JobRecord; spec: ChefJobSpec }> {
@@ -85,9 +91,8 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
 
   registerIdempotency(app, store, 'chef', [{ method: 'POST', url: `${CHEF_PREFIX}/jobs` }]);
 
-  app.post(`${CHEF_PREFIX}/jobs`, { bodyLimit: MAX_CHEF_BODY_BYTES }, async (req, reply) => {
+  app.post<{ Body: ChefJobBody }>('/jobs', { bodyLimit: MAX_CHEF_BODY_BYTES, schema: { body: chefJobBodySchema }, preValidation: before(Permission.jobsRun) }, async (req, reply) => {
     const org = orgOf(req);
-    demand(req, Permission.jobsRun);
     const spec = chefSpec(req.body, org);
     const foreign = spec.nodes.filter((n) => !orgs.hasNode(org, n));
     if (foreign.length > 0) throw apiError(ApiErrorCode.validation, `body.nodes: ${foreign.slice(0, 10).join(', ')}${foreign.length > 10 ? ` and ${foreign.length - 10} more` : ''} ${foreign.length === 1 ? 'is' : 'are'} not in organization ${org}`, { nodes: foreign });
@@ -97,7 +102,7 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
     return reply.code(201).headers(location(job.id)).send(answer(job.id));
   });
 
-  app.get(`${CHEF_PREFIX}/jobs`, async (req) => {
+  app.get('/jobs', async (req) => {
     const org = orgOf(req);
     demand(req, Permission.jobsView);
     const { ids } = await store.jobIds({ limit: 0, offset: 0, order: 'desc' });
@@ -112,7 +117,7 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
     return out;
   });
 
-  app.get(`${CHEF_PREFIX}/jobs/:id`, async (req) => {
+  app.get('/jobs/:id', async (req) => {
     const org = orgOf(req);
     demand(req, Permission.jobsView);
     const { job, spec } = await commandJob(org, (req.params as { id: string }).id);
@@ -120,16 +125,14 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
   });
 
   // Abort: `{"status": "abort"}`. Nothing more starts; running commands are killed; the job ends aborted.
-  app.put(`${CHEF_PREFIX}/jobs/:id`, { bodyLimit: MAX_CHEF_BODY_BYTES }, async (req) => {
+  app.put<{ Body: ChefAbortBody }>('/jobs/:id', { bodyLimit: MAX_CHEF_BODY_BYTES, schema: { body: chefAbortBodySchema }, preValidation: before(Permission.jobsStop) }, async (req) => {
     const org = orgOf(req);
-    demand(req, Permission.jobsStop);
-    if (!validateAbort(req.body)) throw apiError(ApiErrorCode.validation, describeErrors(validateAbort.errors, 'body'));
     const { job, spec } = await commandJob(org, (req.params as { id: string }).id);
     if (!ENDED_JOB_STATES.includes(job.state)) await chef.abort(job.id, principal(req).login);
     return jobJson((await store.getJob(job.id)) ?? job, spec, false);
   });
 
-  app.get(`${CHEF_PREFIX}/jobs/:id/output/:node/:channel`, async (req, reply) => {
+  app.get('/jobs/:id/output/:node/:channel', async (req, reply) => {
     const org = orgOf(req);
     demand(req, Permission.jobsView);
     const { id, node, channel } = req.params as { id: string; node: string; channel: string };
@@ -145,13 +148,13 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
     return reply.type('application/octet-stream').send(stored);
   });
 
-  app.get(`${CHEF_PREFIX}/node_states`, async (req) => {
+  app.get('/node_states', async (req) => {
     const org = orgOf(req);
     demand(req, Permission.inventoryView);
     return ctx.inventory.all().filter((n) => orgs.hasNode(org, n.name)).map((n) => nodeState(ctx, n.name));
   });
 
-  app.get(`${CHEF_PREFIX}/node_states/:node`, async (req) => {
+  app.get('/node_states/:node', async (req) => {
     const org = orgOf(req);
     demand(req, Permission.inventoryView);
     const { node } = req.params as { node: string };
@@ -159,7 +162,7 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
     return nodeState(ctx, node);
   });
 
-  app.get(`${CHEF_PREFIX}/jobs_status_feed/:id`, async (req, reply) => {
+  app.get('/jobs_status_feed/:id', async (req, reply) => {
     const org = orgOf(req);
     demand(req, Permission.jobsView);
     acceptEventStream(req);
@@ -189,7 +192,7 @@ export function registerChefFace(app: AnyFastify, ctx: ChefFaceContext): void {
     await tail(ctx, sse, ctx.keys.events(job.id), after, map);
   });
 
-  app.get(`${CHEF_PREFIX}/jobs_status_feed`, async (req, reply) => {
+  app.get('/jobs_status_feed', async (req, reply) => {
     const org = orgOf(req);
     demand(req, Permission.jobsView);
     acceptEventStream(req);

@@ -4,26 +4,31 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import { BatonError } from '../../../protocol/errors.ts';
-import { compile, describeErrors } from '../../../protocol/validate.ts';
 import { nomadRegisterBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission } from '../../auth.ts';
 import { NomadErrorCode, type DeploymentController } from '../../nomad/controller.ts';
 import { allocationJson, deploymentJson, isFullId, isValidPrefix, jobJson, specJson, TERMINAL_DEPLOYMENT, type Deployment } from '../../nomad/model.ts';
+import type { NomadChanges } from '../../nomad/changes.ts';
 import type { NomadStore } from '../../nomad/store.ts';
 import type { JobStore } from '../../engine/store.ts';
+import { sendNomadError } from '../errors.ts';
+import { setUpFace } from '../face.ts';
 import { registerIdempotency } from '../idempotency.ts';
-import { demand, principal, type AnyFastify } from '../puppet/routes.ts';
+import { demand, principal, requires, type AnyFastify } from '../request.ts';
+
+export const NOMAD_PREFIX = '/v1';
 
 /** Longest a blocking query waits (Nomad's own cap is 10 minutes; its default wait 5). */
 export const MAX_BLOCKING_WAIT_MS = 600_000;
 export const DEFAULT_BLOCKING_WAIT_MS = 300_000;
 
 type RegisterBody = FromSchema<typeof nomadRegisterBodySchema>;
-const validateRegister = compile<RegisterBody>(nomadRegisterBodySchema);
 
 export interface NomadFaceContext {
   controller: DeploymentController;
   store: NomadStore;
+  /** Changes made through any orchestrator on this Redis: blocking queries wake on them. */
+  changes: NomadChanges;
   /** Where Idempotency-Keys are kept (the API's fail-fast job store). */
   idempotency: JobStore;
 }
@@ -38,17 +43,22 @@ function waitMs(v: string | undefined): number {
   return Math.min(MAX_BLOCKING_WAIT_MS, Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000));
 }
 
-export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void {
-  const { controller, store } = ctx;
+/**
+ * The face as a fastify plugin, registered with the prefix NOMAD_PREFIX: its routes, its error and
+ * not-found handlers (Nomad's plain text) and its body validation (route schemas, refused as 400s).
+ */
+export async function nomadFace(app: AnyFastify, ctx: NomadFaceContext): Promise<void> {
+  const { controller, store, changes } = ctx;
+  setUpFace(app, sendNomadError, badRequest);
   registerIdempotency(app, ctx.idempotency, 'nomad', [
-    { method: 'POST', url: '/v1/jobs' }, { method: 'PUT', url: '/v1/jobs' },
-    ...['fail', 'pause', 'promote', 'allocation-health'].map((w) => ({ method: 'POST', url: `/v1/deployment/${w}/:id` })),
+    { method: 'POST', url: `${NOMAD_PREFIX}/jobs` }, { method: 'PUT', url: `${NOMAD_PREFIX}/jobs` },
+    ...['fail', 'pause', 'promote', 'allocation-health'].map((w) => ({ method: 'POST', url: `${NOMAD_PREFIX}/deployment/${w}/:id` })),
   ]);
 
-  // X-Nomad-Index on every answer of this face, errors included.
-  app.addHook('onSend', async (req, reply) => {
+  // X-Nomad-Index on every answer of this face (this plugin's routes and not-found answers), errors included.
+  app.addHook('onSend', async (_req, reply) => {
     // Not on a 503: Redis is away or stalled, and asking it again would double the wait.
-    if (!req.url.startsWith('/v1/') || reply.hasHeader('x-nomad-index') || reply.statusCode === 503) return;
+    if (reply.hasHeader('x-nomad-index') || reply.statusCode === 503) return;
     try {
       reply.header('x-nomad-index', String(await store.index()));
     } catch {
@@ -63,22 +73,25 @@ export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void 
       if (!/^[0-9]+$/.test(q.index)) throw badRequest(`invalid index '${q.index}'`);
       const min = Number(q.index);
       const wait = waitMs(q.wait);
-      if ((await store.index()) <= min) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            controller.off('changed', onChange);
-            req.raw.off('close', done);
-            resolve();
-          };
-          const onChange = (i: number) => {
-            if (i > min) done();
-          };
-          const timer = setTimeout(done, wait);
-          controller.on('changed', onChange);
-          req.raw.on('close', done);
-        });
-      }
+      // Listening first, then reading the index: a change between the two is not missed.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          changes.off('changed', onChange);
+          req.raw.off('close', done);
+          resolve();
+        };
+        const onChange = (i: number) => {
+          if (i > min) done();
+        };
+        const timer = setTimeout(done, wait);
+        changes.on('changed', onChange);
+        req.raw.on('close', done);
+        void store.index().then((i) => {
+          if (i > min) done();
+          else req.log.debug({ index: min, wait_ms: wait }, 'blocking query waits');
+        }, done);
+      });
     }
     reply.header('x-nomad-index', String(await store.index()));
     reply.header('x-nomad-knownleader', 'true');
@@ -92,17 +105,19 @@ export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void 
     return d;
   }
 
-  const register = async (req: FastifyRequest, reply: FastifyReply) => {
-    demand(req, Permission.jobsRun);
-    if (!validateRegister(req.body)) throw badRequest(describeErrors(validateRegister.errors, 'body'));
-    const res = await controller.register(req.body.Job, principal(req).login);
-    reply.header('x-nomad-index', String(res.Index));
-    return res;
-  };
-  app.put('/v1/jobs', register);
-  app.post('/v1/jobs', register);
+  app.route<{ Body: RegisterBody }>({
+    method: ['PUT', 'POST'],
+    url: '/jobs',
+    schema: { body: nomadRegisterBodySchema },
+    preValidation: requires(Permission.jobsRun),
+    handler: async (req, reply) => {
+      const res = await controller.register(req.body.Job, principal(req).login);
+      reply.header('x-nomad-index', String(res.Index));
+      return res;
+    },
+  });
 
-  app.get('/v1/jobs', async (req, reply) => {
+  app.get('/jobs', async (req, reply) => {
     demand(req, Permission.jobsView);
     await blocking(req, reply);
     const out = [];
@@ -124,7 +139,7 @@ export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void 
     return versions;
   }
 
-  app.get('/v1/job/:id', async (req, reply) => {
+  app.get('/job/:id', async (req, reply) => {
     demand(req, Permission.jobsView);
     await blocking(req, reply);
     const { id } = req.params as { id: string };
@@ -132,7 +147,7 @@ export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void 
     return jobJson(versions.at(-1)!, await store.jobCreateIndex(id), await running(id));
   });
 
-  app.get('/v1/job/:id/versions', async (req, reply) => {
+  app.get('/job/:id/versions', async (req, reply) => {
     demand(req, Permission.jobsView);
     await blocking(req, reply);
     const { id } = req.params as { id: string };
@@ -140,7 +155,7 @@ export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void 
     return { Versions: [...versions].reverse().map((v) => ({ ...specJson(v.Spec), Version: v.Version, Stable: v.Stable, SubmitTime: v.SubmitTime, JobModifyIndex: v.ModifyIndex })), Diffs: null };
   });
 
-  app.get('/v1/job/:id/deployments', async (req, reply) => {
+  app.get('/job/:id/deployments', async (req, reply) => {
     demand(req, Permission.jobsView);
     await blocking(req, reply);
     const { id } = req.params as { id: string };
@@ -153,7 +168,7 @@ export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void 
     return out;
   });
 
-  app.get('/v1/job/:id/deployment', async (req, reply) => {
+  app.get('/job/:id/deployment', async (req, reply) => {
     demand(req, Permission.jobsView);
     await blocking(req, reply);
     const { id } = req.params as { id: string };
@@ -163,7 +178,7 @@ export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void 
     return d ? deploymentJson(d) : null;
   });
 
-  app.get('/v1/deployments', async (req, reply) => {
+  app.get('/deployments', async (req, reply) => {
     demand(req, Permission.jobsView);
     const prefix = (req.query as { prefix?: string }).prefix ?? '';
     if (!isValidPrefix(prefix)) throw badRequest(`prefix '${prefix}' must have an even number of hexadecimal characters (0-9a-f)`);
@@ -177,14 +192,14 @@ export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void 
     return out;
   });
 
-  app.get('/v1/deployment/:id', async (req, reply) => {
+  app.get('/deployment/:id', async (req, reply) => {
     demand(req, Permission.jobsView);
     const d = await deploymentOr404((req.params as { id: string }).id);
     await blocking(req, reply);
     return deploymentJson((await store.deployment(d.ID))!);
   });
 
-  app.get('/v1/deployment/allocations/:id', async (req, reply) => {
+  app.get('/deployment/allocations/:id', async (req, reply) => {
     demand(req, Permission.jobsView);
     const d = await deploymentOr404((req.params as { id: string }).id);
     await blocking(req, reply);
@@ -192,7 +207,7 @@ export function registerNomadFace(app: AnyFastify, ctx: NomadFaceContext): void 
   });
 
   const write = (path: string, fn: (id: string, body: Record<string, unknown>) => Promise<unknown>) =>
-    app.post(`/v1/deployment/${path}/:id`, async (req, reply) => {
+    app.post(`/deployment/${path}/:id`, async (req, reply) => {
       demand(req, Permission.jobsRun);
       const d = await deploymentOr404((req.params as { id: string }).id);
       const body = (req.body ?? {}) as Record<string, unknown>;

@@ -2,17 +2,16 @@
 // through the `pxp-module-puppet run` PXP action (Puppet's pxp-module-puppet, or Baton's agent).
 import type { FromSchema } from 'json-schema-to-ts';
 import { PUPPET_RUN_MODULE } from '../../../protocol/pxp.ts';
-import { compile } from '../../../protocol/validate.ts';
 import { commandDeployBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission } from '../../auth.ts';
 import { classifiedEnvironments, resolveScope, type Scope } from '../../deploy/scope.ts';
 import type { JobAction } from '../../engine/engine.ts';
-import { apiError, ApiErrorCode } from '../errors.ts';
+import { apiError, ApiErrorCode, catalogError } from '../errors.ts';
 import { idempotentJob } from '../idempotency.ts';
-import { baseUrl, body, catalogError, demand, principal, type AnyFastify, type PuppetFaceContext } from './routes.ts';
+import { baseUrl, principal, requires, type AnyFastify } from '../request.ts';
+import { PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
 
 type DeployBody = FromSchema<typeof commandDeployBodySchema>;
-const validateDeploy = compile<DeployBody>(commandDeployBodySchema);
 
 /** The flags every node's run gets. */
 export function deployFlags(b: Pick<DeployBody, 'environment' | 'noop' | 'debug' | 'trace' | 'evaltrace' | 'enforce_environment'>): string[] {
@@ -26,10 +25,10 @@ export function deployFlags(b: Pick<DeployBody, 'environment' | 'noop' | 'debug'
   return flags;
 }
 
-export function registerDeploy(app: AnyFastify, ctx: PuppetFaceContext, prefix: string): void {
-  app.post(`${prefix}/command/deploy`, async (req, reply) => {
-    demand(req, Permission.jobsRun);
-    const b = body(validateDeploy, req.body, 'body');
+/** The route, inside the Puppet face's plugin (paths relative to its prefix). */
+export function registerDeploy(app: AnyFastify, ctx: PuppetFaceContext): void {
+  app.post<{ Body: DeployBody }>('/command/deploy', { schema: { body: commandDeployBodySchema }, preValidation: requires(Permission.jobsRun) }, async (req, reply) => {
+    const b = req.body;
     try {
       ctx.catalog.environmentDir(b.environment);
     } catch (err) {
@@ -53,7 +52,7 @@ export function registerDeploy(app: AnyFastify, ctx: PuppetFaceContext, prefix: 
       if (Object.keys(perNode).length > 0) action.node_flags = perNode;
     }
     const ordered = Object.keys(resolved.deps).length > 0;
-    const answer = (id: string) => ({ job: { id: `${baseUrl(req)}${prefix}/jobs/${id}`, name: id } });
+    const answer = (id: string) => ({ job: { id: `${baseUrl(req)}${PUPPET_PREFIX}/jobs/${id}`, name: id } });
     const idempotency = idempotentJob(req, 202, () => ({}), answer);
     const job = await ctx.engine.submit({
       type: 'deploy',

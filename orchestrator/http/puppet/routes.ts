@@ -1,84 +1,36 @@
 // The Puppet orchestrator v1 face: /orchestrator/v1/command/{task,stop}, jobs, inventory, tasks.
-import type { FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
-import { compile, describeErrors } from '../../../protocol/validate.ts';
 import { commandStopBodySchema, commandTaskBodySchema, inventoryBodySchema } from '../../../schemas/orchestrator-api.ts';
-import { Permission, permits } from '../../auth.ts';
-import type { Engine } from '../../engine/engine.ts';
-import { inventoryWithFacts, queryNodes, resolveScope, type ScopeContext } from '../../deploy/scope.ts';
-import { ENDED_JOB_STATES, type JobStore } from '../../engine/store.ts';
-import type { InventoryTracker } from '../../pcp/inventory.ts';
-import { sensitiveParameters, TaskCatalogError, validateParams, type TaskCatalog } from '../../tasks/catalog.ts';
-import type { TaskSource } from '../../tasks/source.ts';
-import { apiError, ApiErrorCode } from '../errors.ts';
+import { Permission } from '../../auth.ts';
+import { inventoryWithFacts, queryNodes, resolveScope } from '../../deploy/scope.ts';
+import { ENDED_JOB_STATES } from '../../engine/store.ts';
+import { sensitiveParameters, validateParams } from '../../tasks/catalog.ts';
+import { apiError, ApiErrorCode, catalogError, sendError } from '../errors.ts';
+import { setUpFace } from '../face.ts';
 import { idempotentJob, registerIdempotency } from '../idempotency.ts';
-import { principal, type AnyFastify } from '../request.ts';
-
-export { principal, type AnyFastify };
+import { baseUrl, demand, intQuery, principal, requires, type AnyFastify } from '../request.ts';
+import { DEFAULT_ENVIRONMENT, DEFAULT_PAGE_LIMIT, PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
 import { registerDeploy } from './deploy.ts';
 import { eventJson, jobJson, nextEvents, nodeJson } from './present.ts';
 
-export const DEFAULT_ENVIRONMENT = 'production';
-export const DEFAULT_PAGE_LIMIT = 50;
-
-export interface PuppetFaceContext {
-  store: JobStore;
-  engine: Engine;
-  /** The codedir: environments, applications and the files the orchestrator serves. */
-  catalog: TaskCatalog;
-  /** Task metadata and file entries (the codedir, or a Puppet server's tasks API). */
-  tasks: TaskSource;
-  inventory: InventoryTracker;
-  scope: ScopeContext;
-  nodeTimeoutS: number;
-}
+// Kept for orchestrator/index.ts, which imports the app's type from here (its home is request.ts).
+export type { AnyFastify };
 
 type TaskBody = FromSchema<typeof commandTaskBodySchema>;
 type StopBody = FromSchema<typeof commandStopBodySchema>;
 type InventoryBody = FromSchema<typeof inventoryBodySchema>;
 
-const validateTask = compile<TaskBody>(commandTaskBodySchema);
-const validateStop = compile<StopBody>(commandStopBodySchema);
-const validateInventory = compile<InventoryBody>(inventoryBodySchema);
-
-export function body<T>(validate: ReturnType<typeof compile<T>>, value: unknown, what: string): T {
-  if (!validate(value)) throw apiError(ApiErrorCode.validation, describeErrors(validate.errors, what));
-  return value;
-}
-
-export function demand(req: FastifyRequest, permission: string): void {
-  if (!permits(principal(req), permission)) {
-    throw apiError(ApiErrorCode.notPermitted, `${principal(req).login} lacks the permission ${permission}`, { permission });
-  }
-}
-
-export function baseUrl(req: FastifyRequest): string {
-  return `https://${req.headers.host ?? 'localhost'}`;
-}
-
-function intQuery(value: unknown, name: string, fallback: number, min = 0): number {
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw apiError(ApiErrorCode.validation, `query parameter '${name}' must be an integer >= ${min}, got '${String(value)}'`);
-  return n;
-}
-
-export function catalogError(err: unknown): never {
-  if (err instanceof TaskCatalogError) {
-    const code = err.code === 'validation-error' ? ApiErrorCode.validation : err.code === 'invalid-task-metadata' ? ApiErrorCode.invalidTask : err.code === 'service-unavailable' ? ApiErrorCode.unavailable : err.code;
-    throw apiError(code, err.message, err.details ?? {});
-  }
-  throw err;
-}
-
-
-export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): void {
-  const prefix = '/orchestrator/v1';
+/**
+ * The face as a fastify plugin, registered with the prefix PUPPET_PREFIX: its routes, its error
+ * and not-found handlers (Puppet's JSON errors) and its body validation (route schemas).
+ */
+export async function puppetFace(app: AnyFastify, ctx: PuppetFaceContext): Promise<void> {
+  const prefix = PUPPET_PREFIX;
+  setUpFace(app, sendError);
   registerIdempotency(app, ctx.store, 'puppet', ['task', 'deploy', 'stop'].map((c) => ({ method: 'POST', url: `${prefix}/command/${c}` })));
 
-  app.post(`${prefix}/command/task`, async (req, reply) => {
-    demand(req, Permission.jobsRun);
-    const b = body(validateTask, req.body, 'body');
+  app.post<{ Body: TaskBody }>('/command/task', { schema: { body: commandTaskBodySchema }, preValidation: requires(Permission.jobsRun) }, async (req, reply) => {
+    const b = req.body;
     demand(req, `tasks:run:${b.task}`);
     const environment = b.environment ?? DEFAULT_ENVIRONMENT;
     let task;
@@ -111,11 +63,10 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     return reply.code(202).send(answer(job.id));
   });
 
-  registerDeploy(app, ctx, prefix);
+  registerDeploy(app, ctx);
 
-  app.post(`${prefix}/command/stop`, async (req, reply) => {
-    demand(req, Permission.jobsStop);
-    const b = body(validateStop, req.body, 'body');
+  app.post<{ Body: StopBody }>('/command/stop', { schema: { body: commandStopBodySchema }, preValidation: requires(Permission.jobsStop) }, async (req, reply) => {
+    const b = req.body;
     const id = String(b.job);
     const job = await ctx.store.getJob(id);
     if (!job) throw apiError(ApiErrorCode.unknownJob, `no job named ${id}`, { job: id });
@@ -125,7 +76,7 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     return reply.code(202).send({ job: { id: `${baseUrl(req)}${prefix}/jobs/${id}`, name: id, nodes: Object.fromEntries(all.map((s) => [s, counts[s] ?? 0])) } });
   });
 
-  app.get(`${prefix}/jobs`, async (req) => {
+  app.get('/jobs', async (req) => {
     demand(req, Permission.jobsView);
     const q = req.query as Record<string, string | undefined>;
     const limit = intQuery(q.limit, 'limit', DEFAULT_PAGE_LIMIT);
@@ -153,13 +104,13 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     return job;
   }
 
-  app.get(`${prefix}/jobs/:id`, async (req) => {
+  app.get('/jobs/:id', async (req) => {
     demand(req, Permission.jobsView);
     const job = await jobOr404((req.params as { id: string }).id);
     return jobJson(baseUrl(req), job, await ctx.store.counts(job.id), await ctx.store.history(job.id));
   });
 
-  app.get(`${prefix}/jobs/:id/nodes`, async (req) => {
+  app.get('/jobs/:id/nodes', async (req) => {
     demand(req, Permission.jobsView);
     const job = await jobOr404((req.params as { id: string }).id);
     const q = req.query as Record<string, string | undefined>;
@@ -173,7 +124,7 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     return { items: page.map(nodeJson), 'next-events': nextEvents(baseUrl(req), job.id, latest + 1), pagination: { limit, offset, total } };
   });
 
-  app.get(`${prefix}/jobs/:id/events`, async (req) => {
+  app.get('/jobs/:id/events', async (req) => {
     demand(req, Permission.jobsView);
     const job = await jobOr404((req.params as { id: string }).id);
     const start = intQuery((req.query as { start?: string }).start, 'start', 1, 1);
@@ -182,7 +133,7 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     return { items: events.map(eventJson), 'next-events': nextEvents(baseUrl(req), job.id, next) };
   });
 
-  app.get(`${prefix}/jobs/:id/report`, async (req) => {
+  app.get('/jobs/:id/report', async (req) => {
     demand(req, Permission.jobsView);
     const job = await jobOr404((req.params as { id: string }).id);
     const events = await ctx.store.events(job.id, 1, 1_000_000);
@@ -197,7 +148,7 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     };
   });
 
-  app.get(`${prefix}/inventory`, async (req) => {
+  app.get('/inventory', async (req) => {
     demand(req, Permission.inventoryView);
     // Baton's extensions: ?query= (PQL, or a PuppetDB AST as JSON) keeps the nodes it selects;
     // ?facts=true adds each node's facts (PuppetDB's when it is the query source).
@@ -212,18 +163,17 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     return { items: ctx.inventory.all().map((i) => ({ ...i, facts: known.get(i.name)?.facts ?? {} })) };
   });
 
-  app.get(`${prefix}/inventory/:node`, async (req) => {
+  app.get('/inventory/:node', async (req) => {
     demand(req, Permission.inventoryView);
     return ctx.inventory.get((req.params as { node: string }).node);
   });
 
-  app.post(`${prefix}/inventory`, async (req) => {
-    demand(req, Permission.inventoryView);
-    const b = body(validateInventory, req.body, 'body');
+  app.post<{ Body: InventoryBody }>('/inventory', { schema: { body: inventoryBodySchema }, preValidation: requires(Permission.inventoryView) }, async (req) => {
+    const b = req.body;
     return { items: b.nodes.map((n) => ctx.inventory.get(n)) };
   });
 
-  app.get(`${prefix}/tasks`, async (req) => {
+  app.get('/tasks', async (req) => {
     demand(req, Permission.tasksView);
     const environment = (req.query as { environment?: string }).environment ?? DEFAULT_ENVIRONMENT;
     let names: string[] = [];
@@ -238,7 +188,7 @@ export function registerPuppetFace(app: AnyFastify, ctx: PuppetFaceContext): voi
     };
   });
 
-  app.get(`${prefix}/tasks/:module/:task`, async (req) => {
+  app.get('/tasks/:module/:task', async (req) => {
     demand(req, Permission.tasksView);
     const { module, task } = req.params as { module: string; task: string };
     const environment = (req.query as { environment?: string }).environment ?? DEFAULT_ENVIRONMENT;
