@@ -14,6 +14,15 @@ export interface Identity {
   ca: Buffer;
 }
 
+/** A bounded wait: rejects naming `what` when `p` has not settled within `ms`. */
+export function within<T>(p: Promise<T>, what: string, ms = DEFAULT_WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, bound]).finally(() => clearTimeout(timer));
+}
+
 export function identity(pki: TestPki, name: string, ca = pki.ca): Identity {
   return { cert: readFileSync(pki.cert(name)), key: readFileSync(pki.key(name)), ca: readFileSync(ca) };
 }
@@ -110,7 +119,10 @@ export class TestClient {
   async close(): Promise<void> {
     if (this.ws.readyState === WebSocket.CLOSED) return;
     this.ws.close();
-    await this.closed;
+    await within(this.closed, 'the closing handshake').catch((err: Error) => {
+      this.ws.terminate();
+      throw err;
+    });
   }
 }
 

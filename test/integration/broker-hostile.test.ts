@@ -7,9 +7,10 @@ import { connect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
-import { identity, MessageTypes, TestClient } from '../helpers/pcp-client.ts';
+import { identity, MessageTypes, TestClient, within } from '../helpers/pcp-client.ts';
 
 const REQUEST = 'http://puppetlabs.com/rpc_blocking_request';
+
 
 describe('broker under hostile input', () => {
   let pki: TestPki;
@@ -40,17 +41,17 @@ describe('broker under hostile input', () => {
     const raw = plain.connect(broker.port, '127.0.0.1');
     raw.on('error', () => {}); // the broker resets the connection
     const rawClosed = new Promise((resolve) => raw.on('close', resolve));
-    await once(raw, 'connect');
+    await within(once(raw, 'connect'), 'TCP connect');
     raw.write(randomBytes(64 * 1024));
-    await rawClosed;
+    await within(rawClosed, 'the broker closing a connection that sent garbage instead of TLS');
 
     const id = identity(pki, 'mallory');
     const tls = connect({ port: broker.port, host: '127.0.0.1', ...id });
     tls.on('error', () => {});
     const tlsClosed = new Promise((resolve) => tls.on('close', resolve));
-    await once(tls, 'secureConnect');
+    await within(once(tls, 'secureConnect'), 'TLS handshake');
     tls.write(randomBytes(64 * 1024));
-    await tlsClosed;
+    await within(tlsClosed, 'the broker closing a TLS connection that sent garbage instead of HTTP');
     await assertStillRoutes();
   });
 
@@ -58,7 +59,7 @@ describe('broker under hostile input', () => {
     const m = await TestClient.connect(broker.url(), identity(pki, 'mallory'));
     const raw = (m.ws as unknown as { _socket: import('node:net').Socket })._socket;
     raw.write(randomBytes(32 * 1024));
-    const closed = await m.closed;
+    const closed = await within(m.closed, 'the broker closing a session that sent garbage frames');
     assert.notEqual(closed.code, 1000);
     await assertStillRoutes();
   });
@@ -89,7 +90,7 @@ describe('broker under hostile input', () => {
     const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
     const raw = (m.ws as unknown as { _socket: import('node:net').Socket })._socket;
     raw.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]));
-    assert.equal((await m.closed).code, 1007);
+    assert.equal((await within(m.closed, 'the broker closing a session that sent invalid UTF-8')).code, 1007);
     await assertStillRoutes();
   });
 
@@ -108,7 +109,7 @@ describe('broker under hostile input', () => {
         if (n % 2 === 0) await c.close();
         else {
           c.ws.terminate();
-          await c.closed;
+          await within(c.closed, `churn connection ${n} closing`);
         }
       }
     };
