@@ -3,20 +3,18 @@
 // broker and the built orchestrator. Rounds of each alternate so that the machine's noise falls
 // on both alike. Prints one JSON line: the median submit latency and the orchestrator's CPU per
 // submit for each, and the signed/token ratios.
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { issueCert } from '../lib/pki.ts';
 import { chefSigningMissing, signChefRequests } from '../test/helpers/chef-sign.ts';
 import { http } from '../test/helpers/http.ts';
 import { startRedis } from '../test/helpers/redis.ts';
-import { BATON_BIN, cpuMs, makeBenchPki, startBrokerChild } from './fixtures.ts';
+import { cpuMs, makeBenchPki, startBrokerChild, startOrchestratorChild } from './fixtures.ts';
 import { round } from './harness.ts';
 
 const { values: args } = parseArgs({ options: { jobs: { type: 'string', default: '400' }, rounds: { type: 'string', default: '8' } } });
@@ -46,14 +44,7 @@ try {
     'broker-ws-uris': [`wss://127.0.0.1:${broker.port}/pcp2/`], redis: `redis://127.0.0.1:${redis.port}`, codedir: work, 'tokens-file': join(work, 'tokens.json'),
     chef: { organizations: { bench: { clients: { bench: join(work, 'client.pub.pem') }, nodes: ['*'] } } }, 'log-level': 'info',
   }));
-  const orch = spawn(process.execPath, [BATON_BIN, 'orchestrator', '--config', join(work, 'orchestrator.json')], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    createInterface({ input: orch.stdout! }).on('line', (line) => {
-      const l = JSON.parse(line) as { msg: string; port?: number };
-      if (l.msg === 'listening') resolve(l.port!);
-    });
-    orch.once('exit', (code) => reject(new Error(`orchestrator exited with ${String(code)}`)));
-  });
+  const { proc: orch, port } = await startOrchestratorChild(join(work, 'orchestrator.json'));
   const ca = readFileSync(pki.paths.caCert);
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   // One signature serves every signed submit: the body is the same and the timestamp is within the skew window.

@@ -2,17 +2,15 @@
 // broker, the orchestrator and a fleet of N real agents in one process (with an in-memory task
 // in place of a shell process), submits the job and prints one JSON line:
 // {agents, submit_to_all_done_s, node_runs_per_s, orchestrator_cpu_ms_per_node}.
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { issueCert } from '../lib/pki.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { http } from '../test/helpers/http.ts';
 import { issueFleetCerts, startFleet } from '../test/fleet/fleet.ts';
-import { BATON_BIN, cpuMs, makeBenchPki, startBrokerChild } from './fixtures.ts';
+import { cpuMs, makeBenchPki, startBrokerChild, startOrchestratorChild } from './fixtures.ts';
 import { round } from './harness.ts';
 
 const { values: args } = parseArgs({ options: { agents: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '250' } } });
@@ -36,19 +34,9 @@ try {
     'broker-ws-uris': [`wss://127.0.0.1:${broker.port}/pcp2/`], redis: `redis://127.0.0.1:${redis.port}`, codedir, 'tokens-file': join(work, 'tokens.json'),
     'task-concurrency': Number(args.concurrency), 'log-level': 'info',
   }));
-  const orch = spawn(process.execPath, [BATON_BIN, 'orchestrator', '--config', join(work, 'orchestrator.json')], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const ended = new Map<string, () => void>();
-  let port = 0;
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: orch.stdout! }).on('line', (line) => {
-      const l = JSON.parse(line) as { msg: string; port?: number; job?: string };
-      if (l.msg === 'listening') {
-        port = l.port!;
-        resolve();
-      }
-      if (l.msg === 'job ended' && l.job) ended.get(l.job)?.();
-    });
-    orch.once('exit', (code) => reject(new Error(`orchestrator exited with ${String(code)}`)));
+  const { proc: orch, port } = await startOrchestratorChild(join(work, 'orchestrator.json'), (l) => {
+    if (l.msg === 'job ended' && typeof l.job === 'string') ended.get(l.job)?.();
   });
   const fleet = await startFleet({ pkiDir: pki.dir, names, brokerUris: [`wss://127.0.0.1:${broker.port}/pcp2/`], inMemoryTask: true });
   const ca = readFileSync(pki.paths.caCert);

@@ -88,6 +88,24 @@ export async function startBrokerChild(pki: BenchPki, extra: Record<string, unkn
   };
 }
 
+/**
+ * The built orchestrator as a child process with `configFile`; resolves with its port once it
+ * listens. `onLog` sees every JSON log line it prints (the config's log-level must be info or
+ * lower, for its 'listening' line).
+ */
+export async function startOrchestratorChild(configFile: string, onLog: (l: { msg: string; [k: string]: unknown }) => void = () => {}): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, [BATON_BIN, 'orchestrator', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      const l = JSON.parse(line) as { msg: string; port?: number };
+      if (l.msg === 'listening') resolve(l.port!);
+      onLog(l);
+    });
+    proc.once('exit', (code) => reject(new Error(`orchestrator exited with ${String(code)}`)));
+  });
+  return { proc, port };
+}
+
 export function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
