@@ -22,6 +22,7 @@ import { PuppetDbClient } from './puppetdb/client.ts';
 import { PuppetDbNodes } from './puppetdb/nodes.ts';
 import { ChefJobs } from './chef/jobs.ts';
 import { OutputStore } from './chef/output.ts';
+import { standardKinds } from './engine/kinds/index.ts';
 import { ChefOrgs } from './chef/orgs.ts';
 import { DEFAULT_CHEF_CLOCK_SKEW_S } from './chef/signing.ts';
 import { DeploymentController } from './nomad/controller.ts';
@@ -104,9 +105,11 @@ export class Orchestrator {
 
     const runner = new PxpRunner(this.client, { statusQueries: this.metrics.statusQueries });
     this.engine = new Engine({
-      outputSink: async (jobId, node, results) => {
-        if ((await chef?.spec(jobId))?.capture_output) await output.save(jobId, node, results.stdout ?? '', results.stderr ?? '');
-      },
+      kinds: standardKinds({
+        keepOutput: async (jobId, node, results) => {
+          if ((await chef?.spec(jobId))?.capture_output) await output.save(jobId, node, results.stdout ?? '', results.stderr ?? '');
+        },
+      }),
       store: engineStore,
       // BullMQ's Queue only adds jobs (non-blocking commands): it takes the timeout like the rest.
       queueConnection: redis('queue', { maxRetriesPerRequest: null, commandTimeout: timeoutMs }),

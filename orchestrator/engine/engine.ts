@@ -9,10 +9,10 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/log.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
 import type { PxpAction, PxpRunner } from '../pcp/pxp-runner.ts';
-import { isPuppetRunModule } from '../../protocol/pxp.ts';
 import { DEFAULT_NODE_RECONNECT_GRACE_S } from '../defaults.ts';
-import { Delivery, type DeliveredOutcome } from './delivery.ts';
-import { agentErrorOutcome, chefOutcome, notConnectedOutcome, puppetOutcome, taskOutcome, type AgentTaskResults, type NodeOutcome } from './results.ts';
+import { Delivery } from './delivery.ts';
+import { standardKinds, type JobAction, type JobKinds, type RunEnd } from './kinds/index.ts';
+import { notConnectedOutcome, type NodeOutcome } from './results.ts';
 import { ENDED_JOB_STATES, TERMINAL_NODE_STATES, type JobRecord, type JobState, type JobStore, type NewJob, type NodeRecord } from './store.ts';
 
 /** Beyond the run's own timeout, how long to wait for the agent to report it. */
@@ -40,14 +40,11 @@ export interface EngineOptions {
   lockDurationMs: number;
   /** How long a node away at dispatch (or whose request was lost) is waited for; default 60 s. */
   nodeReconnectGraceMs?: number;
-  /** Command jobs (Chef face): keeps a node's output before its run is recorded as ended. */
-  outputSink?: (jobId: string, node: string, results: AgentTaskResults) => Promise<void>;
+  /** The kinds of job it runs, by the module of a job's action; default: the standard kinds. */
+  kinds?: JobKinds;
 }
 
-/** A job's action; `node_flags` adds flags for some nodes (a deploy's per-node environment). */
-export interface JobAction extends PxpAction {
-  node_flags?: Record<string, string[]>;
-}
+export type { JobAction } from './kinds/index.ts';
 
 export interface JobSubmission extends NewJob {
   action: JobAction;
@@ -68,6 +65,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Job records by id: what a node run needs of its job never changes but the state. */
   private readonly jobs = new Map<string, JobRecord>();
   private readonly delivery: Delivery;
+  private readonly kinds: JobKinds;
   private reconcileTimer: NodeJS.Timeout | null = null;
   private reconciling: Promise<void> | null = null;
   private closed = false;
@@ -76,6 +74,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   constructor(private readonly opts: EngineOptions) {
     super();
     this.queue = new Queue<NodeRunData>(opts.store.keys.queueName(), { connection: opts.queueConnection });
+    this.kinds = opts.kinds ?? DEFAULT_KINDS;
     this.delivery = new Delivery({ runner: opts.runner, inventory: opts.inventory, log: opts.log, graceMs: opts.nodeReconnectGraceMs ?? DEFAULT_NODE_RECONNECT_GRACE_S * 1000 });
   }
 
@@ -285,7 +284,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     job.state = (await store.jobState(jobId)) ?? job.state;
     const txid = this.transactionId(jobId, node);
     const timeoutS = job.options.timeout_s;
-    let outcome: DeliveredOutcome | { kind: 'crashed' } | null = null;
+    let outcome: RunEnd | null = null;
     let startMs = rec.start_ms ?? Date.now();
 
     if (rec.state === 'ready' && (job.state === 'stopping' || job.state === 'stopped')) {
@@ -294,7 +293,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
     const jobAction = await this.action(jobId);
     if (!jobAction) throw new Error(`job ${jobId} has no action recorded`);
-    const action = nodeAction(jobAction, node, jobId);
+    const kind = this.kinds.of(jobAction.module);
+    if (!kind) throw new Error(`job ${jobId} runs module ${jobAction.module}, which no job kind runs`);
+    const action = this.kinds.nodeAction(jobAction, node, jobId);
 
     if (rec.state === 'running') {
       // Re-attach (the orchestrator restarted during this run, or another took it over): ask the
@@ -327,19 +328,17 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
     if (!outcome) {
       const deadline = startMs + timeoutS * 1000 + OUTCOME_GRACE_MS;
-      // A Chef run whose node drops its session has crashed (the node may never report it).
-      outcome = job.type === 'command' ? await this.outcomeOrCrash(node, txid, action, deadline) : await this.delivery.outcome(node, txid, action, deadline);
+      outcome = kind.crashesOnDisconnect ? await this.outcomeOrCrash(node, txid, action, deadline) : await this.delivery.outcome(node, txid, action, deadline);
     }
-    // A command run that fails while its job is being stopped was aborted: the job's state now, not
-    // the one read when the run began.
-    const stopping = job.type === 'command' && ['stopping', 'stopped'].includes((await store.jobState(jobId)) ?? '');
-    const nodeOutcome = this.toNodeOutcome(job, node, outcome, timeoutS, action.module, stopping);
-    if (job.type === 'command' && outcome.kind === 'results' && this.opts.outputSink) await this.opts.outputSink(jobId, node, outcome.results);
+    // The job's state now, not the one read when the run began.
+    const jobStopping = kind.abortsWhenStopping && ['stopping', 'stopped'].includes((await store.jobState(jobId)) ?? '');
+    const nodeOutcome = kind.outcome(outcome, { node, timeoutS, jobStopping });
+    if (outcome.kind === 'results' && kind.onResults) await kind.onResults(jobId, node, outcome.results);
     await this.finish(job, node, txid, startMs, nodeOutcome, ['running', 'ready']);
     return this.afterNode(job);
   }
 
-  private async outcomeOrCrash(node: string, txid: string, action: PxpAction, deadlineMs: number): Promise<DeliveredOutcome | { kind: 'crashed' }> {
+  private async outcomeOrCrash(node: string, txid: string, action: PxpAction, deadlineMs: number): Promise<RunEnd> {
     const { inventory } = this.opts;
     const lost = inventory.whenDisconnected(node);
     const abort = new AbortController();
@@ -348,22 +347,6 @@ export class Engine extends EventEmitter<EngineEvents> {
     } finally {
       lost.cancel();
       abort.abort(); // the losing wait stops asking the agent
-    }
-  }
-
-  /** By what ran: Puppet runs by their results, commands by Chef's rules, tasks by the task spec's. */
-  private toNodeOutcome(job: JobRecord, node: string, o: DeliveredOutcome | { kind: 'crashed' }, timeoutS: number, module: string, jobStopping: boolean): NodeOutcome {
-    if (job.type === 'command') return chefOutcome(o, jobStopping);
-    switch (o.kind) {
-      case 'results':
-        return isPuppetRunModule(module) ? puppetOutcome(o.results) : taskOutcome(o.results, timeoutS);
-      case 'agent-error':
-        return agentErrorOutcome(o.description);
-      case 'not-connected':
-      case 'crashed':
-        return notConnectedOutcome(node);
-      case 'timeout':
-        return taskOutcome({ exitcode: null, stdout: '', stderr: '', timed_out: true }, timeoutS);
     }
   }
 
@@ -390,11 +373,9 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 }
 
-/** The action as one node runs it: the job's flags plus the node's own; Puppet and command runs carry the job id. */
+/** The action as one node runs it, by the standard kinds' rules (the job's flags plus the node's own). */
 export function nodeAction(a: JobAction, node: string, jobId: string): PxpAction {
-  const { node_flags: perNode, ...action } = a;
-  if (action.module === 'command') return { ...action, params: { ...action.params, job_id: jobId } };
-  if (!isPuppetRunModule(action.module)) return action;
-  const flags = Array.isArray(action.params.flags) ? (action.params.flags as string[]) : [];
-  return { ...action, params: { ...action.params, flags: [...flags, ...(perNode?.[node] ?? [])], job: jobId } };
+  return DEFAULT_KINDS.nodeAction(a, node, jobId);
 }
+
+const DEFAULT_KINDS = standardKinds();

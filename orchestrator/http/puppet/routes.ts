@@ -12,6 +12,7 @@ import { baseUrl, demand, intQuery, principal, requires, type AnyFastify } from 
 import { DEFAULT_ENVIRONMENT, DEFAULT_PAGE_LIMIT, PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
 import { registerDeploy } from './deploy.ts';
 import { eventJson, jobJson, nextEvents, nodeJson } from './present.ts';
+import { taskRunAction } from '../../engine/kinds/task.ts';
 
 // Kept for orchestrator/index.ts, which imports the app's type from here (its home is request.ts).
 export type { AnyFastify };
@@ -57,7 +58,7 @@ export async function puppetFace(app: AnyFastify, ctx: PuppetFaceContext): Promi
       owner: principal(req).login,
       scope: b.scope as Record<string, unknown>,
       nodes,
-      action: { module: 'task', action: 'run', params: { task: task.name, input, files: task.files, metadata: task.metadata, timeout: timeoutS } },
+      action: taskRunAction(task, input, timeoutS),
       ...(idempotency ? { idempotency } : {}),
     });
     return reply.code(202).send(answer(job.id));
