@@ -10,6 +10,8 @@ import { makePki, type TestPki } from '../helpers/pki.ts';
 import { identity, MessageTypes, TestClient, within } from '../helpers/pcp-client.ts';
 
 const REQUEST = 'http://puppetlabs.com/rpc_blocking_request';
+const HANDSHAKE_TIMEOUT_MS = 3_000;
+const CLOSE_WAIT_MS = HANDSHAKE_TIMEOUT_MS + 12_000;
 
 
 describe('broker under hostile input', () => {
@@ -20,7 +22,9 @@ describe('broker under hostile input', () => {
 
   before(async () => {
     pki = await makePki(['orchestrator', 'node1', 'mallory']);
-    broker = await startBrokerProcess({ pki, logLevel: 'info' });
+    // Garbage that happens to begin like a TLS record leaves the handshake waiting for the rest:
+    // the broker ends it at its handshake timeout, which the close waits below outlast.
+    broker = await startBrokerProcess({ pki, logLevel: 'info', config: { 'tls-handshake-timeout': HANDSHAKE_TIMEOUT_MS } });
     ctl = await TestClient.connect(broker.url('/pcp2/controller'), identity(pki, 'orchestrator'));
     agent = await TestClient.connect(broker.url(), identity(pki, 'node1'));
   });
@@ -43,7 +47,7 @@ describe('broker under hostile input', () => {
     const rawClosed = new Promise((resolve) => raw.on('close', resolve));
     await within(once(raw, 'connect'), 'TCP connect');
     raw.write(randomBytes(64 * 1024));
-    await within(rawClosed, 'the broker closing a connection that sent garbage instead of TLS');
+    await within(rawClosed, 'the broker closing a connection that sent garbage instead of TLS', CLOSE_WAIT_MS);
 
     const id = identity(pki, 'mallory');
     const tls = connect({ port: broker.port, host: '127.0.0.1', ...id });
@@ -51,7 +55,7 @@ describe('broker under hostile input', () => {
     const tlsClosed = new Promise((resolve) => tls.on('close', resolve));
     await within(once(tls, 'secureConnect'), 'TLS handshake');
     tls.write(randomBytes(64 * 1024));
-    await within(tlsClosed, 'the broker closing a TLS connection that sent garbage instead of HTTP');
+    await within(tlsClosed, 'the broker closing a TLS connection that sent garbage instead of HTTP', CLOSE_WAIT_MS);
     await assertStillRoutes();
   });
 
