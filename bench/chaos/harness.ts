@@ -158,7 +158,12 @@ export interface StackOptions {
   agents: number;
   /** Extra orchestrator configuration. */
   orchestratorConfig?: Record<string, unknown>;
+  /** Orchestrators on the one Redis and broker, each with its own controller identity (default 1). */
+  orchestrators?: number;
 }
+
+/** The certificate CN of the stack's orchestrator `i` (0: the first, the one `orch` starts as). */
+export const orchestratorName = (i: number) => (i === 0 ? 'orchestrator' : `orchestrator-${i}`);
 
 /** A fleet process of real agents, started here with a given baseDir so that a restart keeps the spools. */
 interface FleetHandle {
@@ -176,6 +181,8 @@ export class ChaosStack {
   redis!: TestRedis;
   broker!: BrokerProcess;
   orch!: OrchestratorProcess;
+  /** Every orchestrator started, `orch` among them. */
+  readonly orchestrators: OrchestratorProcess[] = [];
   fleet: FleetHandle | null = null;
   crashes = 0;
   readonly crashLog: string[] = [];
@@ -196,7 +203,8 @@ export class ChaosStack {
       s.redis = await startRedis({ dir: join(s.work, 'redis'), appendfsync: 'everysec' });
       s.watchRedis();
       await s.startBroker();
-      await s.startOrchestrator();
+      for (let i = 0; i < (opts.orchestrators ?? 1); i++) await s.startOrchestrator(undefined, orchestratorName(i));
+      s.orch = s.orchestrators[0]!;
       await s.startFleet();
       await s.waitForInventory();
       return s;
@@ -220,13 +228,16 @@ export class ChaosStack {
   }
 
   async startBroker(port?: number): Promise<void> {
-    this.broker = await startBrokerProcess({ pki: this.pki, logLevel: 'info', ...(port ? { port } : {}) });
+    const config = { 'controller-cns': Array.from({ length: this.opts.orchestrators ?? 1 }, (_, i) => orchestratorName(i)) };
+    this.broker = await startBrokerProcess({ pki: this.pki, logLevel: 'info', config, ...(port ? { port } : {}) });
     const b = this.broker;
     this.watch('broker', b.proc, b.exited, () => b.stderr);
   }
 
-  async startOrchestrator(port?: number): Promise<void> {
+  /** Starts an orchestrator (by default the first, again) and makes it the one `api` talks to. */
+  async startOrchestrator(port?: number, name = orchestratorName(0)): Promise<void> {
     this.orch = await startOrchestratorProcess({
+      name,
       pki: this.pki,
       brokerUris: this.brokerUris,
       redisUrl: this.redis.url,
@@ -236,7 +247,8 @@ export class ChaosStack {
       ...(port ? { port } : {}),
     });
     const o = this.orch;
-    this.watch('orchestrator', o.proc, o.exited, () => o.stderr);
+    this.orchestrators.push(o);
+    this.watch(name, o.proc, o.exited, () => o.stderr);
   }
 
   /**
@@ -245,7 +257,7 @@ export class ChaosStack {
    * fleet-process.ts itself, with the same spec and the same "ready N" handshake.
    */
   async startFleet(): Promise<void> {
-    const spec = { brokerUris: this.brokerUris, pkiDir: this.pki.dir, names: this.names, masterUris: [`https://127.0.0.1:${this.orch.port}`], baseDir: this.fleetDir, inMemoryTask: false };
+    const spec = { brokerUris: this.brokerUris, pkiDir: this.pki.dir, names: this.names, masterUris: this.orchestrators.map((o) => `https://127.0.0.1:${o.port}`), baseDir: this.fleetDir, inMemoryTask: false };
     const logFd = openSync(join(this.work, `fleet-${this.fleetStarts++}.log`), 'a');
     const proc = spawn(process.execPath, ['--import', 'tsx', new URL('../../test/fleet/fleet-process.ts', import.meta.url).pathname, JSON.stringify(spec)], {
       stdio: ['ignore', 'pipe', logFd, 'ipc'],
@@ -289,8 +301,8 @@ export class ChaosStack {
     return this.end(this.broker.proc, this.broker.exited, signal);
   }
 
-  killOrchestrator(signal: NodeJS.Signals = 'SIGKILL') {
-    return this.end(this.orch.proc, this.orch.exited, signal);
+  killOrchestrator(signal: NodeJS.Signals = 'SIGKILL', o = this.orch) {
+    return this.end(o.proc, o.exited, signal);
   }
 
   async killFleet(signal: NodeJS.Signals = 'SIGKILL') {
@@ -390,7 +402,7 @@ export class ChaosStack {
       await p.stop().catch(() => undefined);
     };
     if (this.fleet) await this.end(this.fleet.proc, this.fleet.exited, 'SIGTERM').catch(() => undefined);
-    await stop(this.orch);
+    for (const o of new Set([...this.orchestrators, this.orch])) await stop(o);
     await stop(this.broker);
     if (this.redis) this.intended.add(this.redis.proc);
     await this.redis?.stop().catch(() => undefined);

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { Command, InvalidArgumentError } from 'commander';
 import { bundleIsFresh } from '../../scripts/freshness.mjs';
 
-export const SCENARIOS = ['broker', 'agents', 'redis-kill', 'redis-stall', 'orchestrator', 'storm', 'fuzz'] as const;
+export const SCENARIOS = ['broker', 'agents', 'redis-kill', 'redis-stall', 'orchestrator', 'orchestrators', 'storm', 'fuzz'] as const;
 
 type Run = (opts: { agents?: number; concurrency?: number; taskSeconds?: number }) => Promise<Record<string, unknown>>;
 
