@@ -2,7 +2,7 @@
 // WebSocket is open, an `associate_request` from the client's URI to the broker, then the
 // matching `associate_response`. Only then is the session usable.
 import type { WebSocket } from 'ws';
-import type { Logger } from '../../lib/log.ts';
+import type { Logger } from 'pino';
 import { brokerCodeOf } from '../broker-errors.ts';
 import { BrokerMessageType } from '../message-types.ts';
 import { encodeV1 } from '../pcp-v1.ts';

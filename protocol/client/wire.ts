@@ -162,28 +162,6 @@ export class InventoryPoll {
   }
 }
 
-/**
- * WebSocket pings every `intervalMs`; after `allowedMisses` unanswered in a row the connection is
- * taken for dead (`onDead`, then terminated). Clear the returned timer when the socket closes.
- */
-export function keepAlive(ws: WebSocket, intervalMs: number, allowedMisses: number, onDead: (missed: number) => void): NodeJS.Timeout {
-  let awaitingPong = false;
-  let missed = 0;
-  ws.on('pong', () => {
-    awaitingPong = false;
-    missed = 0;
-  });
-  return setInterval(() => {
-    if (awaitingPong && ++missed >= allowedMisses) {
-      onDead(missed);
-      ws.terminate();
-      return;
-    }
-    awaitingPong = true;
-    ws.ping();
-  }, intervalMs);
-}
-
 /** A string property of a message's data, if it has one. */
 export function stringField(data: unknown, key: string): string | undefined {
   const v = typeof data === 'object' && data !== null ? (data as Record<string, unknown>)[key] : undefined;
