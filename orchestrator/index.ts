@@ -46,6 +46,7 @@ export class Orchestrator {
   private redisTimeoutMs = 0;
   private puppetdbClient: PuppetDbClient | null = null;
   private nomadChanges: NomadChanges | null = null;
+  private deployments: DeploymentController | null = null;
   private puppetserverTasks: PuppetserverTaskSource | null = null;
 
   constructor(
@@ -140,7 +141,13 @@ export class Orchestrator {
     // Blocking queries wake on changes made through any orchestrator: one reader follows them in Redis.
     this.nomadChanges = new NomadChanges(redis('nomad-changes', { maxRetriesPerRequest: null, blockingTimeout: CHANGES_BLOCK_MS + 1_000 }), nomadStore.changesKey());
     this.nomadChanges.start();
-    const deployments = new DeploymentController({ store: nomadStore, engine: this.engine, scope, catalog, tasks, inventory, nodeTimeoutS: c['node-timeout'], log: this.log });
+    // Deployment deadlines are BullMQ delayed jobs: connections as the engine's (see there).
+    const deployments = new DeploymentController({
+      store: nomadStore, jobs: engineStore, engine: this.engine, scope, catalog, tasks, inventory, nodeTimeoutS: c['node-timeout'], log: this.log,
+      queueConnection: redis('nomad-deadlines-queue', { maxRetriesPerRequest: null, commandTimeout: timeoutMs }),
+      workerConnection: redis('nomad-deadlines-worker', { maxRetriesPerRequest: null }),
+    });
+    this.deployments = deployments;
     // Commands now time out, so start-up waits for Redis itself rather than failing on it.
     await this.redisReady(engineRedis);
     await this.engine.start();
@@ -234,6 +241,7 @@ export class Orchestrator {
 
   async stop(): Promise<void> {
     await this.http?.close();
+    await this.deployments?.close();
     await this.engine?.close();
     await this.client?.stop();
     await this.nomadChanges?.stop();

@@ -46,6 +46,13 @@ export class Keys {
   output(id: string, node: string, channel: string): string {
     return `${this.prefix}:job:${id}:output:${channel}:${node}`;
   }
+  /**
+   * STRING: the id of the Chef command job a node acked and has not ended (availability busy),
+   * set with an expiry so that an orchestrator that died never leaves the node busy.
+   */
+  chefBusy(node: string): string {
+    return `${this.prefix}:chef:busy:${node}`;
+  }
   /** STREAM of an organisation's job starts and completions (Chef face), trimmed by age. */
   orgEvents(org: string): string {
     return `${this.prefix}:org:${org}:events`;
@@ -64,6 +71,22 @@ export class Keys {
    */
   idempotency(face: string, caller: string, key: string): string {
     return `${this.prefix}:idempotency:${face}:${createHash('sha256').update(caller).update('\n').update(key).digest('hex')}`;
+  }
+  /** STRING: a deployment's version, raised by every change (compare-and-set of reconciles). */
+  nomadDeploymentVersion(id: string): string {
+    return `${this.prefix}:nomad:deployment:${id}:version`;
+  }
+  /** STRING: the deployment an engine job (an allocation's run) belongs to. */
+  nomadRun(engineJob: string): string {
+    return `${this.prefix}:nomad:run:${engineJob}`;
+  }
+  /** STRING: the reservation, then the engine job, of an allocation's run (created at most once). */
+  nomadAllocRun(alloc: string): string {
+    return `${this.prefix}:nomad:alloc:${alloc}:run`;
+  }
+  /** The BullMQ queue of deployment deadlines and wake-ups (each re-runs reconcile). */
+  nomadDeadlineQueueName(): string {
+    return `${this.prefix}-nomad-deadlines`;
   }
   /** The BullMQ queue of node runs. */
   queueName(): string {

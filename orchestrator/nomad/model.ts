@@ -130,6 +130,8 @@ export interface Allocation {
   EngineJob: string | null;
   PlacedMs: number;
   RunEndedMs: number | null;
+  /** Baton: when an orchestrator took on creating this allocation's run (a lease; null: nobody yet). */
+  SubmitClaimMs?: number | null;
 }
 
 const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -222,7 +224,7 @@ export function deploymentJson(d: Deployment): Record<string, unknown> {
 }
 
 export function allocationJson(a: Allocation): Record<string, unknown> {
-  const { EngineJob: _e, PlacedMs: _p, RunEndedMs: _r, ...rest } = a;
+  const { EngineJob: _e, PlacedMs: _p, RunEndedMs: _r, SubmitClaimMs: _c, ...rest } = a;
   return rest;
 }
 
@@ -230,9 +232,9 @@ export function allocationJson(a: Allocation): Record<string, unknown> {
 export const isFullId = (id: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id);
 export const isValidPrefix = (p: string): boolean => /^[0-9a-f-]*$/.test(p) && p.replace(/-/g, '').length % 2 === 0;
 
-/** A task event as Nomad records them (time in nanoseconds). */
-export function event(type: string, message: string): TaskEvent {
-  return { Type: type, Time: msToNs(Date.now()), Message: message, ExitCode: 0, FailsTask: false, DisplayMessage: message };
+/** A task event as Nomad records them (time in nanoseconds; now by default). */
+export function event(type: string, message: string, atMs: number = Date.now()): TaskEvent {
+  return { Type: type, Time: msToNs(atMs), Message: message, ExitCode: 0, FailsTask: false, DisplayMessage: message };
 }
 
 /** A normalized spec back into the register input (durations in ms text). */

@@ -4,12 +4,21 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { projectPath } from '../../lib/paths.ts';
+import { Keys } from '../engine/keys.ts';
 import { createDeadlineMs, StoreError, StoreErrorCode } from '../engine/store.ts';
 import type { Allocation, Deployment, JobVersion } from './model.ts';
 
 interface Scripts {
   nomadAddVersion(...args: (string | number)[]): Promise<number>;
   nomadCreateDeployment(...args: (string | number)[]): Promise<number>;
+  nomadCommitDeployment(numKeys: number, ...args: (string | number)[]): Promise<number>;
+}
+
+/** A deployment with its allocations, as read at `version` (for a compare-and-set). */
+export interface VersionedDeployment {
+  version: number;
+  deployment: Deployment;
+  allocations: Allocation[];
 }
 
 /** Change notices kept in the stream (readers only ever want the newest). */
@@ -24,13 +33,17 @@ export class NomadStore {
   private readonly p: string;
   private readonly redis: Redis & Scripts;
   private readonly timeoutMs: number | undefined;
+  readonly keys: Keys;
 
-  constructor(redis: Redis, prefix: string, opts: NomadStoreOptions = {}) {
+  constructor(readonly redisConnection: Redis, prefix: string, opts: NomadStoreOptions = {}) {
+    const redis = redisConnection;
     this.p = `${prefix}:nomad`;
+    this.keys = new Keys(prefix);
     this.timeoutMs = opts.timeoutMs;
     const lua = (name: string) => readFileSync(projectPath('orchestrator', 'engine', 'lua', name), 'utf8');
     redis.defineCommand('nomadAddVersion', { numberOfKeys: 3, lua: lua('nomad-add-version-3.lua') });
     redis.defineCommand('nomadCreateDeployment', { numberOfKeys: 3, lua: lua('nomad-create-deployment-3.lua') });
+    redis.defineCommand('nomadCommitDeployment', { lua: readFileSync(projectPath('orchestrator', 'nomad', 'lua', 'nomad-commit-deployment-5.lua'), 'utf8') });
     this.redis = redis as Redis & Scripts;
   }
 
@@ -90,12 +103,32 @@ export class NomadStore {
     if (res === 0) throw this.late(`deployment ${d.ID}`);
   }
 
-  async saveDeployment(d: Deployment): Promise<void> {
-    const m = this.redis.multi();
-    m.set(`${this.p}:deployment:${d.ID}`, JSON.stringify(d));
-    m.zadd(`${this.p}:deployments`, String(d.CreateIndex), d.ID);
-    m.zadd(`${this.p}:job:${d.JobID}:deployments`, String(d.CreateIndex), d.ID);
-    await m.exec();
+  /** A deployment and its allocations with the version they were read at; null when there is none. */
+  async versioned(id: string): Promise<VersionedDeployment | null> {
+    // The version first: a change after it makes the commit of what was read fail, never pass.
+    const version = Number((await this.redis.get(this.keys.nomadDeploymentVersion(id))) ?? 0);
+    const deployment = await this.deployment(id);
+    if (!deployment) return null;
+    return { version, deployment, allocations: await this.allocations(id) };
+  }
+
+  /**
+   * Writes a deployment (null: unchanged) and allocations if the deployment is still at
+   * `version`; false (nothing written) when another change came first.
+   */
+  async commit(id: string, jobId: string, version: number, d: Deployment | null, allocs: Allocation[]): Promise<boolean> {
+    const keys = [this.keys.nomadDeploymentVersion(id), `${this.p}:deployment:${id}`, `${this.p}:deployment:${id}:allocs`, `${this.p}:deployments`, `${this.p}:job:${jobId}:deployments`, ...allocs.map((a) => `${this.p}:alloc:${a.ID}`)];
+    const args = [version, d ? JSON.stringify(d) : '', d ? String(d.CreateIndex) : '0', id, ...allocs.flatMap((a) => [JSON.stringify(a), String(a.CreateIndex), a.ID])];
+    return (await this.redis.nomadCommitDeployment(keys.length, ...keys, ...args)) >= 0;
+  }
+
+  /** Which deployment an engine job (an allocation's run) belongs to. */
+  async setRunDeployment(engineJob: string, deploymentId: string): Promise<void> {
+    await this.redis.set(this.keys.nomadRun(engineJob), deploymentId);
+  }
+
+  runDeployment(engineJob: string): Promise<string | null> {
+    return this.redis.get(this.keys.nomadRun(engineJob));
   }
 
   async deployment(id: string): Promise<Deployment | null> {
@@ -105,13 +138,6 @@ export class NomadStore {
 
   async deploymentIds(jobId?: string): Promise<string[]> {
     return this.redis.zrange(jobId ? `${this.p}:job:${jobId}:deployments` : `${this.p}:deployments`, '0', '-1');
-  }
-
-  async saveAllocation(a: Allocation): Promise<void> {
-    const m = this.redis.multi();
-    m.set(`${this.p}:alloc:${a.ID}`, JSON.stringify(a));
-    m.zadd(`${this.p}:deployment:${a.DeploymentID}:allocs`, String(a.CreateIndex), a.ID);
-    await m.exec();
   }
 
   async allocations(deploymentId: string): Promise<Allocation[]> {
