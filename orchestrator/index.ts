@@ -21,6 +21,7 @@ import { FactsStore } from './pcp/facts.ts';
 import { PuppetDbClient } from './puppetdb/client.ts';
 import { PuppetDbNodes } from './puppetdb/nodes.ts';
 import { ChefJobs } from './chef/jobs.ts';
+import { VoteLeases } from './chef/votes.ts';
 import { OutputStore } from './chef/output.ts';
 import { standardKinds } from './engine/kinds/index.ts';
 import { ChefOrgs } from './chef/orgs.ts';
@@ -47,6 +48,7 @@ export class Orchestrator {
   private puppetdbClient: PuppetDbClient | null = null;
   private nomadChanges: NomadChanges | null = null;
   private deployments: DeploymentController | null = null;
+  private chefVotes: VoteLeases | null = null;
   private puppetserverTasks: PuppetserverTaskSource | null = null;
 
   constructor(
@@ -130,7 +132,13 @@ export class Orchestrator {
     });
     this.engine.on('jobSubmitted', (job) => this.metrics.jobsSubmitted.labels(job.type).inc());
     this.engine.on('nodeEnded', (_job, _node, state) => this.metrics.nodeRuns.labels(state).inc());
+    this.chefVotes = new VoteLeases({
+      redis: engineRedis, keys: engineStore.keys, log: this.log,
+      queueConnection: redis('chef-votes-queue', { maxRetriesPerRequest: null, commandTimeout: timeoutMs }),
+      workerConnection: redis('chef-votes-worker', { maxRetriesPerRequest: null }),
+    });
     chef = new ChefJobs({
+      votes: this.chefVotes,
       engine: this.engine, store: engineStore, redis: engineRedis, keys: engineStore.keys, client: this.client, inventory,
       votingTimeoutS: c['voting-timeout'], orgFeedExpirationS: c['org-feed-expiration'], log: this.log,
     });
@@ -242,6 +250,7 @@ export class Orchestrator {
   async stop(): Promise<void> {
     await this.http?.close();
     await this.deployments?.close();
+    await this.chefVotes?.close();
     await this.engine?.close();
     await this.client?.stop();
     await this.nomadChanges?.stop();

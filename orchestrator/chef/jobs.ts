@@ -1,17 +1,24 @@
 // Chef Push Jobs on the shared engine: a `command` job votes first (every node gets `command
 // commit`; ack → ready, nack → nacked, silence or no session → unavailable), then runs on the
 // ready nodes if at least `quorum` acked, else ends quorum_failed. Chef's job and node states are
-// kept beside the engine's (job field `chef_state`, node details `chef_state`).
+// kept beside the engine's (job field `chef_state`, node details `chef_state`). A node that acked
+// is busy until its job ends it: a mark in Redis (not in this process), so that every orchestrator
+// shows it and another can end it when this one dies; the mark expires should none ever end it.
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { projectPath } from '../../lib/paths.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { PcpClient } from '../../protocol/client/pcp-client.ts';
 import { newMessageId } from '../../protocol/pcp-v2.ts';
 import { pxpRequest, PxpMessageType } from '../../protocol/pxp.ts';
 import type { Engine, JobAction } from '../engine/engine.ts';
 import type { Keys } from '../engine/keys.ts';
+import { COMMAND_MODULE } from '../engine/kinds/command.ts';
 import type { JobIdempotency, JobRecord, JobStore, NodeRecord } from '../engine/store.ts';
 import { ENDED_JOB_STATES } from '../engine/store.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
+import { BatonError } from '../../protocol/errors.ts';
+import { CHEF_VOTE_MARGIN_MS, ChefVoteErrorCode, type VoteLeases } from './votes.ts';
 import { agentUri } from '../pcp/pxp-runner.ts';
 
 export const ChefJobState = {
@@ -20,6 +27,12 @@ export const ChefJobState = {
 export type ChefJobState = (typeof ChefJobState)[keyof typeof ChefJobState];
 /** How long a ready node has to confirm it was released after a failed quorum. */
 export const RELEASE_TIMEOUT_MS = 10_000;
+/**
+ * A node's busy mark lasts the job's voting timeout and run timeout plus this margin from the
+ * node's ack (renewed, run timeout plus margin, when its run starts): the bound on a node left
+ * busy by an orchestrator that died with no other to end the job.
+ */
+export const CHEF_BUSY_MARGIN_MS = 60_000;
 export const FINAL_CHEF_STATES: readonly string[] = ['complete', 'quorum_failed', 'timed_out', 'aborted', 'crashed'];
 
 export interface ChefJobSpec {
@@ -47,6 +60,21 @@ export interface ChefJobsOptions {
   votingTimeoutS: number;
   orgFeedExpirationS: number;
   log: Logger;
+  /** Vote leases and checks (a vote whose orchestrator died is taken up by another). */
+  votes: VoteLeases;
+}
+
+interface BusyScripts {
+  chefBusyClaim(key: string, jobId: string, ttlMs: number, replaces: string): Promise<number | string>;
+  chefBusyRenew(key: string, jobId: string, ttlMs: number): Promise<number>;
+  chefBusyRelease(key: string, jobId: string): Promise<number>;
+}
+
+/** Which of `nodes` are busy with a command job, as Redis has it (every orchestrator reads the same). */
+export async function busyNodes(redis: Redis, keys: Keys, nodes: readonly string[]): Promise<Set<string>> {
+  if (nodes.length === 0) return new Set();
+  const held = await redis.mget(...nodes.map((n) => keys.chefBusy(n)));
+  return new Set(nodes.filter((_n, i) => held[i] !== null));
 }
 
 /** A node's state as Chef shows it. */
@@ -58,27 +86,33 @@ export function chefNodeState(n: NodeRecord): string {
 }
 
 export class ChefJobs {
-  /** Nodes that acked a command job and have not ended it (availability: busy). */
-  private readonly busy = new Map<string, number>();
+  private readonly r: Redis & BusyScripts;
 
   constructor(private readonly o: ChefJobsOptions) {
-    o.engine.on('nodeEnded', (jobId, node) => this.release(node, jobId));
+    const lua = (name: string) => readFileSync(projectPath('orchestrator', 'chef', 'lua', name), 'utf8');
+    o.redis.defineCommand('chefBusyClaim', { numberOfKeys: 1, lua: lua('chef-busy-claim-1.lua') });
+    o.redis.defineCommand('chefBusyRenew', { numberOfKeys: 1, lua: lua('chef-busy-renew-1.lua') });
+    o.redis.defineCommand('chefBusyRelease', { numberOfKeys: 1, lua: lua('chef-busy-release-1.lua') });
+    this.r = o.redis as Redis & BusyScripts;
+    o.engine.on('nodeStarted', (jobId, node) => void this.renewBusy(jobId, node));
+    o.engine.on('nodeEnded', (jobId, node) => void this.release(node, jobId));
     o.engine.on('jobEnded', (jobId) => void this.finalize(jobId).catch((err: Error) => o.log.warn({ job: jobId, err: err.message }, 'could not complete a command job')));
   }
 
-  isBusy(node: string): boolean {
-    return this.busy.has(node);
+  /** Whether `node` is busy with a command job (through any orchestrator). */
+  async isBusy(node: string): Promise<boolean> {
+    return (await busyNodes(this.o.redis, this.o.keys, [node])).has(node);
   }
 
   /**
    * Creates the job (held: it votes first) and starts its vote. Once the job exists the
    * submission is acknowledged: the start events are best effort (Redis may stall right then),
-   * and a vote that cannot start now is taken at the next start (recover).
+   * and a vote that cannot start or finish here is taken up by the vote check (any orchestrator).
    */
   async submit(spec: ChefJobSpec, owner: string, idempotency?: JobIdempotency): Promise<JobRecord> {
     const { engine, store } = this.o;
     const params = { job_id: '', command: spec.command, run_timeout: spec.run_timeout, capture_output: spec.capture_output, env: spec.env, ...(spec.dir ? { dir: spec.dir } : {}), ...(spec.user ? { user: spec.user } : {}), ...(spec.file ? { file: spec.file } : {}) };
-    const action: JobAction = { module: 'command', action: 'run', params };
+    const action: JobAction = { module: COMMAND_MODULE, action: 'run', params };
     const now = Date.now();
     const job = await engine.submit({
       type: 'command', environment: 'production', params: {}, sensitive: [],
@@ -90,7 +124,9 @@ export class ChefJobs {
     const start = { command: spec.command, run_timeout: spec.run_timeout, user: spec.user ?? null, quorum: spec.quorum, node_count: spec.nodes.length };
     await store.appendEvent(job.id, 'chef_start', start, now).catch((err: Error) => this.o.log.warn({ job: job.id, err: err.message }, 'could not record the start of a command job'));
     await this.orgEvent(spec.org, 'start', { job: job.id, ...start }, now).catch((err: Error) => this.o.log.warn({ job: job.id, err: err.message }, 'could not add a job start to the organisation feed'));
-    void this.vote(job.id, spec).catch((err: Error) => this.o.log.error({ job: job.id, err: err.message }, 'voting failed'));
+    // The check first: should this process die while it votes, another takes the vote up.
+    await this.o.votes.arm(job.id, this.voteLeaseMs()).catch((err: Error) => this.o.log.warn({ job: job.id, err: err.message }, 'could not arm the check of a vote (a restart arms it)'));
+    void this.holdAndVote(job.id, spec).catch((err: Error) => this.o.log.error({ job: job.id, err: err.message }, 'voting failed'));
     return job;
   }
 
@@ -104,53 +140,102 @@ export class ChefJobs {
     return raw ? (JSON.parse(raw) as ChefJobSpec) : null;
   }
 
-  /** After a restart: votes that were under way are taken again; ended jobs get their Chef end. */
+  /** Starts taking vote checks; after a restart, every job not past its vote gets one now. */
   async recover(): Promise<void> {
+    this.o.votes.start((jobId) => this.checkVote(jobId));
     for (const id of await this.o.store.activeJobIds()) {
-      const [state, raw] = await this.o.store.jobFields(id, 'chef_state', 'chef');
-      if (state === ChefJobState.voting && raw) void this.vote(id, JSON.parse(raw) as ChefJobSpec).catch((err: Error) => this.o.log.error({ job: id, err: err.message }, 'voting failed'));
+      const [state, held] = await this.o.store.jobFields(id, 'chef_state', 'held');
+      if (state === ChefJobState.voting || state === ChefJobState.quorumFailed || (state === ChefJobState.running && held)) await this.o.votes.arm(id, 0);
     }
   }
 
+  private voteLeaseMs(): number {
+    return this.o.votingTimeoutS * 1000 + CHEF_VOTE_MARGIN_MS;
+  }
+
+  /**
+   * A vote check, due when the vote should be over: a job still voting, or decided and not yet
+   * carried out, is taken up here once nobody holds its vote (its orchestrator died).
+   */
+  private async checkVote(jobId: string): Promise<void> {
+    const [state, raw, held] = await this.o.store.jobFields(jobId, 'chef_state', 'chef', 'held');
+    if (!raw || !state) return;
+    const jobState = await this.o.store.jobState(jobId);
+    if (jobState === null || ENDED_JOB_STATES.includes(jobState)) return void (await this.finalize(jobId)); // its Chef end, if it was never written
+    if (state !== ChefJobState.voting && state !== ChefJobState.quorumFailed && !(state === ChefJobState.running && held)) return;
+    const token = await this.o.votes.acquire(jobId, this.voteLeaseMs());
+    if (!token) throw new BatonError(ChefVoteErrorCode.held, `the vote of job ${jobId} is held by another orchestrator`);
+    this.o.log.info({ job: jobId, chef_state: state }, 'taking up the vote of a command job');
+    try {
+      await this.vote(jobId, JSON.parse(raw) as ChefJobSpec);
+    } finally {
+      await this.o.votes.release(jobId, token);
+    }
+  }
+
+  /** Votes while holding the job's vote lease (none: another orchestrator has the vote). */
+  private async holdAndVote(jobId: string, spec: ChefJobSpec): Promise<void> {
+    const token = await this.o.votes.acquire(jobId, this.voteLeaseMs());
+    if (!token) return;
+    try {
+      await this.vote(jobId, spec);
+    } finally {
+      await this.o.votes.release(jobId, token);
+    }
+  }
+
+  /**
+   * The vote, from wherever it was left: the nodes not asked yet (or whose answer was never
+   * recorded) get `command commit`, then the decision is taken and carried out. Each step is
+   * kept in Redis before the next, so an orchestrator taking it up repeats nothing done.
+   */
   private async vote(jobId: string, spec: ChefJobSpec): Promise<void> {
-    const { store, engine, client, inventory, log } = this.o;
-    const deadline = Date.now() + this.o.votingTimeoutS * 1000;
-    const nodes = (await store.getNodes(jobId)).filter((n) => n.state === 'new' && n.details?.chef_state === undefined).map((n) => n.name);
-    const commit = { ...(await store.getAction<JobAction>(jobId))!.params, job_id: jobId };
-    const acked: string[] = [];
-    await Promise.all(nodes.map(async (node) => {
-      if (!inventory.isConnected(node)) return this.refuse(jobId, node, 'unavailable', 'the node is not connected');
-      let reply;
-      try {
-        reply = await client.request(pxpRequest(agentUri(node), { transaction_id: `commit-${jobId}-${newMessageId()}`, module: 'command', action: 'commit', params: commit }, true), Math.max(1, deadline - Date.now()));
-      } catch (err) {
-        return this.refuse(jobId, node, 'unavailable', `no answer to the commit: ${(err as Error).message}`);
+    const { store, client, inventory, log } = this.o;
+    if ((await store.jobFields(jobId, 'chef_state'))[0] === ChefJobState.voting) {
+      const deadline = Date.now() + this.o.votingTimeoutS * 1000;
+      const nodes = (await store.getNodes(jobId)).filter((n) => n.state === 'new' && n.details?.chef_state === undefined).map((n) => n.name);
+      const commit = { ...(await store.getAction<JobAction>(jobId))!.params, job_id: jobId };
+      await Promise.all(nodes.map(async (node) => {
+        if (!inventory.isConnected(node)) return this.refuse(jobId, node, 'unavailable', 'the node is not connected');
+        let reply;
+        try {
+          reply = await client.request(pxpRequest(agentUri(node), { transaction_id: `commit-${jobId}-${newMessageId()}`, module: COMMAND_MODULE, action: 'commit', params: commit }, true), Math.max(1, deadline - Date.now()));
+        } catch (err) {
+          return this.refuse(jobId, node, 'unavailable', `no answer to the commit: ${(err as Error).message}`);
+        }
+        const results = (reply.data as { results?: { ack?: boolean; reason?: string; code?: string } }).results;
+        if (reply.message_type !== PxpMessageType.blockingResponse || !results) {
+          return this.refuse(jobId, node, 'nacked', `the agent refused the commit: ${String((reply.data as { description?: unknown }).description ?? reply.message_type)}`);
+        }
+        if (!results.ack) return this.refuse(jobId, node, 'nacked', results.reason ?? 'nacked', results.code);
+        await this.claimBusy(jobId, node, (this.o.votingTimeoutS + spec.run_timeout) * 1000 + CHEF_BUSY_MARGIN_MS);
+        await store.transition(jobId, { name: node, state: 'new', details: { chef_state: 'ready' } }, ['new'], { type: 'quorum_vote', details: { status: 'success' } });
+      }));
+      const ready = (await store.getNodes(jobId)).filter((n) => n.state === 'new' && n.details?.chef_state === 'ready').length;
+      const now = Date.now();
+      const stopped = ['stopping', 'stopped'].includes((await store.jobState(jobId)) ?? '');
+      const met = !stopped && ready >= spec.quorum && ready > 0;
+      await store.setJobFields(jobId, { chef_state: met || stopped ? ChefJobState.running : ChefJobState.quorumFailed, updated_ms: now });
+      if (!stopped) {
+        await store.appendEvent(jobId, met ? 'quorum_succeeded' : 'quorum_failed', { ready, quorum: spec.quorum }, now);
+        log.info({ job: jobId, ready, quorum: spec.quorum }, met ? 'quorum succeeded' : 'quorum failed');
       }
-      const results = (reply.data as { results?: { ack?: boolean; reason?: string; code?: string } }).results;
-      if (reply.message_type !== PxpMessageType.blockingResponse || !results) {
-        return this.refuse(jobId, node, 'nacked', `the agent refused the commit: ${String((reply.data as { description?: unknown }).description ?? reply.message_type)}`);
-      }
-      if (!results.ack) return this.refuse(jobId, node, 'nacked', results.reason ?? 'nacked', results.code);
-      this.busy.set(node, Number(jobId));
-      acked.push(node);
-      await store.transition(jobId, { name: node, state: 'new', details: { chef_state: 'ready' } }, ['new'], { type: 'quorum_vote', details: { status: 'success' } });
-    }));
-    const ready = (await store.getNodes(jobId)).filter((n) => n.state === 'new' && n.details?.chef_state === 'ready').map((n) => n.name);
-    const now = Date.now();
+    }
+    await this.carryOut(jobId);
+  }
+
+  /** Carries out a decided vote: the runs begin, or (quorum failed, or stopped) ready nodes are let go. */
+  private async carryOut(jobId: string): Promise<void> {
+    const { store, engine } = this.o;
+    const [state] = await store.jobFields(jobId, 'chef_state');
     const stopped = ['stopping', 'stopped'].includes((await store.jobState(jobId)) ?? '');
-    if (stopped) {
+    const ready = (await store.getNodes(jobId)).filter((n) => n.state === 'new' && n.details?.chef_state === 'ready').map((n) => n.name);
+    if (state === ChefJobState.running && stopped) {
       // Stopped while it voted: nothing runs, and the nodes that acked are let go.
-      await store.setJobFields(jobId, { chef_state: ChefJobState.running, updated_ms: now });
-      await Promise.all(acked.map((node) => this.releaseNode(jobId, node)));
-    } else if (ready.length >= spec.quorum && ready.length > 0) {
-      await store.setJobFields(jobId, { chef_state: ChefJobState.running, updated_ms: now });
-      await store.appendEvent(jobId, 'quorum_succeeded', { ready: ready.length, quorum: spec.quorum }, now);
-      log.info({ job: jobId, ready: ready.length, quorum: spec.quorum }, 'quorum succeeded');
+      await Promise.all(ready.map((node) => this.releaseNode(jobId, node)));
+    } else if (state === ChefJobState.running) {
       await engine.begin(jobId);
-    } else {
-      await store.setJobFields(jobId, { chef_state: ChefJobState.quorumFailed, updated_ms: now });
-      await store.appendEvent(jobId, 'quorum_failed', { ready: ready.length, quorum: spec.quorum }, now);
-      log.info({ job: jobId, ready: ready.length, quorum: spec.quorum }, 'quorum failed');
+    } else if (state === ChefJobState.quorumFailed) {
       await Promise.all(ready.map(async (node) => {
         await engine.settle(jobId, node, 'skipped', { chef_state: 'was_ready', message: 'ready, but the quorum was not met' }, { type: 'node_skipped' });
         await this.releaseNode(jobId, node);
@@ -168,14 +253,43 @@ export class ChefJobs {
 
   /** A node that acked holds itself for the job until told (or until its commitment lapses). */
   private async releaseNode(jobId: string, node: string): Promise<void> {
-    this.release(node, jobId);
+    await this.release(node, jobId);
     const { client, log } = this.o;
-    await client.request(pxpRequest(agentUri(node), { transaction_id: `release-${jobId}-${newMessageId()}`, module: 'command', action: 'release', params: { job_id: jobId } }, true), RELEASE_TIMEOUT_MS)
+    await client.request(pxpRequest(agentUri(node), { transaction_id: `release-${jobId}-${newMessageId()}`, module: COMMAND_MODULE, action: 'release', params: { job_id: jobId } }, true), RELEASE_TIMEOUT_MS)
       .catch((err: Error) => log.warn({ job: jobId, node, err: err.message }, 'could not release a node from its commitment'));
   }
 
-  private release(node: string, jobId: string): void {
-    if (this.busy.get(node) === Number(jobId)) this.busy.delete(node);
+  /**
+   * Marks the node busy with the job. The node acked, so the agent holds no other job: a mark of
+   * another job found in its place is stale (that job's end was never recorded, or it let the
+   * commitment lapse) and is replaced, but only if it is still the one read.
+   */
+  private async claimBusy(jobId: string, node: string, ttlMs: number): Promise<void> {
+    const key = this.o.keys.chefBusy(node);
+    const held = await this.r.chefBusyClaim(key, jobId, ttlMs, '');
+    if (held === 1) return;
+    const again = await this.r.chefBusyClaim(key, jobId, ttlMs, String(held));
+    if (again === 1) this.o.log.info({ job: jobId, node, stale_job: String(held) }, 'the node acked: it replaced the stale busy mark of another job');
+    else this.o.log.warn({ job: jobId, node, holder: String(again) }, 'the node acked, but another job marked it busy meanwhile; that mark stays');
+  }
+
+  /** A command job's node run started: its busy mark, if it still has it, lasts the run (timeout) from now. */
+  private async renewBusy(jobId: string, node: string): Promise<void> {
+    try {
+      const spec = await this.spec(jobId);
+      if (spec) await this.r.chefBusyRenew(this.o.keys.chefBusy(node), jobId, spec.run_timeout * 1000 + CHEF_BUSY_MARGIN_MS);
+    } catch (err) {
+      this.o.log.warn({ job: jobId, node, err: (err as Error).message }, 'could not renew the busy mark of a node');
+    }
+  }
+
+  /** Clears the node's busy mark if this job holds it. */
+  private async release(node: string, jobId: string): Promise<void> {
+    try {
+      await this.r.chefBusyRelease(this.o.keys.chefBusy(node), jobId);
+    } catch (err) {
+      this.o.log.warn({ job: jobId, node, err: (err as Error).message }, 'could not clear the busy mark of a node (it expires)');
+    }
   }
 
   /** The job ended in the engine: its Chef end state, feed event and organisation event. */
@@ -185,7 +299,7 @@ export class ChefJobs {
     if (!state || !raw || state === ChefJobState.voting) return;
     if (!(await store.claimJobField(jobId, 'chef_done', Date.now()))) return; // completed once, by someone else
     const nodes = await store.getNodes(jobId);
-    for (const n of nodes) this.release(n.name, jobId);
+    await Promise.all(nodes.map((n) => this.release(n.name, jobId)));
     let end: string = state;
     if (state !== ChefJobState.quorumFailed) {
       const jobState = await store.jobState(jobId);

@@ -53,6 +53,14 @@ export class Keys {
   chefBusy(node: string): string {
     return `${this.prefix}:chef:busy:${node}`;
   }
+  /** STRING: who holds a Chef job's vote (a lease: a vote whose orchestrator died is taken up when it lapses). */
+  chefVote(jobId: string): string {
+    return `${this.prefix}:chef:vote:${jobId}`;
+  }
+  /** The BullMQ queue of Chef vote checks (each, when due, takes up a vote left unfinished). */
+  chefVoteQueueName(): string {
+    return `${this.prefix}-chef-votes`;
+  }
   /** STREAM of an organisation's job starts and completions (Chef face), trimmed by age. */
   orgEvents(org: string): string {
     return `${this.prefix}:org:${org}:events`;

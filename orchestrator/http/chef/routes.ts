@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { decodeJobFile } from '../../../protocol/job-file.ts';
 import { chefAbortBodySchema, chefJobBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission } from '../../auth.ts';
-import { ChefJobs, FINAL_CHEF_STATES, type ChefJobSpec } from '../../chef/jobs.ts';
+import { busyNodes, ChefJobs, FINAL_CHEF_STATES, type ChefJobSpec } from '../../chef/jobs.ts';
 import type { ChefOrgs } from '../../chef/orgs.ts';
 import { OUTPUT_CHANNELS, type OutputChannel, type OutputStore } from '../../chef/output.ts';
 import { chefFeedEvent, chefJobJson, httpDate } from '../../chef/present.ts';
@@ -151,7 +151,9 @@ export async function chefFace(app: AnyFastify, ctx: ChefFaceContext): Promise<v
   app.get('/node_states', async (req) => {
     const org = orgOf(req);
     demand(req, Permission.inventoryView);
-    return ctx.inventory.all().filter((n) => orgs.hasNode(org, n.name)).map((n) => nodeState(ctx, n.name));
+    const names = ctx.inventory.all().filter((n) => orgs.hasNode(org, n.name)).map((n) => n.name);
+    const busy = await busyNodes(ctx.redis, ctx.keys, names);
+    return names.map((n) => nodeState(ctx, n, busy.has(n)));
   });
 
   app.get('/node_states/:node', async (req) => {
@@ -159,7 +161,7 @@ export async function chefFace(app: AnyFastify, ctx: ChefFaceContext): Promise<v
     demand(req, Permission.inventoryView);
     const { node } = req.params as { node: string };
     if (!orgs.hasNode(org, node) || !ctx.inventory.all().some((n) => n.name === node)) throw apiError(ApiErrorCode.notFound, `no node named ${node} in organization ${org} has connected`, { node });
-    return nodeState(ctx, node);
+    return nodeState(ctx, node, (await busyNodes(ctx.redis, ctx.keys, [node])).has(node));
   });
 
   app.get('/jobs_status_feed/:id', async (req, reply) => {
@@ -232,9 +234,10 @@ function compareIds(a: string, b: string): number {
   return am - bm || as - bs;
 }
 
-function nodeState(ctx: ChefFaceContext, node: string): Record<string, unknown> {
+/** `busy`: the node's busy mark in Redis (a command job it acked and has not ended, through any orchestrator). */
+function nodeState(ctx: ChefFaceContext, node: string, busy: boolean): Record<string, unknown> {
   const n = ctx.inventory.get(node);
-  return { node_name: node, status: n.connected ? 'up' : 'down', updated_at: n.timestamp ? httpDate(Date.parse(n.timestamp)) : null, availability: ctx.chef.isBusy(node) ? 'busy' : 'available' };
+  return { node_name: node, status: n.connected ? 'up' : 'down', updated_at: n.timestamp ? httpDate(Date.parse(n.timestamp)) : null, availability: busy ? 'busy' : 'available' };
 }
 
 /**
