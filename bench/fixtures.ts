@@ -93,8 +93,8 @@ export async function startBrokerChild(pki: BenchPki, extra: Record<string, unkn
  * listens. `onLog` sees every JSON log line it prints (the config's log-level must be info or
  * lower, for its 'listening' line).
  */
-export async function startOrchestratorChild(configFile: string, onLog: (l: { msg: string; [k: string]: unknown }) => void = () => {}): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [BATON_BIN, 'orchestrator', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+export async function startOrchestratorChild(configFile: string, onLog: (l: { msg: string; [k: string]: unknown }) => void = () => {}, nodeFlags: string[] = []): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, [...nodeFlags, BATON_BIN, 'orchestrator', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       const l = JSON.parse(line) as { msg: string; port?: number };

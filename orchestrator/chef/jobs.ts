@@ -14,7 +14,7 @@ import { pxpRequest, PxpMessageType } from '../../protocol/pxp.ts';
 import type { Engine, JobAction } from '../engine/engine.ts';
 import type { Keys } from '../engine/keys.ts';
 import { COMMAND_MODULE } from '../engine/kinds/command.ts';
-import type { JobIdempotency, JobRecord, JobStore, NodeRecord } from '../engine/store.ts';
+import type { JobIdempotency, JobRecord, JobStore, JobType, NodeRecord } from '../engine/store.ts';
 import { ENDED_JOB_STATES } from '../engine/store.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
 import { BatonError } from '../../protocol/errors.ts';
@@ -77,6 +77,9 @@ export async function busyNodes(redis: Redis, keys: Keys, nodes: readonly string
   return new Set(nodes.filter((_n, i) => held[i] !== null));
 }
 
+/** Whether an engine event is of a Chef command job (a type not known: it may be; look). */
+const isCommandJob = (type: JobType | null): boolean => type === null || type === 'command';
+
 /** A node's state as Chef shows it. */
 export function chefNodeState(n: NodeRecord): string {
   const own = n.details?.chef_state;
@@ -94,9 +97,10 @@ export class ChefJobs {
     o.redis.defineCommand('chefBusyRenew', { numberOfKeys: 1, lua: lua('chef-busy-renew-1.lua') });
     o.redis.defineCommand('chefBusyRelease', { numberOfKeys: 1, lua: lua('chef-busy-release-1.lua') });
     this.r = o.redis as Redis & BusyScripts;
-    o.engine.on('nodeStarted', (jobId, node) => void this.renewBusy(jobId, node));
-    o.engine.on('nodeEnded', (jobId, node) => void this.release(node, jobId));
-    o.engine.on('jobEnded', (jobId) => void this.finalize(jobId).catch((err: Error) => o.log.warn({ job: jobId, err: err.message }, 'could not complete a command job')));
+    // Command jobs only (Chef's): other faces' runs cost no Redis here.
+    o.engine.on('nodeStarted', (jobId, node, type) => void (isCommandJob(type) && this.renewBusy(jobId, node)));
+    o.engine.on('nodeEnded', (jobId, node, _state, type) => void (isCommandJob(type) && this.release(node, jobId)));
+    o.engine.on('jobEnded', (jobId, _state, type) => void (isCommandJob(type) && this.finalize(jobId).catch((err: Error) => o.log.warn({ job: jobId, err: err.message }, 'could not complete a command job'))));
   }
 
   /** Whether `node` is busy with a command job (through any orchestrator). */

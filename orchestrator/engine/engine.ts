@@ -11,9 +11,9 @@ import type { InventoryTracker } from '../pcp/inventory.ts';
 import type { PxpAction, PxpRunner } from '../pcp/pxp-runner.ts';
 import { DEFAULT_NODE_RECONNECT_GRACE_S } from '../defaults.ts';
 import { Delivery } from './delivery.ts';
-import { standardKinds, type JobAction, type JobKinds, type RunEnd } from './kinds/index.ts';
+import { standardKinds, type JobAction, type JobKind, type JobKinds, type RunEnd } from './kinds/index.ts';
 import { notConnectedOutcome, type NodeOutcome } from './results.ts';
-import { ENDED_JOB_STATES, TERMINAL_NODE_STATES, type JobRecord, type JobState, type JobStore, type NewJob, type NodeRecord } from './store.ts';
+import { ENDED_JOB_STATES, TERMINAL_NODE_STATES, type JobRecord, type JobState, type JobStore, type JobType, type NewJob, type NodeRecord } from './store.ts';
 
 /** Beyond the run's own timeout, how long to wait for the agent to report it. */
 export const OUTCOME_GRACE_MS = 30_000;
@@ -46,15 +46,21 @@ export interface EngineOptions {
 
 export type { JobAction } from './kinds/index.ts';
 
+/** Why the losing wait of a run's outcome race is aborted. */
+const RACE_DECIDED = Object.freeze({ decided: true });
+/** Job states in which no further node starts. */
+const STOPPING_JOB_STATES: readonly JobState[] = ['stopping', 'stopped'];
+
 export interface JobSubmission extends NewJob {
   action: JobAction;
 }
 
 export interface EngineEvents {
   jobSubmitted: [job: JobRecord];
-  nodeStarted: [jobId: string, node: string];
-  nodeEnded: [jobId: string, node: string, state: string];
-  jobEnded: [jobId: string, state: string];
+  /** `type`: the job's (faces keep to their own jobs without asking Redis); null if unknown. */
+  nodeStarted: [jobId: string, node: string, type: JobType | null];
+  nodeEnded: [jobId: string, node: string, state: string, type: JobType | null];
+  jobEnded: [jobId: string, state: string, type: JobType | null];
 }
 
 export class Engine extends EventEmitter<EngineEvents> {
@@ -157,8 +163,9 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Moves a node that has not run to a terminal state without running it (a Chef vote). */
   async settle(jobId: string, node: string, state: 'skipped' | 'failed', details: Record<string, unknown>, event: { type: string; details?: Record<string, unknown> }): Promise<void> {
     const res = await this.opts.store.transition(jobId, { name: node, state, details }, ['new'], event);
-    if (res) this.emit('nodeEnded', jobId, node, state);
-    if (res?.jobEnd) this.ended(jobId, res.jobEnd);
+    const type = res ? await this.jobType(jobId) : null;
+    if (res) this.emit('nodeEnded', jobId, node, state, type);
+    if (res?.jobEnd) this.ended(jobId, res.jobEnd, type);
   }
 
   /** No new runs start; `force` also stops running ones (Baton's agent by `status stop`, Puppet's pxp-agent by a `command run` that ends the transaction's processes). */
@@ -177,8 +184,9 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Moves a node that has not run to skipped; ends the job when it was the last one. */
   private async skip(jobId: string, node: string, message: string, from: NodeRecord['state'][] = ['new']): Promise<void> {
     const res = await this.opts.store.transition(jobId, { name: node, state: 'skipped', details: { message } }, from, { type: 'node_skipped' });
-    if (res) this.emit('nodeEnded', jobId, node, 'skipped');
-    if (res?.jobEnd) this.ended(jobId, res.jobEnd);
+    const type = res ? await this.jobType(jobId) : null;
+    if (res) this.emit('nodeEnded', jobId, node, 'skipped', type);
+    if (res?.jobEnd) this.ended(jobId, res.jobEnd, type);
   }
 
   private forget(jobId: string): void {
@@ -186,10 +194,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.actions.delete(jobId);
   }
 
-  private ended(jobId: string, state: string): void {
+  private ended(jobId: string, state: string, type: JobType | null): void {
     this.forget(jobId);
     this.opts.log.info({ job: jobId, state }, 'job ended');
-    this.emit('jobEnded', jobId, state);
+    this.emit('jobEnded', jobId, state, type);
+  }
+
+  /** A job's type, from this process's cache of the jobs it runs (read once otherwise). */
+  private async jobType(jobId: string): Promise<JobType | null> {
+    return (await this.job(jobId).catch(() => null))?.type ?? null;
   }
 
   /**
@@ -279,24 +292,31 @@ export class Engine extends EventEmitter<EngineEvents> {
     const { jobId, node } = bull.data;
     const { store, runner, inventory, log } = this.opts;
     const job = await this.job(jobId);
-    const rec = await store.getNode(jobId, node);
-    if (!job || !rec || TERMINAL_NODE_STATES.includes(rec.state)) return;
-    job.state = (await store.jobState(jobId)) ?? job.state;
+    if (!job) return;
     const txid = this.transactionId(jobId, node);
-    const timeoutS = job.options.timeout_s;
-    let outcome: RunEnd | null = null;
-    let startMs = rec.start_ms ?? Date.now();
-
-    if (rec.state === 'ready' && (job.state === 'stopping' || job.state === 'stopped')) {
-      await this.skip(jobId, node, 'the job was stopped before this node ran', ['ready']);
-      return this.afterNode(job);
-    }
     const jobAction = await this.action(jobId);
     if (!jobAction) throw new Error(`job ${jobId} has no action recorded`);
     const kind = this.kinds.of(jobAction.module);
     if (!kind) throw new Error(`job ${jobId} runs module ${jobAction.module}, which no job kind runs`);
     const action = this.kinds.nodeAction(jobAction, node, jobId);
 
+    // The usual case in one script: a `ready` node, connected, of a job neither stopping nor
+    // stopped, moves to running. Anything else (or a refusal) reads the node and decides below.
+    if (inventory.isConnected(node)) {
+      const startMs = Date.now();
+      if (await this.markRunning(jobId, node, txid, startMs, true)) return this.conclude(job, node, txid, startMs, kind, await this.delivery.send(node, txid, action), action);
+    }
+
+    const rec = await store.getNode(jobId, node);
+    if (!rec || TERMINAL_NODE_STATES.includes(rec.state)) return;
+    const jobState = (await store.jobState(jobId)) ?? job.state;
+    let outcome: RunEnd | null = null;
+    let startMs = rec.start_ms ?? Date.now();
+
+    if (rec.state === 'ready' && (jobState === 'stopping' || jobState === 'stopped')) {
+      await this.skip(jobId, node, 'the job was stopped before this node ran', ['ready']);
+      return this.afterNode(job);
+    }
     if (rec.state === 'running') {
       // Re-attach (the orchestrator restarted during this run, or another took it over): ask the
       // agent before anything else; while it runs, the wait below needs no further question.
@@ -320,20 +340,33 @@ export class Engine extends EventEmitter<EngineEvents> {
         }
       }
       startMs = Date.now();
-      const moved = await store.transition(jobId, { name: node, state: 'running', transaction_uuid: txid, start_ms: startMs }, ['ready'], { type: 'node_running' });
-      if (!moved) return; // someone else moved it
-      log.info({ job: jobId, node, transaction_id: txid }, 'node run started');
-      this.emit('nodeStarted', jobId, node);
+      if (!(await this.markRunning(jobId, node, txid, startMs, false))) return; // someone else moved it
       outcome = await this.delivery.send(node, txid, action);
     }
+    return this.conclude(job, node, txid, startMs, kind, outcome, action);
+  }
+
+  /** ready → running (refused, with `unlessStopping`, while the job stops); says so in the log and to listeners. */
+  private async markRunning(jobId: string, node: string, txid: string, startMs: number, unlessStopping: boolean): Promise<boolean> {
+    const moved = await this.opts.store.transition(jobId, { name: node, state: 'running', transaction_uuid: txid, start_ms: startMs }, ['ready'], { type: 'node_running' }, startMs, unlessStopping ? STOPPING_JOB_STATES : []);
+    if (!moved) return false;
+    this.opts.log.info({ job: jobId, node, transaction_id: txid }, 'node run started');
+    this.emit('nodeStarted', jobId, node, this.jobs.get(jobId)?.type ?? null);
+    return true;
+  }
+
+  /** The run's outcome (waited for when not known yet), by its kind's rules, kept; then the next nodes. */
+  private async conclude(job: JobRecord, node: string, txid: string, startMs: number, kind: JobKind, known: RunEnd | null, action: PxpAction): Promise<void> {
+    const { store } = this.opts;
+    let outcome = known;
     if (!outcome) {
-      const deadline = startMs + timeoutS * 1000 + OUTCOME_GRACE_MS;
+      const deadline = startMs + job.options.timeout_s * 1000 + OUTCOME_GRACE_MS;
       outcome = kind.crashesOnDisconnect ? await this.outcomeOrCrash(node, txid, action, deadline) : await this.delivery.outcome(node, txid, action, deadline);
     }
     // The job's state now, not the one read when the run began.
-    const jobStopping = kind.abortsWhenStopping && ['stopping', 'stopped'].includes((await store.jobState(jobId)) ?? '');
-    const nodeOutcome = kind.outcome(outcome, { node, timeoutS, jobStopping });
-    if (outcome.kind === 'results' && kind.onResults) await kind.onResults(jobId, node, outcome.results);
+    const jobStopping = kind.abortsWhenStopping && ['stopping', 'stopped'].includes((await store.jobState(job.id)) ?? '');
+    const nodeOutcome = kind.outcome(outcome, { node, timeoutS: job.options.timeout_s, jobStopping });
+    if (outcome.kind === 'results' && kind.onResults) await kind.onResults(job.id, node, outcome.results);
     await this.finish(job, node, txid, startMs, nodeOutcome, ['running', 'ready']);
     return this.afterNode(job);
   }
@@ -346,7 +379,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       return await Promise.race([this.delivery.outcome(node, txid, action, deadlineMs, abort.signal), lost.promise.then(() => ({ kind: 'crashed' as const }))]);
     } finally {
       lost.cancel();
-      abort.abort(); // the losing wait stops asking the agent
+      abort.abort(RACE_DECIDED); // the losing wait stops asking the agent (a reason of our own: no DOMException per run)
     }
   }
 
@@ -362,8 +395,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     );
     if (!res) return; // already ended (a run re-attached twice)
     this.opts.log.info({ job: job.id, node, state: o.state }, 'node run ended');
-    this.emit('nodeEnded', job.id, node, o.state);
-    if (res.jobEnd) this.ended(job.id, res.jobEnd);
+    this.emit('nodeEnded', job.id, node, o.state, job.type);
+    if (res.jobEnd) this.ended(job.id, res.jobEnd, job.type);
   }
 
   private async afterNode(job: JobRecord): Promise<void> {

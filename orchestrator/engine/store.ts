@@ -346,6 +346,8 @@ export class JobStore {
     from: readonly NodeState[],
     event: { type: string; details?: Record<string, unknown>; message?: string } | null,
     nowMs = Date.now(),
+    /** Refused, too, while the job is in one of these states. */
+    unlessJob: readonly JobState[] = [],
   ): Promise<{ eventId: number | null; jobEnd: JobState | '' } | null> {
     const iso = new Date(nowMs).toISOString();
     const { latest_event_id: _ignored, ...rest } = record;
@@ -353,7 +355,7 @@ export class JobStore {
     const res = await this.r.nodeTransition(
       this.keys.job(jobId), this.keys.nodes(jobId), this.keys.counts(jobId), this.keys.events(jobId), this.keys.history(jobId),
       record.name, from.join(','), JSON.stringify(rest), record.state, event ? event.type : '', eventJson,
-      TERMINAL_NODE_STATES.join(','), iso, nowMs,
+      TERMINAL_NODE_STATES.join(','), iso, nowMs, unlessJob.join(','),
     );
     if (!res) return null;
     return { eventId: res[0] ? Number(res[0]) : null, jobEnd: res[1] as JobState | '' };

@@ -72,8 +72,9 @@ export class DeploymentController {
     });
     // Wake-ups only (a run's end is read from the engine's records by the next reconcile anyway).
     const wake = (jobId: string) => void o.store.runDeployment(jobId).then((id) => id && this.applier.soon(id, 'run changed'), (err: Error) => o.log.warn({ job: jobId, err: err.message }, 'could not look up a run\'s deployment'));
-    o.engine.on('nodeStarted', wake);
-    o.engine.on('nodeEnded', wake);
+    // Deployment runs only (a type not known: it may be one; look).
+    o.engine.on('nodeStarted', (jobId, _node, type) => (type === null || type === 'deployment') && wake(jobId));
+    o.engine.on('nodeEnded', (jobId, _node, _state, type) => (type === null || type === 'deployment') && wake(jobId));
   }
 
   private own(r: Redis): Redis {

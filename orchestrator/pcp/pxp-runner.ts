@@ -10,6 +10,9 @@ import { ClientErrorCode, PcpClientError } from '../../protocol/client/broker-ur
 import type { EnvelopeV2 } from '../../protocol/pcp-v2.ts';
 import { PxpErrorCode, pxpRequest, PxpMessageType, rpcErrorCode } from '../../protocol/pxp.ts';
 import { newMessageId } from '../../protocol/pcp-v2.ts';
+
+/** Why a watch's signal aborts: nobody holds the watch any more. */
+const WATCH_RELEASED = Object.freeze({ released: true });
 import type { AgentTaskResults } from '../engine/results.ts';
 
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -388,7 +391,7 @@ export class PxpRunner {
 
   private release(transactionId: string, w: Watch): void {
     if (--w.holds > 0) return;
-    w.abort.abort();
+    w.abort.abort(WATCH_RELEASED); // a reason of our own: no DOMException (and its stack) per run
     if (this.watches.get(transactionId) === w) this.watches.delete(transactionId);
   }
 }

@@ -30,6 +30,8 @@ export interface FleetOptions {
   inMemoryTask?: boolean;
   /** Agents' reconnection delays (ms); `'default'` keeps the product's defaults. Absent: 100/1000 ms. */
   reconnect?: { initialMs: number; maxMs: number } | 'default';
+  /** Where the agents' spools and caches go (default the system's temporary directory). */
+  parentDir?: string;
 }
 
 export interface FleetStats {
@@ -39,7 +41,7 @@ export interface FleetStats {
 }
 
 export async function startFleet(opts: FleetOptions): Promise<Fleet> {
-  const baseDir = mkdtempSync(join(tmpdir(), 'baton-fleet-'));
+  const baseDir = mkdtempSync(join(opts.parentDir ?? tmpdir(), 'baton-fleet-'));
   const spec = {
     brokerUris: opts.brokerUris,
     pkiDir: opts.pkiDir,

@@ -11,6 +11,7 @@
 -- ARGV[7] comma-separated terminal node states
 -- ARGV[8] now (ISO-8601)
 -- ARGV[9] now (ms)
+-- ARGV[10] comma-separated job states in which the transition is refused too ('' for none)
 -- Returns {eventId or '', jobEndState or ''}, or false when the node was not in an allowed state.
 local current = redis.call('HGET', KEYS[2], ARGV[1])
 local from = 'new'
@@ -18,6 +19,10 @@ if current then from = cjson.decode(current).state end
 local allowed = false
 for s in string.gmatch(ARGV[2], '[^,]+') do if s == from then allowed = true end end
 if not allowed then return false end
+if ARGV[10] and ARGV[10] ~= '' then
+  local js = redis.call('HGET', KEYS[1], 'state')
+  for s in string.gmatch(ARGV[10], '[^,]+') do if s == js then return false end end
+end
 
 local eventId = ''
 local record = ARGV[3]
