@@ -42,6 +42,8 @@ export const DEFAULT_MESSAGE_TTL_MS = 60_000;
 /** PXP requests from v2 to v1 clients remembered, to give v1 replies their `in_reply_to`. */
 export const MAX_V1_PENDING_REPLIES = 100_000;
 export const DEFAULT_CONTROLLER_CNS: readonly string[] = ['orchestrator'];
+/** Broker processes sharing the port; 1 runs the broker in this process, with no supervisor. */
+export const DEFAULT_BROKER_WORKERS = 1;
 
 export const BROKER_DEFAULTS = {
   host: DEFAULT_BROKER_HOST,
@@ -60,6 +62,7 @@ export const BROKER_DEFAULTS = {
   'message-ttl': DEFAULT_MESSAGE_TTL_MS,
   'log-level': 'info',
   'max-message-depth': DEFAULT_MAX_MESSAGE_DEPTH,
+  workers: String(DEFAULT_BROKER_WORKERS),
 } as const satisfies Partial<BrokerConfig>;
 
 /** WebSocket close codes the broker uses. */

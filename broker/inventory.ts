@@ -1,7 +1,7 @@
 // Inventory: queries over connected sessions, and subscriptions that receive batched changes.
 import { inventoryUpdate, type InventoryChange } from '../protocol/inventory.ts';
 import type { EnvelopeV2 } from '../protocol/pcp-v2.ts';
-import { matchesUriPattern, type UriPattern } from '../protocol/uri.ts';
+import { matchesUriPattern, parseUri, type UriPattern } from '../protocol/uri.ts';
 import type { Session, SessionRegistry } from './sessions.ts';
 
 export class Inventory {
@@ -15,9 +15,18 @@ export class Inventory {
     private readonly updateIntervalMs: number,
   ) {}
 
-  /** URIs of connected sessions matching any pattern, sorted. */
-  query(patterns: readonly UriPattern[]): string[] {
+  /** URIs of connected sessions matching any pattern (and of `remote` ones: elsewhere in the fabric), sorted. */
+  query(patterns: readonly UriPattern[], remote: readonly string[] = []): string[] {
     const found = new Set<string>();
+    for (const uri of remote) {
+      let parsed;
+      try {
+        parsed = parseUri(uri);
+      } catch {
+        continue; // not a URI (the directory is only written by brokers; nothing to show)
+      }
+      if (patterns.some((p) => matchesUriPattern(p, parsed.commonName, parsed.clientType))) found.add(uri);
+    }
     const scan: UriPattern[] = [];
     for (const p of patterns) {
       if (p.commonName !== null && p.clientType !== null) {
@@ -49,11 +58,27 @@ export class Inventory {
 
   /** Records that `session` connected (1) or disconnected (-1). */
   recordChange(session: Session, change: 1 | -1): void {
+    this.record(session.uri, session.commonName, session.clientType, change, session);
+  }
+
+  /** Records that a session on another broker of the fabric connected (1) or disconnected (-1). */
+  recordRemoteChange(uri: string, change: 1 | -1): void {
     if (this.subscribers.size === 0) return;
-    const entry: InventoryChange = { client: session.uri, change };
+    let parsed;
+    try {
+      parsed = parseUri(uri);
+    } catch {
+      return;
+    }
+    this.record(uri, parsed.commonName, parsed.clientType, change, null);
+  }
+
+  private record(uri: string, commonName: string, clientType: string, change: 1 | -1, self: Session | null): void {
+    if (this.subscribers.size === 0) return;
+    const entry: InventoryChange = { client: uri, change };
     for (const sub of this.subscribers) {
-      if (sub === session || !sub.subscription) continue;
-      if (!sub.subscription.some((p) => matchesUriPattern(p, session.commonName, session.clientType))) continue;
+      if (sub === self || !sub.subscription) continue;
+      if (!sub.subscription.some((p) => matchesUriPattern(p, commonName, clientType))) continue;
       (sub.pendingChanges ??= []).push(entry);
       this.dirty.add(sub);
     }

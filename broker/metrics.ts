@@ -25,6 +25,10 @@ export class BrokerMetrics {
   readonly connectionsRefused: Record<ConnectionRefusal, { inc(): void }>;
   readonly disconnects: Record<DisconnectReason, { inc(): void }>;
   readonly routingSeconds: Histogram;
+  /** Fabric: envelopes sent to other brokers, received from them, and fabric messages dropped as malformed. */
+  readonly fabricForwarded: { inc(): void };
+  readonly fabricReceived: { inc(): void };
+  readonly fabricMalformed: { inc(): void };
   /** Sessions by PCP version, and messages received from them (index 1 and 2). */
   readonly sessionsByVersion: Record<1 | 2, { inc(): void; dec(): void }>;
   readonly received: Record<1 | 2, { inc(): void }>;
@@ -105,6 +109,9 @@ export class BrokerMetrics {
       buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
       registers,
     });
+    this.fabricForwarded = new Counter({ name: 'baton_broker_fabric_forwarded_total', help: 'Envelopes sent to the broker of their target over the fabric', registers });
+    this.fabricReceived = new Counter({ name: 'baton_broker_fabric_received_total', help: 'Envelopes received from other brokers of the fabric for local sessions', registers });
+    this.fabricMalformed = new Counter({ name: 'baton_broker_fabric_malformed_total', help: 'Fabric messages dropped because they were not well formed', registers });
     this.routingSeconds = new Histogram({
       name: 'baton_broker_routing_seconds',
       help: 'Time from receiving a message to handing it to the target connection',

@@ -37,6 +37,16 @@ export interface RouterOptions {
   messageTtlMs: number;
   /** PXP requests from v2 to v1 clients remembered for the replies' `in_reply_to`. */
   maxPendingReplies: number;
+  /** Several brokers as one: targets on other brokers, and the fabric-wide inventory. */
+  fabric?: FabricRouting;
+}
+
+/** What the router asks of the fabric (broker/fabric/member.ts). */
+export interface FabricRouting {
+  /** Sends a v2 envelope's text towards `target` on another broker: null once sent, or why not. */
+  forward(target: string, envText: string): Promise<string | null>;
+  /** URIs connected to the fabric's other brokers. */
+  remoteUris(): Promise<string[]>;
 }
 
 export class Router implements RouterCore {
@@ -147,7 +157,8 @@ export class Router implements RouterCore {
     }
     const dest = this.registry.get(target);
     if (dest === undefined) {
-      this.refuse(session, RefusalReason.notConnected, `target '${target}' is not connected`, env.id);
+      if (this.opts.fabric) this.forwardRemote(session, target, encodeV2(env), env.id, startMs);
+      else this.refuse(session, RefusalReason.notConnected, `target '${target}' is not connected`, env.id);
       return;
     }
     if (!this.deliver(dest, dest.pcpVersion === 2 ? encodeV2(env) : this.toV1(dest, env))) {
@@ -156,6 +167,38 @@ export class Router implements RouterCore {
     }
     this.metrics.routed.inc();
     this.metrics.routingSeconds.observe((performance.now() - startMs) / 1000);
+  }
+
+  /**
+   * A target on no session here: its envelope goes to the target's broker in the fabric, or the
+   * sender hears why not. Returns false when this broker is not in a fabric.
+   */
+  get inFabric(): boolean {
+    return this.opts.fabric !== undefined;
+  }
+
+  forwardRemote(session: Session, target: string, envText: string, id: string, startMs: number): boolean {
+    const fabric = this.opts.fabric;
+    if (!fabric) return false;
+    fabric.forward(target, envText).then(
+      (why) => {
+        if (why === null) {
+          this.metrics.fabricForwarded.inc();
+          this.metrics.routingSeconds.observe((performance.now() - startMs) / 1000);
+        } else if (!session.ended) this.refuse(session, RefusalReason.notConnected, why, id);
+      },
+      (err: Error) => {
+        // Redis away or slow (bounded): the target may be anywhere; say so, as "not connected".
+        if (!session.ended) this.refuse(session, RefusalReason.notConnected, `target '${target}' is not connected here, and the fabric could not be asked where it is (${err.message}); nothing was delivered`, id);
+      },
+    );
+    return true;
+  }
+
+  /** An envelope from another broker of the fabric for local session `dest`, in its PCP version. */
+  deliverFromFabric(dest: Session, envText: string): boolean {
+    if (dest.pcpVersion === 2) return this.deliver(dest, envText);
+    return this.deliver(dest, this.toV1(dest, decodeV2(envText, this.maxMessageDepth)));
   }
 
   /**
@@ -222,9 +265,22 @@ export class Router implements RouterCore {
       return;
     }
     const inventory = this.opts.inventory();
-    this.sendFromBroker(session, inventoryResponse(session.uri, env.id, inventory.query(query.patterns)));
-    if (query.subscribe) inventory.subscribe(session, query.patterns);
-    else inventory.unsubscribe(session);
+    const answer = (uris: string[]) => {
+      this.sendFromBroker(session, inventoryResponse(session.uri, env.id, uris));
+      if (query.subscribe) inventory.subscribe(session, query.patterns);
+      else inventory.unsubscribe(session);
+    };
+    const fabric = this.opts.fabric;
+    if (!fabric) return answer(inventory.query(query.patterns));
+    // Fabric-wide: this broker's sessions and those the directory has on the others.
+    fabric.remoteUris().then(
+      (remote) => {
+        if (!session.ended) answer(inventory.query(query.patterns, remote));
+      },
+      (err: Error) => {
+        if (!session.ended) this.refuse(session, RefusalReason.fabricUnavailable, `the fabric's session directory could not be read (${err.message}); ask again`, env.id);
+      },
+    );
   }
 
   private denied(session: Session, env: EnvelopeV2): void {

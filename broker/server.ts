@@ -19,12 +19,14 @@ import { decideAssociation } from './association.ts';
 import { ProtocolError, ProtocolErrorCode } from '../protocol/errors.ts';
 import { decodeV1, encodeV1, type OutgoingV1 } from '../protocol/pcp-v1.ts';
 import { associateResponse, errorMessageV1, ttlExpired } from '../protocol/pcp-v1-broker.ts';
-import { BROKER_HANDLER_FAILED, refusalForProtocolError, type ConnectionRefusal } from './errors.ts';
+import { BROKER_HANDLER_FAILED, RefusalReason, refusalForProtocolError, type ConnectionRefusal } from './errors.ts';
 import { Inventory } from './inventory.ts';
 import { BrokerMetrics, sessionTypeLabel, type DisconnectReason } from './metrics.ts';
 import { Router } from './router.ts';
 import { Session, SessionRegistry } from './sessions.ts';
 import { parseSessionPath } from './paths.ts';
+import { Fabric, type FabricHost } from './fabric/member.ts';
+import { hostname } from 'node:os';
 import { ERROR_CODES_HEADER } from '../protocol/broker-errors.ts';
 
 export const BROKER_SERVICE_NAME = 'broker-service';
@@ -51,6 +53,8 @@ export class Broker {
   private readonly unassociated = new Set<WebSocket>();
   /** This broker in debug hops: `pcp://<its certificate's CN>/server`. */
   readonly serverUri: string;
+  /** Set when `fabric` is configured: this broker is one of several sharing a Redis. */
+  readonly fabric: Fabric | null = null;
 
   constructor(
     private readonly config: ResolvedBrokerConfig,
@@ -61,7 +65,13 @@ export class Broker {
     const ca = readConfiguredFile(config, 'ssl-ca-cert');
     const brokerCert = readConfiguredFile(config, 'ssl-cert');
     this.serverUri = formatUri(certificateCn(brokerCert) ?? 'broker', SERVER_CLIENT_TYPE);
+    if (config.fabric) {
+      const f = config.fabric;
+      // The default id is completed with the port once it is known (listen).
+      this.fabric = new Fabric({ redisUrl: f.redis, brokerId: f['broker-id'] ?? '', ...(f['key-prefix'] ? { prefix: f['key-prefix'] } : {}), log }, this.fabricHost());
+    }
     this.router = new Router({
+      ...(this.fabric ? { fabric: this.fabric } : {}),
       serverUri: this.serverUri,
       messageTtlMs: config['message-ttl'],
       maxPendingReplies: MAX_V1_PENDING_REPLIES,
@@ -121,6 +131,10 @@ export class Broker {
         resolve();
       });
     });
+    if (this.fabric) {
+      if (!this.config.fabric?.['broker-id']) this.fabric.setBrokerId(`${hostname()}:${this.port}:${process.pid}`);
+      await this.fabric.start();
+    }
     this.timers.push(setInterval(() => this.keepalive(), this.config['ping-interval']).unref());
     const idleSweepMs = Math.max(10, Math.min(this.config['idle-timeout'] / 4, 30_000));
     this.timers.push(setInterval(() => this.sweepIdle(), idleSweepMs).unref());
@@ -139,6 +153,7 @@ export class Broker {
     const closed = new Promise<void>((resolve) => this.front.close(() => resolve()));
     this.server.closeAllConnections();
     await closed;
+    await this.fabric?.stop();
     this.log.info('stopped');
   }
 
@@ -273,6 +288,7 @@ export class Broker {
     } else {
       this.inventory.recordChange(session, 1);
     }
+    this.fabric?.opened(uri).catch((err: Error) => this.log.warn({ uri, err: err.message }, 'could not enter the session in the fabric directory (written again once Redis is back)'));
     this.log.info({ uri, remote: remoteAddress }, 'session opened');
     ws.on('message', (data: Buffer, isBinary: boolean) => this.router.handle(session, data, isBinary));
     ws.on('pong', () => {
@@ -294,7 +310,10 @@ export class Broker {
     this.metrics.sessionsByVersion[session.pcpVersion].dec();
     this.metrics.disconnects[reason].inc();
     this.inventory.unsubscribe(session);
-    if (reason !== 'replaced') this.inventory.recordChange(session, -1);
+    if (reason !== 'replaced') {
+      this.inventory.recordChange(session, -1);
+      this.fabric?.closed(session.uri).catch((err: Error) => this.log.warn({ uri: session.uri, err: err.message }, 'could not remove the session from the fabric directory (swept if this broker goes)'));
+    }
     this.log.info({ uri: session.uri, reason }, 'session closed');
   }
 
@@ -303,6 +322,32 @@ export class Broker {
     if (this.registry.remove(session)) this.endSession(session, reason);
     if (reason === 'slow_consumer' || reason === 'keepalive') session.ws.terminate();
     else session.ws.close(code, text);
+  }
+
+  /** What the fabric asks of this broker. */
+  private fabricHost(): FabricHost {
+    return {
+      deliverLocal: (target, envText) => {
+        const dest = this.registry.get(target);
+        if (dest === undefined) return false;
+        this.metrics.fabricReceived.inc();
+        return this.router.deliverFromFabric(dest, envText);
+      },
+      undeliverable: (sender, _target, id, why) => {
+        const s = this.registry.get(sender);
+        if (s) this.router.refuse(s, RefusalReason.notConnected, why, id);
+      },
+      replacedElsewhere: (uri) => {
+        const s = this.registry.get(uri);
+        if (!s || !this.registry.remove(s)) return;
+        this.log.info({ uri }, 'session replaced by a newer connection on another broker');
+        this.endSession(s, 'replaced');
+        s.ws.close(CloseCode.replaced, 'replaced by a newer session for the same URI');
+      },
+      remoteChange: (uri, change) => this.inventory.recordRemoteChange(uri, change),
+      localUris: () => [...this.registry.values()].map((s) => s.uri),
+      malformed: () => this.metrics.fabricMalformed.inc(),
+    };
   }
 
   private keepalive(): void {

@@ -37,6 +37,8 @@ export const RefusalReason = {
   ttlExpired: 'ttl_expired',
   /** PCP v1: a message other than associate_request before the association. */
   notAssociated: 'not_associated',
+  /** Fabric: the directory of the fabric (Redis) could not be read in time. */
+  fabricUnavailable: 'fabric_unavailable',
 } as const;
 export type RefusalReason = (typeof RefusalReason)[keyof typeof RefusalReason];
 
@@ -68,6 +70,7 @@ export const BrokerErrorCode = {
   malformedChunks: 'malformed-chunks',
   ttlExpired: 'ttl-expired',
   notAssociated: 'not-associated',
+  fabricUnavailable: 'fabric-unavailable',
 } as const;
 export type BrokerErrorCode = (typeof BrokerErrorCode)[keyof typeof BrokerErrorCode];
 
@@ -89,6 +92,7 @@ const CODE_OF_REFUSAL: Readonly<Record<RefusalReason, BrokerErrorCode>> = {
   malformed_chunks: BrokerErrorCode.malformedChunks,
   ttl_expired: BrokerErrorCode.ttlExpired,
   not_associated: BrokerErrorCode.notAssociated,
+  fabric_unavailable: BrokerErrorCode.fabricUnavailable,
 };
 
 const BROKER_ERROR_CODES: ReadonlySet<string> = new Set(Object.values(BrokerErrorCode));

@@ -44,6 +44,21 @@ export const brokerConfigSchema = {
     /** Milliseconds to live the broker gives a v2 message it translates to PCP v1 (`expires`). */
     'message-ttl': { type: 'integer', minimum: 10 },
     'log-level': logLevelSchema,
+    /** Broker processes sharing the port: "N" or "auto" (one per core), a string as in the flag. More than 1 runs a supervisor. */
+    workers: { type: 'string', pattern: '^(auto|[1-9][0-9]{0,3})$' },
+    /** Several brokers as one: they share this Redis (session directory, leases, routing between brokers). */
+    fabric: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['redis'],
+      properties: {
+        redis: { type: 'string', pattern: '^rediss?://' },
+        /** This broker's name in the fabric (default host:port:pid); unique among the fabric's brokers. */
+        'broker-id': { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\s]+$' },
+        /** The prefix of the fabric's Redis keys and channels (default baton). */
+        'key-prefix': { type: 'string', minLength: 1, maxLength: 64 },
+      },
+    },
     authorization: {
       type: 'object',
       additionalProperties: false,

@@ -87,6 +87,8 @@ export interface StartBrokerOptions {
   pki: TestPki;
   config?: Record<string, unknown>;
   logLevel?: string;
+  /** Extra arguments after `baton broker --config FILE` (e.g. `['--workers', '2']`). */
+  args?: string[];
 }
 
 export async function startBrokerProcess(opts: StartBrokerOptions & { port?: number }): Promise<BrokerProcess> {
@@ -104,7 +106,7 @@ export async function startBrokerProcess(opts: StartBrokerOptions & { port?: num
       ...opts.config,
     }),
   );
-  const proc = spawn(process.execPath, [BATON_BIN, 'broker', '--config', configFile], {
+  const proc = spawn(process.execPath, [BATON_BIN, 'broker', '--config', configFile, ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // the IPC channel: the broker stops if this test process dies
     env: { ...process.env, BATON_PORT: '', BATON_HOST: '' },
   });

@@ -1,0 +1,6 @@
+-- Where a URI's session is: its broker and whether that broker's lease holds.
+-- KEYS[1] the session directory, ARGV[1] the URI, ARGV[2] the prefix of brokers' lease keys
+-- Returns {} when no broker has it, else {broker id, 1 if its lease holds else 0}.
+local b = redis.call('HGET', KEYS[1], ARGV[1])
+if not b then return {} end
+return {b, redis.call('EXISTS', ARGV[2] .. b)}

@@ -1,0 +1,301 @@
+// A broker's membership of the fabric: several brokers (processes, hosts) sharing one Redis act as
+// one. Each registers with a lease (renewed; a broker whose lease lapses is gone and its sessions
+// leave the directory, swept by any other); a session directory maps each URI to its broker; a
+// message for a URI on another broker goes to that broker's channel (sharded pub/sub: SPUBLISH /
+// SSUBSCRIBE), msgpackr-encoded (wire.ts). Identity, sender checks and authorization happen where
+// the sender is connected; the receiving broker only delivers. Every Redis command has a bound.
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import type { Logger } from '../../lib/log.ts';
+import { projectPath } from '../../lib/paths.ts';
+import { decodeFabric, encodeFabric, FabricMessageKind, type FabricMessage } from './wire.ts';
+
+/** A broker's lease lasts this long unless renewed; renewals come every FABRIC_RENEW_MS. */
+export const DEFAULT_FABRIC_LEASE_MS = 10_000;
+export const DEFAULT_FABRIC_RENEW_MS = 3_000;
+/** Bound on each Redis command of the fabric (a message waits at most this for its route). */
+export const DEFAULT_FABRIC_REDIS_TIMEOUT_MS = 2_000;
+export const DEFAULT_FABRIC_PREFIX = 'baton';
+/** Directory entries read per HSCAN step when sweeping a gone broker's sessions. */
+const SWEEP_SCAN_COUNT = 1_000;
+
+export interface FabricOptions {
+  redisUrl: string;
+  brokerId: string;
+  prefix?: string;
+  leaseMs?: number;
+  renewMs?: number;
+  redisTimeoutMs?: number;
+  log: Logger;
+}
+
+/** What the fabric needs of its broker. */
+export interface FabricHost {
+  /** Delivers a v2 envelope's text to the local session `target`; false when there is none. */
+  deliverLocal(target: string, envText: string): boolean;
+  /** A message a local session sent to another broker's target could not be delivered there. */
+  undeliverable(sender: string, target: string, id: string, why: string): void;
+  /** A newer session for `uri` opened on another broker: end the local one as replaced. */
+  replacedElsewhere(uri: string): void;
+  /** A session opened (1) or closed (-1) on another broker (for inventory subscribers). */
+  remoteChange(uri: string, change: 1 | -1): void;
+  /** The URIs of this broker's sessions (registered again after Redis lost them). */
+  localUris(): Iterable<string>;
+  /** A fabric message that was not one (dropped). */
+  malformed(): void;
+}
+
+interface FabricScripts {
+  fabricClaim(dir: string, uri: string, broker: string): Promise<string>;
+  fabricRelease(dir: string, uri: string, broker: string): Promise<number>;
+  fabricLookup(dir: string, uri: string, leasePrefix: string): Promise<[string, number] | []>;
+}
+
+export class Fabric {
+  brokerId: string;
+  private readonly cmd: Redis & FabricScripts;
+  private readonly sub: Redis;
+  private readonly dirKey: string;
+  private readonly brokersKey: string;
+  private readonly leasePrefix: string;
+  private readonly inventoryChannel: string;
+  private readonly leaseMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  /** Directory writes under way (stop waits for them: a broker that stops leaves no entry behind). */
+  private readonly writes = new Set<Promise<unknown>>();
+  private started = false;
+  private stopped = false;
+
+  constructor(private readonly o: FabricOptions, private readonly host: FabricHost) {
+    this.brokerId = o.brokerId;
+    const p = `${o.prefix ?? DEFAULT_FABRIC_PREFIX}:fabric`;
+    this.dirKey = `${p}:sessions`;
+    this.brokersKey = `${p}:brokers`;
+    this.leasePrefix = `${p}:broker:`;
+    this.inventoryChannel = `${p}:inventory`;
+    this.leaseMs = o.leaseMs ?? DEFAULT_FABRIC_LEASE_MS;
+    const timeout = o.redisTimeoutMs ?? DEFAULT_FABRIC_REDIS_TIMEOUT_MS;
+    this.cmd = new Redis(o.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: timeout, enableOfflineQueue: false, lazyConnect: true }) as Redis & FabricScripts;
+    // The subscriber has no command timeout: it waits for messages (ioredis resubscribes on reconnect).
+    this.sub = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+    const lua = (name: string) => readFileSync(projectPath('broker', 'fabric', 'lua', name), 'utf8');
+    this.cmd.defineCommand('fabricClaim', { numberOfKeys: 1, lua: lua('fabric-claim-1.lua') });
+    this.cmd.defineCommand('fabricRelease', { numberOfKeys: 1, lua: lua('fabric-release-1.lua') });
+    this.cmd.defineCommand('fabricLookup', { numberOfKeys: 1, lua: lua('fabric-lookup-1.lua') });
+    for (const r of [this.cmd, this.sub]) r.on('error', (err: Error) => o.log.debug({ err: err.message }, 'fabric redis connection error'));
+  }
+
+  /** Names this broker (before start), when the id depends on the port it got. */
+  setBrokerId(id: string): void {
+    if (this.started) throw new Error('the fabric broker id is fixed once the broker joined');
+    this.brokerId = id;
+  }
+
+  private channelOf(broker: string): string {
+    return `${this.leasePrefix}${broker}:inbox`;
+  }
+
+  /** Joins: the lease, the inbox and inventory channels, the renewals and sweeps. */
+  async start(): Promise<void> {
+    await Promise.all([this.cmd.connect(), this.sub.connect()]);
+    this.sub.on('smessageBuffer', (_channel: Buffer, bytes: Buffer) => this.onMessage(bytes));
+    await this.subscribe();
+    await this.renew();
+    // After Redis lost its data (a restart without persistence), the lease and this broker's
+    // directory entries are written again.
+    this.cmd.on('ready', () => {
+      if (this.started && !this.stopped) void this.reregister();
+    });
+    this.started = true;
+    this.timer = setInterval(() => void this.tick(), this.o.renewMs ?? DEFAULT_FABRIC_RENEW_MS);
+    this.timer.unref();
+    this.o.log.info({ broker_id: this.brokerId }, 'joined the fabric');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await Promise.allSettled([...this.writes]);
+    try {
+      await this.cmd.multi().del(`${this.leasePrefix}${this.brokerId}`).srem(this.brokersKey, this.brokerId).exec();
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'could not leave the fabric cleanly; the lease lapses');
+    }
+    this.sub.disconnect();
+    this.cmd.disconnect();
+  }
+
+  /** A local session opened: the URI is this broker's now (an older session elsewhere is ended). */
+  opened(uri: string): Promise<void> {
+    return this.track(this.claim(uri));
+  }
+
+  closed(uri: string): Promise<void> {
+    return this.track(this.release(uri));
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.writes.add(p);
+    const done = () => this.writes.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private async claim(uri: string): Promise<void> {
+    const old = await this.cmd.fabricClaim(this.dirKey, uri, this.brokerId);
+    if (old !== '' && old !== this.brokerId) await this.publish(this.channelOf(old), { k: FabricMessageKind.replaced, from: this.brokerId, uri });
+    else if (old === '') await this.publish(this.inventoryChannel, { k: FabricMessageKind.inventory, from: this.brokerId, uri, change: 1 });
+  }
+
+  /** A local session closed (not replaced by one elsewhere): its entry goes if it is still this broker's. */
+  private async release(uri: string): Promise<void> {
+    if ((await this.cmd.fabricRelease(this.dirKey, uri, this.brokerId)) === 1) {
+      await this.publish(this.inventoryChannel, { k: FabricMessageKind.inventory, from: this.brokerId, uri, change: -1 });
+    }
+  }
+
+  /**
+   * Sends a v2 envelope's text to the broker of `target`. Resolves null once it is on its way, or
+   * with why it is not (for the sender's error_message).
+   */
+  async forward(target: string, envText: string): Promise<string | null> {
+    const found = await this.cmd.fabricLookup(this.dirKey, target, this.leasePrefix);
+    if (found.length === 0) return `target '${target}' is not connected to any broker of the fabric`;
+    const [broker, alive] = found;
+    if (broker === this.brokerId) return `target '${target}' is not connected`;
+    if (alive !== 1) return `target '${target}' is not connected: its broker ${broker} is gone`;
+    await this.publish(this.channelOf(broker), { k: FabricMessageKind.deliver, from: this.brokerId, target, env: envText });
+    return null;
+  }
+
+  /** The URIs connected to other brokers whose lease holds. */
+  async remoteUris(): Promise<string[]> {
+    const all = await this.cmd.hgetall(this.dirKey);
+    const brokers = [...new Set(Object.values(all))].filter((b) => b !== this.brokerId);
+    if (brokers.length === 0) return [];
+    const leases = await this.cmd.mget(...brokers.map((b) => `${this.leasePrefix}${b}`));
+    const alive = new Set(brokers.filter((_b, i) => leases[i] !== null));
+    return Object.entries(all).filter(([, b]) => alive.has(b)).map(([uri]) => uri);
+  }
+
+  private async publish(channel: string, m: FabricMessage): Promise<void> {
+    await this.cmd.spublish(channel, encodeFabric(m));
+  }
+
+  private onMessage(bytes: Buffer): void {
+    const m = decodeFabric(bytes);
+    if (m === null) {
+      this.host.malformed();
+      return;
+    }
+    if (m.from === this.brokerId) return; // our own inventory notices
+    try {
+      switch (m.k) {
+        case 'd':
+          if (!this.host.deliverLocal(m.target, m.env)) this.bounce(m);
+          break;
+        case 'u':
+          this.host.undeliverable(m.sender, m.target, m.id, `target '${m.target}' is not connected (it left broker ${m.from})`);
+          break;
+        case 'r':
+          this.host.replacedElsewhere(m.uri);
+          break;
+        case 'i':
+          this.host.remoteChange(m.uri, m.change);
+          break;
+      }
+    } catch (err) {
+      this.host.malformed();
+      this.o.log.warn({ err: (err as Error).message, kind: m.k }, 'a fabric message could not be handled; it was dropped');
+    }
+  }
+
+  /** Tells the sender's broker that the envelope found no session here. */
+  private bounce(m: FabricMessage & { k: 'd' }): void {
+    let sender: unknown;
+    let id: unknown;
+    try {
+      ({ sender, id } = JSON.parse(m.env) as { sender?: unknown; id?: unknown });
+    } catch {
+      return this.host.malformed();
+    }
+    if (typeof sender !== 'string' || typeof id !== 'string') return this.host.malformed();
+    void this.publish(this.channelOf(m.from), { k: FabricMessageKind.undeliverable, from: this.brokerId, sender, target: m.target, id })
+      .catch((err: Error) => this.o.log.debug({ err: err.message }, 'could not bounce an undeliverable fabric message'));
+  }
+
+  private async subscribe(): Promise<void> {
+    await this.sub.ssubscribe(this.channelOf(this.brokerId));
+    await this.sub.ssubscribe(this.inventoryChannel);
+  }
+
+  /** Resolves once the subscriber connection is back and subscribed (messages sent before are lost). */
+  private async resubscribed(): Promise<void> {
+    if (this.sub.status !== 'ready') {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the fabric subscriber did not reconnect within ${this.leaseMs} ms`)), this.leaseMs);
+        this.sub.once('ready', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    await this.subscribe(); // again: idempotent, and sure to be in place before we say we are back
+  }
+
+  private async renew(): Promise<void> {
+    await this.cmd.multi().set(`${this.leasePrefix}${this.brokerId}`, String(Date.now()), 'PX', this.leaseMs).sadd(this.brokersKey, this.brokerId).exec();
+  }
+
+  private async reregister(): Promise<void> {
+    try {
+      await this.resubscribed();
+      await this.renew();
+      const uris = [...this.host.localUris()];
+      for (let i = 0; i < uris.length; i += SWEEP_SCAN_COUNT) {
+        const m = this.cmd.multi();
+        for (const uri of uris.slice(i, i + SWEEP_SCAN_COUNT)) m.hset(this.dirKey, uri, this.brokerId);
+        await m.exec();
+      }
+      this.o.log.info({ broker_id: this.brokerId, sessions: uris.length }, 'registered again in the fabric (Redis came back)');
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'could not register again in the fabric; the next renewal tries');
+    }
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      const before = await this.cmd.exists(`${this.leasePrefix}${this.brokerId}`);
+      await this.renew();
+      if (before === 0) await this.reregister(); // our lease had lapsed (Redis stalled or lost it)
+      await this.sweep();
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'fabric lease renewal failed; it is tried again');
+    }
+  }
+
+  /** Brokers whose lease lapsed: their directory entries go, and inventory subscribers hear it. */
+  private async sweep(): Promise<void> {
+    const members = await this.cmd.smembers(this.brokersKey);
+    const others = members.filter((b) => b !== this.brokerId);
+    if (others.length === 0) return;
+    const leases = await this.cmd.mget(...others.map((b) => `${this.leasePrefix}${b}`));
+    const gone = new Set(others.filter((_b, i) => leases[i] === null));
+    if (gone.size === 0) return;
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.cmd.hscan(this.dirKey, cursor, 'COUNT', SWEEP_SCAN_COUNT);
+      cursor = next;
+      for (let i = 0; i < flat.length; i += 2) {
+        const uri = flat[i]!;
+        const broker = flat[i + 1]!;
+        if (!gone.has(broker)) continue;
+        if ((await this.cmd.fabricRelease(this.dirKey, uri, broker)) !== 1) continue;
+        this.host.remoteChange(uri, -1);
+        await this.publish(this.inventoryChannel, { k: FabricMessageKind.inventory, from: this.brokerId, uri, change: -1 });
+      }
+    } while (cursor !== '0');
+    for (const b of gone) await this.cmd.srem(this.brokersKey, b);
+    this.o.log.info({ brokers: [...gone] }, 'brokers gone from the fabric: their sessions left the directory');
+  }
+}
