@@ -32,6 +32,7 @@ const INVENTORY_POLL_MS = 200;
 interface UpOptions {
   dir: string;
   agents: string;
+  brokers: string;
   brokerPort: string;
   orchestratorPort: string;
   redisPort: string;
@@ -160,15 +161,27 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
     serverPort === null ? undefined : startFleetPuppetserver(sup, { root: p.puppetserver, codedir: p.code, pkiDir: p.pki, port: serverPort, logLevel: o.logLevel });
   puppetserverStarting?.catch(() => undefined); // awaited below; a failure meanwhile stops everything there
 
-  writeJson(p.brokerConfig, { host: '127.0.0.1', port: ports.broker, ...pki('broker'), 'log-level': o.logLevel });
-  const broker = await sup.start(node('broker', ['broker', '--config', p.brokerConfig], 'listening'));
-  const brokerPort = (broker.ready as { port: number }).port;
-  const brokerUri = `wss://127.0.0.1:${brokerPort}/pcp2/`;
-  lines.push(`  broker        wss://127.0.0.1:${brokerPort}/pcp2/<client type>   ${pidOf(broker.child)}`);
+  // One broker, or several as one fabric on the same Redis (the first on --broker-port, the rest
+  // on free ports); agents are spread over them, each with the others to fail over to.
+  const brokerCount = positiveInt('--brokers', o.brokers)!;
+  const brokerUris: string[] = [];
+  for (let i = 1; i <= brokerCount; i++) {
+    const name = brokerCount === 1 ? 'broker' : `broker-${i}`;
+    const file = brokerCount === 1 ? p.brokerConfig : p.brokerConfig.replace(/\.json$/, `-${i}.json`);
+    const fabric = brokerCount === 1 ? {} : { fabric: { redis: redisUrl, 'broker-id': name } };
+    writeJson(file, { host: '127.0.0.1', port: i === 1 ? ports.broker : 0, ...pki('broker'), 'log-level': o.logLevel, ...fabric });
+    const broker = await sup.start(node(name, ['broker', '--config', file], 'listening'));
+    const brokerPort = (broker.ready as { port: number }).port;
+    brokerUris.push(`wss://127.0.0.1:${brokerPort}/pcp2/`);
+    lines.push(`  ${name.padEnd(13)} wss://127.0.0.1:${brokerPort}/pcp2/<client type>${brokerCount === 1 ? '' : '   (fabric)'}   ${pidOf(broker.child)}`);
+  }
+  const brokerUri = brokerUris[0]!;
+  /** The i-th agent's brokers: its own first, then the others (failover). */
+  const brokersOf = (i: number) => brokerUris.map((_u, j) => brokerUris[(i + j) % brokerUris.length]!);
 
   ensureChefClient(p.chefClient);
   writeJson(p.orchestratorConfig, {
-    host: '127.0.0.1', port: ports.orchestrator, ...pki('orchestrator'), 'broker-ws-uris': [brokerUri], redis: redisUrl,
+    host: '127.0.0.1', port: ports.orchestrator, ...pki('orchestrator'), 'broker-ws-uris': brokerCount === 1 ? [brokerUri] : brokerUris, redis: redisUrl,
     codedir: p.code, 'tokens-file': p.tokensFile, chef: fleetChefConfig(p.chefClient), 'log-level': o.logLevel,
   });
   const orch = await sup.start(node('orchestrator', ['orchestrator', '--config', p.orchestratorConfig], 'listening'));
@@ -176,11 +189,11 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
   const apiUrl = `https://127.0.0.1:${orchPort}`;
   lines.push(`  orchestrator  ${apiUrl}   ${pidOf(orch.child)}`);
 
-  for (const name of names) {
+  for (const [index, name] of names.entries()) {
     const a = p.agent(name);
     const puppetConfig = serverPort !== null ? await agentPuppetserverConfig(a.puppet, p.pki, name, serverPort) : agentPuppetConfig(mode, a.puppet, p.code, name);
     writeJson(a.config, {
-      'broker-ws-uris': [brokerUri], ...pki(name), 'spool-dir': a.spool, 'task-cache-dir': a.cache, 'master-uris': [apiUrl],
+      'broker-ws-uris': brokersOf(index), ...pki(name), 'spool-dir': a.spool, 'task-cache-dir': a.cache, 'master-uris': [apiUrl],
       'command-whitelist': SAMPLE_COMMAND_WHITELIST, 'log-level': o.logLevel, ...puppetConfig,
     });
     const agent = await sup.start(node(name, ['agent', '--config', a.config], 'connected to broker'));
@@ -228,7 +241,8 @@ export function registerUp(program: Command): void {
     .description('run a local fleet: redis-server, dev CA, broker, orchestrator and agents, with sample tasks and an admin token')
     .option('--dir <dir>', 'state directory: pki, code, redis, agents, logs', DEV_VAR_DIR)
     .option('--agents <n>', 'how many local agents (agent1.local, …)', String(DEFAULT_AGENT_COUNT))
-    .option('--broker-port <port>', 'broker port (0: a free one)', String(DEFAULT_BROKER_PORT))
+    .option('--brokers <n>', 'how many brokers; more than 1 form a fabric on the Redis, agents spread over them', '1')
+    .option('--broker-port <port>', 'the (first) broker\'s port (0: a free one)', String(DEFAULT_BROKER_PORT))
     .option('--orchestrator-port <port>', 'orchestrator port (0: a free one)', String(DEFAULT_ORCHESTRATOR_PORT))
     .option('--redis-port <port>', 'port of the private redis-server (0: a free one)', String(DEFAULT_REDIS_PORT))
     .option('--redis <url>', 'use this Redis instead of starting one (redis://HOST:PORT)')

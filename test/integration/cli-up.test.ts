@@ -223,3 +223,36 @@ describe('baton up when its terminal goes away, or when it is killed', () => {
     assert.deepEqual(processesMentioning(dir), []);
   });
 });
+
+describe('baton up --brokers 2: two brokers as one fabric', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-up-fabric-'));
+  const home = join(dir, 'home');
+  mkdirSync(home);
+  let fleet: UpFleet;
+  const cli = (...args: string[]) => runCli(args, { cwd: dir, env: { ...process.env, HOME: home, BATON_URL: fleet.apiUrl, BATON_TOKEN: '', BATON_CA: '' } });
+
+  before(async () => {
+    fleet = await startUp(['--agents', '2', '--brokers', '2', '--broker-port', '0', '--orchestrator-port', '0', '--redis-port', '0'], dir, home);
+  });
+  after(async () => {
+    if (fleet?.proc.exitCode === null) {
+      fleet.proc.kill('SIGINT');
+      await fleet.exited;
+    }
+    for (const pid of [...(fleet?.pids ?? []).filter(isAlive), ...processesMentioning(dir)]) process.kill(pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts both brokers, spreads the agents over them, and runs a task on every agent', async () => {
+    const text = fleet.output.join('\n');
+    assert.match(text, /broker-1\s+wss:\/\/127\.0\.0\.1:\d+\/pcp2\/<client type>\s+\(fabric\)/);
+    assert.match(text, /broker-2\s+wss:\/\/127\.0\.0\.1:\d+\/pcp2\/<client type>\s+\(fabric\)/);
+    assert.equal(fleet.pids.length, 6, 'redis, two brokers, orchestrator and two agents');
+    const configs = AGENTS.map((a) => JSON.parse(readFileSync(join(dir, 'var', 'agents', a, 'agent.json'), 'utf8'))['broker-ws-uris'] as string[]);
+    assert.notEqual(configs[0]![0], configs[1]![0], 'each agent starts on another broker');
+    assert.deepEqual([...configs[0]!].sort(), [...configs[1]!].sort(), 'and may fail over to the other');
+    const res = await cli('task', 'run', 'sample::echo', 'message=fabric', '--nodes', AGENTS.join(','));
+    assert.equal(res.code, 0, res.stderr);
+    for (const a of AGENTS) assert.match(res.stdout, new RegExp(`${a.replace('.', '\\.')}\\s+finished\\s+fabric`));
+  });
+});
