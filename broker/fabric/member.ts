@@ -8,7 +8,13 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { Logger } from '../../lib/log.ts';
 import { projectPath } from '../../lib/paths.ts';
-import { decodeFabric, encodeFabric, FabricMessageKind, type FabricMessage } from './wire.ts';
+import { decodeFabric, encodeFabric, FabricMessageKind, MAX_BATCH_ITEMS, type FabricDelivery, type FabricMessage } from './wire.ts';
+
+/** The envelopes of this tick for one broker, and who waits to hear they went. */
+interface Outbox {
+  items: FabricDelivery[];
+  waiters: ((why: string | null) => void)[];
+}
 
 /** A broker's lease lasts this long unless renewed; renewals come every FABRIC_RENEW_MS. */
 export const DEFAULT_FABRIC_LEASE_MS = 10_000;
@@ -18,6 +24,8 @@ export const DEFAULT_FABRIC_REDIS_TIMEOUT_MS = 2_000;
 export const DEFAULT_FABRIC_PREFIX = 'baton';
 /** Directory entries read per HSCAN step when sweeping a gone broker's sessions. */
 const SWEEP_SCAN_COUNT = 1_000;
+/** Where URIs are, as last learnt (lookups and inventory notices); forgotten whole beyond this size. */
+export const MAX_CACHED_LOCATIONS = 500_000;
 
 export interface FabricOptions {
   redisUrl: string;
@@ -61,6 +69,10 @@ export class Fabric {
   private readonly inventoryChannel: string;
   private readonly leaseMs: number;
   private timer: NodeJS.Timeout | null = null;
+  /** URI -> the broker it was last known on: no Redis lookup per message. */
+  private readonly where = new Map<string, string>();
+  private readonly outboxes = new Map<string, Outbox>();
+  private flushScheduled = false;
   /** Directory writes under way (stop waits for them: a broker that stops leaves no entry behind). */
   private readonly writes = new Set<Promise<unknown>>();
   private started = false;
@@ -144,7 +156,8 @@ export class Fabric {
   private async claim(uri: string): Promise<void> {
     const old = await this.cmd.fabricClaim(this.dirKey, uri, this.brokerId);
     if (old !== '' && old !== this.brokerId) await this.publish(this.channelOf(old), { k: FabricMessageKind.replaced, from: this.brokerId, uri });
-    else if (old === '') await this.publish(this.inventoryChannel, { k: FabricMessageKind.inventory, from: this.brokerId, uri, change: 1 });
+    // Also after a move: the other brokers learn where the URI is now (for subscribers, a repeat).
+    if (old !== this.brokerId) await this.publish(this.inventoryChannel, { k: FabricMessageKind.inventory, from: this.brokerId, uri, change: 1 });
   }
 
   /** A local session closed (not replaced by one elsewhere): its entry goes if it is still this broker's. */
@@ -156,16 +169,67 @@ export class Fabric {
 
   /**
    * Sends a v2 envelope's text to the broker of `target`. Resolves null once it is on its way, or
-   * with why it is not (for the sender's error_message).
+   * with why it is not (for the sender's error_message). The envelopes of one tick for one broker
+   * go in one message.
    */
   async forward(target: string, envText: string): Promise<string | null> {
-    const found = await this.cmd.fabricLookup(this.dirKey, target, this.leasePrefix);
-    if (found.length === 0) return `target '${target}' is not connected to any broker of the fabric`;
-    const [broker, alive] = found;
-    if (broker === this.brokerId) return `target '${target}' is not connected`;
-    if (alive !== 1) return `target '${target}' is not connected: its broker ${broker} is gone`;
-    await this.publish(this.channelOf(broker), { k: FabricMessageKind.deliver, from: this.brokerId, target, env: envText });
-    return null;
+    let broker = this.where.get(target);
+    if (broker === undefined) {
+      const found = await this.cmd.fabricLookup(this.dirKey, target, this.leasePrefix);
+      if (found.length === 0) return `target '${target}' is not connected to any broker of the fabric`;
+      const [b, alive] = found;
+      if (b === this.brokerId) return `target '${target}' is not connected`;
+      if (alive !== 1) return `target '${target}' is not connected: its broker ${b} is gone`;
+      broker = b;
+      this.learn(target, broker);
+    } else if (broker === this.brokerId) {
+      this.where.delete(target);
+      return `target '${target}' is not connected`;
+    }
+    return new Promise<string | null>((resolve) => {
+      let box = this.outboxes.get(broker);
+      if (!box) this.outboxes.set(broker, (box = { items: [], waiters: [] }));
+      box.items.push({ target, env: envText });
+      box.waiters.push(resolve);
+      if (box.items.length >= MAX_BATCH_ITEMS) this.flushOne(broker, box);
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    for (const [broker, box] of this.outboxes) this.flushOne(broker, box);
+  };
+
+  private flushOne(broker: string, box: Outbox): void {
+    this.outboxes.delete(broker);
+    const m: FabricMessage = box.items.length === 1
+      ? { k: FabricMessageKind.deliver, from: this.brokerId, target: box.items[0]!.target, env: box.items[0]!.env }
+      : { k: FabricMessageKind.batch, from: this.brokerId, items: box.items };
+    const settle = (why: string | null) => {
+      for (const w of box.waiters) w(why);
+    };
+    this.cmd.spublish(this.channelOf(broker), encodeFabric(m)).then(
+      (receivers) => {
+        if (receivers !== 0) return settle(null);
+        // Nobody listens on its channel: that broker is gone (its lease may not have lapsed yet).
+        this.forgetBroker(broker);
+        settle(`target '${box.items[0]!.target}' is not connected: its broker ${broker} is not reachable`);
+      },
+      (err: Error) => settle(`the fabric could not pass the message on (${err.message})`),
+    );
+  }
+
+  private learn(uri: string, broker: string): void {
+    if (this.where.size >= MAX_CACHED_LOCATIONS) this.where.clear();
+    this.where.set(uri, broker);
+  }
+
+  private forgetBroker(broker: string): void {
+    for (const [uri, b] of this.where) if (b === broker) this.where.delete(uri);
   }
 
   /** The URIs connected to other brokers whose lease holds. */
@@ -192,15 +256,21 @@ export class Fabric {
     try {
       switch (m.k) {
         case 'd':
-          if (!this.host.deliverLocal(m.target, m.env)) this.bounce(m);
+          if (!this.host.deliverLocal(m.target, m.env)) this.bounce(m.from, m.target, m.env);
+          break;
+        case 'b':
+          for (const item of m.items) if (!this.host.deliverLocal(item.target, item.env)) this.bounce(m.from, item.target, item.env);
           break;
         case 'u':
+          this.where.delete(m.target);
           this.host.undeliverable(m.sender, m.target, m.id, `target '${m.target}' is not connected (it left broker ${m.from})`);
           break;
         case 'r':
           this.host.replacedElsewhere(m.uri);
           break;
         case 'i':
+          if (m.change === 1) this.learn(m.uri, m.from);
+          else this.where.delete(m.uri);
           this.host.remoteChange(m.uri, m.change);
           break;
       }
@@ -211,16 +281,16 @@ export class Fabric {
   }
 
   /** Tells the sender's broker that the envelope found no session here. */
-  private bounce(m: FabricMessage & { k: 'd' }): void {
+  private bounce(from: string, target: string, env: string): void {
     let sender: unknown;
     let id: unknown;
     try {
-      ({ sender, id } = JSON.parse(m.env) as { sender?: unknown; id?: unknown });
+      ({ sender, id } = JSON.parse(env) as { sender?: unknown; id?: unknown });
     } catch {
       return this.host.malformed();
     }
     if (typeof sender !== 'string' || typeof id !== 'string') return this.host.malformed();
-    void this.publish(this.channelOf(m.from), { k: FabricMessageKind.undeliverable, from: this.brokerId, sender, target: m.target, id })
+    void this.publish(this.channelOf(from), { k: FabricMessageKind.undeliverable, from: this.brokerId, sender, target, id })
       .catch((err: Error) => this.o.log.debug({ err: err.message }, 'could not bounce an undeliverable fabric message'));
   }
 
@@ -291,6 +361,7 @@ export class Fabric {
         const broker = flat[i + 1]!;
         if (!gone.has(broker)) continue;
         if ((await this.cmd.fabricRelease(this.dirKey, uri, broker)) !== 1) continue;
+        this.where.delete(uri);
         this.host.remoteChange(uri, -1);
         await this.publish(this.inventoryChannel, { k: FabricMessageKind.inventory, from: this.brokerId, uri, change: -1 });
       }

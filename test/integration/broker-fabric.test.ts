@@ -169,4 +169,24 @@ describe('broker fabric: two brokers on one Redis', () => {
       await ctl.close();
     }
   });
+
+  it('a target whose broker was just SIGKILLed (its lease not lapsed yet) is refused as not reachable', async () => {
+    const c = await startBrokerProcess({ pki, logLevel: 'info', config: { fabric: { redis: redis.url, 'broker-id': 'broker-c', 'key-prefix': PREFIX } } });
+    const ctl = await controllerOn(a);
+    try {
+      const web1 = await agentOn(c, 'web1');
+      await inDirectory('pcp://web1/agent', 'broker-c');
+      const first = ctl.send({ message_type: MessageTypes.pxpRequest, target: 'pcp://web1/agent', data: { transaction_id: 't4' } });
+      await web1.next((e) => e.id === first);
+      c.proc.kill('SIGKILL');
+      await c.exited;
+      const refused = await ctl.reply(ctl.send({ message_type: MessageTypes.pxpRequest, target: 'pcp://web1/agent', data: { transaction_id: 't5' } }));
+      assert.equal(refused.message_type, MessageTypes.errorMessage);
+      assert.match(String(refused.data), /its broker broker-c is (not reachable|gone)/);
+      assert.equal(refused.code, 'target-not-connected');
+    } finally {
+      await ctl.close();
+      await c.stop();
+    }
+  });
 });

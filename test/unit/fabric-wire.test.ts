@@ -11,6 +11,7 @@ describe('fabric wire', () => {
       { k: 'u', from: 'b2', sender: 'pcp://o/controller', target: 'pcp://web1/agent', id: 'x' },
       { k: 'r', from: 'b1', uri: 'pcp://web1/agent' },
       { k: 'i', from: 'b1', uri: 'pcp://web1/agent', change: -1 },
+      { k: 'b', from: 'b1', items: [{ target: 'pcp://web1/agent', env: '{"id":"1"}' }, { target: 'pcp://web2/agent', env: '{"id":"2"}' }] },
     ];
     for (const m of all) assert.deepEqual(decodeFabric(encodeFabric(m)), m);
   });
@@ -26,6 +27,9 @@ describe('fabric wire', () => {
       pack({ k: 'u', from: 'b', sender: 'pcp://o/controller', target: 'pcp://a/agent' }),
       pack({ k: 'r', from: 'b', uri: 'x'.repeat(5000) }),
       pack({ k: 'z', from: 'b' }),
+      pack({ k: 'b', from: 'b', items: [] }),
+      pack({ k: 'b', from: 'b', items: [{ target: 'pcp://a/agent' }] }),
+      pack({ k: 'b', from: 'b', items: 'x' }),
     ];
     for (const c of cases) assert.equal(decodeFabric(c), null, c.toString('hex'));
   });
