@@ -6,19 +6,10 @@ import { DEFAULT_SUPERVISION, nextDeathCount, restartDelayMs, workerCount } from
 import { startBrokerProcess, type BrokerProcess, type LogLine } from '../helpers/broker.ts';
 import { identity, MessageTypes, TestClient, within } from '../helpers/pcp-client.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { isAlive } from '../helpers/cli.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
 
 const NODES = Array.from({ length: 12 }, (_, i) => `node${i + 1}`);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    throw err;
-  }
-}
 
 describe('restart delays of broker workers', () => {
   it('grow with deaths in a row, up to the maximum', () => {
@@ -80,7 +71,7 @@ describe('baton broker --workers 2', () => {
     for (const c of clients) c.ws.terminate();
     await broker?.stop();
     for (const l of broker?.logs ?? []) if (l.msg === 'broker worker started') workerPids.add(l.worker_pid as number);
-    for (const pid of workerPids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of workerPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
     pki?.remove();
   });
 
@@ -114,7 +105,7 @@ describe('baton broker --workers 2', () => {
     await within(client.closed, "the killed worker's session closing");
     const restarted = await within(relisten, 'the restarted worker 1 listening', 10_000 + DEFAULT_SUPERVISION.firstRestartDelayMs);
     workerPids.add(restarted.pid as number);
-    assert.equal(alive(oldPid), false);
+    assert.equal(isAlive(oldPid), false);
     // Worker 2 kept its sessions; the new worker 1 takes new ones.
     await connectUntil('the restarted worker 1', (l) => l.worker === 1 && l.pid === restarted.pid);
   });
@@ -126,7 +117,7 @@ describe('baton broker --workers 2', () => {
     const code = await within(broker.exited, 'the supervisor exiting', DEFAULT_SUPERVISION.stopTimeoutMs + 5_000);
     assert.equal(code, 0, broker.stderr);
     assert.ok(broker.logs.some((l) => l.msg === 'broker workers stopped'));
-    assert.deepEqual([...pids].filter(alive), [], 'no worker outlives the supervisor');
+    assert.deepEqual([...pids].filter(isAlive), [], 'no worker outlives the supervisor');
     const exited = broker.logs.filter((l) => l.msg === 'broker worker exited').map((l) => l.worker).sort();
     assert.deepEqual(exited, [1, 2]);
   });

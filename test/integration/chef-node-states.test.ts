@@ -3,10 +3,11 @@
 // (SIGTERM) or dying (SIGKILL) mid-run crashes, a non-zero exit fails, exit 0 completes. Runs are
 // acted on only once their command wrote its marker file (it runs on the agent).
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { appears } from '../helpers/files.ts';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
 import { ADMIN_TOKEN, makeCodedir, startOrchestratorProcess, stopStack, waitForConnected, type OrchestratorProcess } from '../helpers/orchestrator.ts';
@@ -53,29 +54,13 @@ describe('Chef node states: aborted, crashed, failed and complete as the Push Jo
 
   const job = async (id: string) => (await orch.api(`${PUSHY}/jobs/${id}`)).json;
 
-  /** Resolves once `path` exists (watched, not polled); fails after MARKER_WAIT_MS. */
-  function appears(path: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const watcher = watch(scratch);
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        watcher.close();
-        if (err) reject(err);
-        else resolve();
-      };
-      const timer = setTimeout(() => done(new Error(`${path} did not appear within ${MARKER_WAIT_MS} ms: the command never ran`)), MARKER_WAIT_MS);
-      watcher.on('change', () => existsSync(path) && done());
-      if (existsSync(path)) done();
-    });
-  }
-
   /** Starts a job on one node, follows its feed from the start, and waits for its `hold` command to run there. */
   async function startHeld(node: string, name: string): Promise<{ id: string; feed: SseClient; gate: string }> {
     const mark = join(scratch, `${name}.mark`);
     const gate = join(scratch, `${name}.gate`);
     gates.push(gate);
     const { id, feed } = await startJob({ command: 'hold', nodes: [node], env: { MARK: mark, GATE: gate } });
-    await appears(mark);
+    await appears(mark, MARKER_WAIT_MS, 'the command never ran');
     return { id, feed, gate };
   }
 

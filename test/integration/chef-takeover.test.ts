@@ -4,10 +4,11 @@
 // every node having run once. Node busy marks live in Redis: B shows them while A's job runs and
 // none is left once the job ended.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { appears } from '../helpers/files.ts';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
 import { ADMIN_TOKEN, makeCodedir, startOrchestratorProcess, stopStack, waitForConnected, type OrchestratorProcess } from '../helpers/orchestrator.ts';
@@ -70,22 +71,6 @@ describe('Chef push jobs across orchestrators: busy marks and takeover after SIG
     return b;
   }
 
-  /** Resolves once `path` exists (watched, not polled); fails after MARKER_WAIT_MS. */
-  function appears(dir: string, path: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const watcher = watch(dir);
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        watcher.close();
-        if (err) reject(err);
-        else resolve();
-      };
-      const timer = setTimeout(() => done(new Error(`${path} did not appear within ${MARKER_WAIT_MS} ms: the command never ran`)), MARKER_WAIT_MS);
-      watcher.on('change', () => existsSync(path) && done());
-      if (existsSync(path)) done();
-    });
-  }
-
   /** Starts a `hold` job through A on `nodes` and waits until its command runs on each; returns its id, run dir and gate. */
   async function holdThroughA(nodes: string[]): Promise<{ id: string; runs: string; gate: string }> {
     const runs = mkdtempSync(join(tmpdir(), 'baton-chef-takeover-'));
@@ -94,7 +79,7 @@ describe('Chef push jobs across orchestrators: busy marks and takeover after SIG
     const res = await a.api(`${PUSHY}/jobs`, { body: { command: 'hold', nodes, env: { RUNS: runs, GATE: gate }, capture_output: true, run_timeout: 300 } });
     assert.equal(res.status, 201, res.text);
     const id = res.json.id as string;
-    await Promise.all(nodes.map((n) => appears(runs, join(runs, `${n}.started`))));
+    await Promise.all(nodes.map((n) => appears(join(runs, `${n}.started`), MARKER_WAIT_MS, 'the command never ran')));
     for (const n of nodes) assert.ok(a.logs.some((l) => l.msg === 'node run started' && l.job === id && l.node === n), `A runs ${n}`);
     return { id, runs, gate };
   }
