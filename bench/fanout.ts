@@ -15,7 +15,7 @@ import { issueCert } from '../lib/pki.ts';
 import { Redis } from 'ioredis';
 import { startRedis } from '../test/helpers/redis.ts';
 import { http } from '../test/helpers/http.ts';
-import { issueFleetCerts, startFleet } from '../test/fleet/fleet.ts';
+import { fleetCpuMs, issueFleetCerts, startFleet } from '../test/fleet/fleet.ts';
 import { cpuMs, makeBenchPki, startBrokerChild, startOrchestratorChild } from './fixtures.ts';
 import { round } from './harness.ts';
 
@@ -100,7 +100,7 @@ try {
     const cpu0 = orchs.map((o) => cpuMs(o.proc.pid!));
     const sq0 = await Promise.all(orchs.map(statusQueries));
     const brokerCpu0 = cpuMs(broker.proc.pid!);
-    const fleetCpu0 = cpuMs(fleet.proc.pid!);
+    const fleetCpu0 = fleetCpuMs(fleet);
     const redis0 = await redisUse();
     const t0 = performance.now();
     const { id, done } = await job(names);
@@ -119,7 +119,7 @@ try {
       broker_cpu_ms_per_node: round((cpuMs(broker.proc.pid!) - brokerCpu0) / N, 3),
       redis_commands_per_node: round((redis1.commands - redis0.commands) / N, 1),
       redis_cpu_ms_per_node: round((redis1.cpuMs - redis0.cpuMs) / N, 3),
-      fleet_cpu_ms_per_node: round((cpuMs(fleet.proc.pid!) - fleetCpu0) / N, 3),
+      fleet_cpu_ms_per_node: round((fleetCpuMs(fleet) - fleetCpu0) / N, 3),
       job_state: record.state,
       node_states: record.node_states,
     };

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { initCa, issueCert, pkiPaths } from '../../lib/pki.ts';
 import { fetchInsecure, startBrokerProcess, type BrokerProcess, type LogLine } from '../../test/helpers/broker.ts';
 import type { TestPki } from '../../test/helpers/pki.ts';
-import { issueFleetCerts, startFleet, type Fleet, type FleetStats } from '../../test/fleet/fleet.ts';
+import { fleetCpuMs, issueFleetCerts, startFleet, type Fleet, type FleetStats } from '../../test/fleet/fleet.ts';
 import { cpuMs } from '../fixtures.ts';
 
 export const STORM_DEFAULT_AGENTS = 1_000;
@@ -79,7 +79,7 @@ export async function run(opts: StormOptions = {}): Promise<Record<string, unkno
     const killedAt = Date.now();
     await first.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, opts.restartDelayMs ?? STORM_RESTART_DELAY_MS)); // the scenario's downtime
-    const cpu0 = fleets.map((f) => cpuMs(f.proc.pid!));
+    const cpu0 = fleets.map((f) => fleetCpuMs(f));
     const restartedAt = Date.now();
     const nodeOptions = process.env.NODE_OPTIONS;
     if (process.env.STORM_BROKER_NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.STORM_BROKER_NODE_OPTIONS; // profiling the restarted broker
@@ -104,7 +104,7 @@ export async function run(opts: StormOptions = {}): Promise<Record<string, unkno
     ]);
     clearTimeout(timer);
     const brokerCpuMs = cpuMs(second.proc.pid!);
-    const fleetCpuMs = fleets.reduce((sum, f, i) => sum + cpuMs(f.proc.pid!) - cpu0[i]!, 0);
+    const fleetsCpuMs = fleets.reduce((sum, f, i) => sum + fleetCpuMs(f) - cpu0[i]!, 0);
     const times = [...firstOpen.values()].map((t) => t - restartedAt);
     const sessions = await sessionsOf(second);
     const stats: FleetStats[] = await Promise.all(fleets.map((f) => f.stats()));
@@ -124,7 +124,7 @@ export async function run(opts: StormOptions = {}): Promise<Record<string, unkno
       connect_errors: connectErrors,
       ...(shed !== undefined ? { connections_shed: Number(shed) } : {}),
       broker_cpu_s: round(brokerCpuMs / 1000),
-      fleet_cpu_s: round(fleetCpuMs / 1000),
+      fleet_cpu_s: round(fleetsCpuMs / 1000),
       fleets: fleets.length,
     };
   } finally {

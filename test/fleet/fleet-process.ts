@@ -1,8 +1,10 @@
 // A fleet of agents in one process: real Agent instances (each its own certificate, TLS session,
 // spool and cache), for tests and benchmarks that need many nodes. Started with an IPC channel;
 // prints "ready N" when all are connected; stops them all on SIGTERM or when the parent goes.
-// argv[2]: JSON {brokerUris, pkiDir, names, masterUris, baseDir, inMemoryTask?, reconnect?}
+// argv[2]: JSON {brokerUris, pkiDir, names, masterUris, baseDir, inMemoryTask?, reconnect?}, or
+// `@FILE` for a file holding that JSON (thousands of names exceed the 128 KiB limit of one argument).
 // Over IPC it answers `{type: 'stats'}` with `{type: 'stats', connected, connectErrors}`.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { pkiPaths } from '../../lib/pki.ts';
@@ -27,7 +29,8 @@ interface FleetSpec {
   reconnect?: { initialMs: number; maxMs: number } | 'default';
 }
 
-const spec = JSON.parse(process.argv[2]!) as FleetSpec;
+const arg = process.argv[2]!;
+const spec = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as FleetSpec;
 const paths = pkiPaths(spec.pkiDir);
 const log = pino({ level: process.env.FLEET_LOG_LEVEL ?? 'warn' }, pino.destination(2));
 
