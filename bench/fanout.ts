@@ -4,7 +4,9 @@
 // {agents, submit_to_all_done_s, node_runs_per_s, orchestrator_cpu_ms_per_node, status_queries_per_node, ...}.
 // With K > 1 the same fleet first runs a job with one orchestrator, then with K on the same Redis
 // and broker (each its own controller identity), and prints both figures and their ratios.
-// Each measured job follows a warm-up job of the same orchestrators. `--cpu-prof-dir D`: each
+// `--brokers B` (default 1): B brokers as one fabric on the Redis, the agents spread over them
+// (the orchestrators on the first), so that runs cross brokers. Each measured job follows a
+// warm-up job of the same orchestrators. `--cpu-prof-dir D`: each
 // orchestrator writes a V8 CPU profile there as it stops.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,10 +18,11 @@ import { Redis } from 'ioredis';
 import { startRedis } from '../test/helpers/redis.ts';
 import { http } from '../test/helpers/http.ts';
 import { fleetCpuMs, issueFleetCerts, startFleet } from '../test/fleet/fleet.ts';
-import { cpuMs, makeBenchPki, startBrokerChild, startOrchestratorChild } from './fixtures.ts';
+import { cpuMs, makeBenchPki, startBrokerChild, startOrchestratorChild, type BrokerChild } from './fixtures.ts';
 import { round } from './harness.ts';
 
-const { values: args } = parseArgs({ options: { agents: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '250' }, orchestrators: { type: 'string', default: '1' }, 'cpu-prof-dir': { type: 'string' }, 'spool-on-disk': { type: 'boolean' } } });
+const { values: args } = parseArgs({ options: { agents: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '250' }, orchestrators: { type: 'string', default: '1' }, 'cpu-prof-dir': { type: 'string' }, 'spool-on-disk': { type: 'boolean' }, brokers: { type: 'string', default: '1' } } });
+const B = Number(args.brokers);
 const SHM_DIR = '/dev/shm';
 const N = Number(args.agents);
 const K = Number(args.orchestrators);
@@ -32,7 +35,10 @@ interface Orch { name: string; proc: ChildProcess; port: number }
 const pki = await makeBenchPki(0);
 const work = mkdtempSync(join(tmpdir(), 'baton-fanout-'));
 const redis = await startRedis();
-const broker = await startBrokerChild(pki, { 'controller-cns': ['orch-*'] });
+const brokers: BrokerChild[] = [];
+for (let i = 1; i <= B; i++) brokers.push(await startBrokerChild(pki, { 'controller-cns': ['orch-*'], ...(B > 1 ? { fabric: { redis: `redis://127.0.0.1:${redis.port}`, 'broker-id': `bench-${i}` } } : {}) }));
+const broker = brokers[0]!;
+const brokerUri = (i: number) => `wss://127.0.0.1:${brokers[i % B]!.port}/pcp2/`;
 const orchs: Orch[] = [];
 let fleetStop: (() => Promise<void>) | null = null;
 let probe: Redis | null = null;
@@ -92,15 +98,21 @@ try {
 
   // The agents' spools in memory when the machine has /dev/shm: a thousand agents share this one
   // process and its disk, where on real hosts each has its own; their fsyncs would measure the disk.
-  const fleet = await startFleet({ pkiDir: pki.dir, names, brokerUris: [`wss://127.0.0.1:${broker.port}/pcp2/`], inMemoryTask: true, ...(existsSync(SHM_DIR) && args['spool-on-disk'] !== true ? { parentDir: SHM_DIR } : {}) });
-  fleetStop = () => fleet.stop();
+  const shm = existsSync(SHM_DIR) && args['spool-on-disk'] !== true ? { parentDir: SHM_DIR } : {};
+  // One fleet per broker: its share of the agents, that broker first and the others to fail over to.
+  const fleets = await Promise.all(brokers.map((_b, i) => startFleet({
+    pkiDir: pki.dir, names: names.filter((_n, j) => j % B === i), brokerUris: brokers.map((_x, k) => brokerUri(i + k)), inMemoryTask: true, ...shm,
+  })));
+  fleetStop = async () => void (await Promise.all(fleets.map((f) => f.stop())));
+  const fleetCpu = () => fleets.reduce((sum, f) => sum + fleetCpuMs(f), 0);
   /** A warm-up job, then the measured one, with the orchestrators running now. */
   const measure = async () => {
     await (await job(names.slice(0, Math.max(1, Math.floor(N * WARM_UP_FRACTION))))).done;
     const cpu0 = orchs.map((o) => cpuMs(o.proc.pid!));
     const sq0 = await Promise.all(orchs.map(statusQueries));
-    const brokerCpu0 = cpuMs(broker.proc.pid!);
-    const fleetCpu0 = fleetCpuMs(fleet);
+    const brokerCpu = () => brokers.reduce((sum, b) => sum + cpuMs(b.proc.pid!), 0);
+    const brokerCpu0 = brokerCpu();
+    const fleetCpu0 = fleetCpu();
     const redis0 = await redisUse();
     const t0 = performance.now();
     const { id, done } = await job(names);
@@ -116,10 +128,10 @@ try {
       node_runs_per_s: Math.round(N / elapsedS),
       orchestrator_cpu_ms_per_node: round(cpu / N, 3),
       status_queries_per_node: round(sq / N, 4),
-      broker_cpu_ms_per_node: round((cpuMs(broker.proc.pid!) - brokerCpu0) / N, 3),
+      broker_cpu_ms_per_node: round((brokerCpu() - brokerCpu0) / N, 3),
       redis_commands_per_node: round((redis1.commands - redis0.commands) / N, 1),
       redis_cpu_ms_per_node: round((redis1.cpuMs - redis0.cpuMs) / N, 3),
-      fleet_cpu_ms_per_node: round((fleetCpuMs(fleet) - fleetCpu0) / N, 3),
+      fleet_cpu_ms_per_node: round((fleetCpu() - fleetCpu0) / N, 3),
       job_state: record.state,
       node_states: record.node_states,
     };
@@ -135,6 +147,7 @@ try {
   console.log(JSON.stringify({
     bench: 'fanout',
     agents: N,
+    brokers: B,
     task_concurrency: Number(args.concurrency),
     ...one,
     ...(many ? {
@@ -151,7 +164,7 @@ try {
     o.proc.once('exit', () => resolve());
     o.proc.kill('SIGTERM');
   })));
-  await broker.stop();
+  for (const b of brokers) await b.stop();
   await redis.stop();
   rmSync(work, { recursive: true, force: true });
   rmSync(pki.dir, { recursive: true, force: true });
