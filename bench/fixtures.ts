@@ -4,8 +4,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { Redis } from 'ioredis';
 import { initCa, issueCert, pkiPaths, type PkiPaths } from '../lib/pki.ts';
 import { ensureBuilt } from '../scripts/freshness.mjs';
+import { startRedis, type TestRedis } from '../test/helpers/redis.ts';
 
 export const BATON_BIN = new URL('../bin/baton.mjs', import.meta.url).pathname;
 
@@ -116,4 +118,78 @@ export function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return ticks * 10; // USER_HZ is 100 on Linux
+}
+
+/** The fabric's key prefix in the benchmark's private Redis. */
+export const BENCH_FABRIC_PREFIX = 'benchfabric';
+/** Bound on waiting for the fabric directory to show what a benchmark step needs. */
+const FABRIC_DIRECTORY_WAIT_MS = 30_000;
+
+export interface BenchFabric {
+  redis: TestRedis;
+  /** The brokers, named by `ids` in order. */
+  brokers: { id: string; child: BrokerChild }[];
+  /** Resolves once `pred` holds of the session directory (URI → broker id); woken by keyspace notices, bounded. */
+  directoryUntil(pred: (dir: Record<string, string>) => boolean, what: string): Promise<void>;
+  /** Redis' own CPU time (INFO used_cpu_sys + used_cpu_user) in milliseconds. */
+  redisCpuMs(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A private redis-server and one broker child per id, joined in a fabric on it. `nodeFlags[i]`
+ * are extra node flags of broker i (e.g. `--cpu-prof`).
+ */
+export async function startBenchFabric(pki: BenchPki, ids: string[], nodeFlags: string[][] = []): Promise<BenchFabric> {
+  const redis = await startRedis();
+  const brokers: BenchFabric['brokers'] = [];
+  const probe = new Redis(redis.url);
+  const sub = new Redis(redis.url);
+  const stop = async () => {
+    for (const b of brokers) await b.child.stop();
+    probe.disconnect();
+    sub.disconnect();
+    await redis.stop();
+  };
+  try {
+    const dirKey = `${BENCH_FABRIC_PREFIX}:fabric:sessions`;
+    await probe.config('SET', 'notify-keyspace-events', 'Kh');
+    const wakers = new Set<() => void>();
+    sub.on('message', () => {
+      for (const wake of wakers) wake();
+      wakers.clear();
+    });
+    await sub.subscribe(`__keyspace@0__:${dirKey}`);
+    for (const [i, id] of ids.entries()) {
+      const fabric = { redis: redis.url, 'broker-id': id, 'key-prefix': BENCH_FABRIC_PREFIX };
+      // Brokers start one after another: each reads broker.json before the next rewrites it.
+      brokers.push({ id, child: await startBrokerChild(pki, { fabric }, nodeFlags[i] ?? []) });
+    }
+    const directoryUntil = async (pred: (dir: Record<string, string>) => boolean, what: string) => {
+      const deadline = Date.now() + FABRIC_DIRECTORY_WAIT_MS;
+      for (;;) {
+        const changed = new Promise<void>((resolve) => wakers.add(resolve));
+        if (pred(await probe.hgetall(dirKey))) return;
+        const left = deadline - Date.now();
+        let timer: NodeJS.Timeout | undefined;
+        const expired = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the fabric directory did not show ${what} within ${FABRIC_DIRECTORY_WAIT_MS} ms`)), Math.max(0, left));
+        });
+        try {
+          await Promise.race([changed, expired]);
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+    };
+    const redisCpuMs = async () => {
+      const info = await probe.info('cpu');
+      const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+      return 1000 * (field('used_cpu_sys') + field('used_cpu_user'));
+    };
+    return { redis, brokers, directoryUntil, redisCpuMs, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
