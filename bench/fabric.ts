@@ -4,7 +4,7 @@
 // workers' RSS per session, and, after one worker is SIGKILLed, how long until every agent is back
 // (the supervisor restarts the worker; its agents reconnect to whichever worker takes them).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,8 +22,17 @@ const SHM_DIR = '/dev/shm';
 const POLL_MS = 250;
 /** The longest any phase may take before the bench gives up. */
 const PHASE_LIMIT_MS = 15 * 60_000;
+/** Local ports left for everything else on the machine. */
+const LOCAL_PORT_MARGIN = 2_000;
 
 interface LogLine { msg: string; [k: string]: unknown }
+
+// Every session is a connection from 127.0.0.1 to one port: each needs its own local port.
+const [portLo, portHi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number, number];
+if (portHi - portLo < N + LOCAL_PORT_MARGIN) {
+  process.stderr.write(`bench:fabric: ${N} sessions need more local ports than net.ipv4.ip_local_port_range gives (${portLo}-${portHi}); raise it, e.g. sysctl -w net.ipv4.ip_local_port_range="1024 65535"\n`);
+  process.exit(2);
+}
 
 const pki = await makeBenchPki(0);
 const work = mkdtempSync(join(tmpdir(), 'baton-fabric-bench-'));
