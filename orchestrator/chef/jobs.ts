@@ -15,7 +15,7 @@ import type { Engine, JobAction } from '../engine/engine.ts';
 import type { Keys } from '../engine/keys.ts';
 import { COMMAND_MODULE } from '../engine/kinds/command.ts';
 import type { JobIdempotency, JobRecord, JobStore, JobType, NodeRecord } from '../engine/store.ts';
-import { ENDED_JOB_STATES } from '../engine/store.ts';
+import { ENDED_JOB_STATES, isStopping } from '../engine/store.ts';
 import type { InventoryTracker } from '../pcp/inventory.ts';
 import { BatonError } from '../../protocol/errors.ts';
 import { CHEF_VOTE_MARGIN_MS, ChefVoteErrorCode, type VoteLeases } from './votes.ts';
@@ -67,7 +67,7 @@ export interface ChefJobsOptions {
 interface BusyScripts {
   chefBusyClaim(key: string, jobId: string, ttlMs: number, replaces: string): Promise<number | string>;
   chefBusyRenew(key: string, jobId: string, ttlMs: number): Promise<number>;
-  chefBusyRelease(key: string, jobId: string): Promise<number>;
+  chefDeleteIfHolder(key: string, holder: string): Promise<number>;
 }
 
 /** Which of `nodes` are busy with a command job, as Redis has it (every orchestrator reads the same). */
@@ -79,6 +79,10 @@ export async function busyNodes(redis: Redis, keys: Keys, nodes: readonly string
 
 /** Whether an engine event is of a Chef command job (a type not known: it may be; look). */
 const isCommandJob = (type: JobType | null): boolean => type === null || type === 'command';
+
+/** Whether a job's vote is not over: still voting, or decided and not carried out (runs still held, ready nodes of a failed quorum). */
+const voteUnfinished = (chefState: string | null | undefined, held: string | null | undefined): boolean =>
+  chefState === ChefJobState.voting || chefState === ChefJobState.quorumFailed || (chefState === ChefJobState.running && Boolean(held));
 
 /** A node's state as Chef shows it. */
 export function chefNodeState(n: NodeRecord): string {
@@ -95,7 +99,7 @@ export class ChefJobs {
     const lua = (name: string) => readFileSync(projectPath('orchestrator', 'chef', 'lua', name), 'utf8');
     o.redis.defineCommand('chefBusyClaim', { numberOfKeys: 1, lua: lua('chef-busy-claim-1.lua') });
     o.redis.defineCommand('chefBusyRenew', { numberOfKeys: 1, lua: lua('chef-busy-renew-1.lua') });
-    o.redis.defineCommand('chefBusyRelease', { numberOfKeys: 1, lua: lua('chef-busy-release-1.lua') });
+    o.redis.defineCommand('chefDeleteIfHolder', { numberOfKeys: 1, lua: lua('chef-delete-if-holder-1.lua') });
     this.r = o.redis as Redis & BusyScripts;
     // Command jobs only (Chef's): other faces' runs cost no Redis here.
     o.engine.on('nodeStarted', (jobId, node, type) => void (isCommandJob(type) && this.renewBusy(jobId, node)));
@@ -149,7 +153,7 @@ export class ChefJobs {
     this.o.votes.start((jobId) => this.checkVote(jobId));
     for (const id of await this.o.store.activeJobIds()) {
       const [state, held] = await this.o.store.jobFields(id, 'chef_state', 'held');
-      if (state === ChefJobState.voting || state === ChefJobState.quorumFailed || (state === ChefJobState.running && held)) await this.o.votes.arm(id, 0);
+      if (voteUnfinished(state, held)) await this.o.votes.arm(id, 0);
     }
   }
 
@@ -166,26 +170,23 @@ export class ChefJobs {
     if (!raw || !state) return;
     const jobState = await this.o.store.jobState(jobId);
     if (jobState === null || ENDED_JOB_STATES.includes(jobState)) return void (await this.finalize(jobId)); // its Chef end, if it was never written
-    if (state !== ChefJobState.voting && state !== ChefJobState.quorumFailed && !(state === ChefJobState.running && held)) return;
-    const token = await this.o.votes.acquire(jobId, this.voteLeaseMs());
-    if (!token) throw new BatonError(ChefVoteErrorCode.held, `the vote of job ${jobId} is held by another orchestrator`);
-    this.o.log.info({ job: jobId, chef_state: state }, 'taking up the vote of a command job');
-    try {
-      await this.vote(jobId, JSON.parse(raw) as ChefJobSpec);
-    } finally {
-      await this.o.votes.release(jobId, token);
-    }
+    if (!voteUnfinished(state, held)) return;
+    const spec = JSON.parse(raw) as ChefJobSpec;
+    const took = await this.holdAndVote(jobId, spec, () => this.o.log.info({ job: jobId, chef_state: state }, 'taking up the vote of a command job'));
+    if (!took) throw new BatonError(ChefVoteErrorCode.held, `the vote of job ${jobId} is held by another orchestrator`);
   }
 
-  /** Votes while holding the job's vote lease (none: another orchestrator has the vote). */
-  private async holdAndVote(jobId: string, spec: ChefJobSpec): Promise<void> {
+  /** Votes while holding the job's vote lease; false (nothing done) when another orchestrator has it. */
+  private async holdAndVote(jobId: string, spec: ChefJobSpec, onHeld: () => void = () => {}): Promise<boolean> {
     const token = await this.o.votes.acquire(jobId, this.voteLeaseMs());
-    if (!token) return;
+    if (!token) return false;
+    onHeld();
     try {
       await this.vote(jobId, spec);
     } finally {
       await this.o.votes.release(jobId, token);
     }
+    return true;
   }
 
   /**
@@ -217,7 +218,7 @@ export class ChefJobs {
       }));
       const ready = (await store.getNodes(jobId)).filter((n) => n.state === 'new' && n.details?.chef_state === 'ready').length;
       const now = Date.now();
-      const stopped = ['stopping', 'stopped'].includes((await store.jobState(jobId)) ?? '');
+      const stopped = isStopping(await store.jobState(jobId));
       const met = !stopped && ready >= spec.quorum && ready > 0;
       await store.setJobFields(jobId, { chef_state: met || stopped ? ChefJobState.running : ChefJobState.quorumFailed, updated_ms: now });
       if (!stopped) {
@@ -232,7 +233,7 @@ export class ChefJobs {
   private async carryOut(jobId: string): Promise<void> {
     const { store, engine } = this.o;
     const [state] = await store.jobFields(jobId, 'chef_state');
-    const stopped = ['stopping', 'stopped'].includes((await store.jobState(jobId)) ?? '');
+    const stopped = isStopping(await store.jobState(jobId));
     const ready = (await store.getNodes(jobId)).filter((n) => n.state === 'new' && n.details?.chef_state === 'ready').map((n) => n.name);
     if (state === ChefJobState.running && stopped) {
       // Stopped while it voted: nothing runs, and the nodes that acked are let go.
@@ -290,7 +291,7 @@ export class ChefJobs {
   /** Clears the node's busy mark if this job holds it. */
   private async release(node: string, jobId: string): Promise<void> {
     try {
-      await this.r.chefBusyRelease(this.o.keys.chefBusy(node), jobId);
+      await this.r.chefDeleteIfHolder(this.o.keys.chefBusy(node), jobId);
     } catch (err) {
       this.o.log.warn({ job: jobId, node, err: (err as Error).message }, 'could not clear the busy mark of a node (it expires)');
     }

@@ -25,7 +25,7 @@ export const ChefVoteErrorCode = {
 } as const;
 
 interface VoteScripts {
-  chefVoteRelease(key: string, token: string): Promise<number>;
+  chefDeleteIfHolder(key: string, holder: string): Promise<number>;
 }
 
 export interface VoteLeasesOptions {
@@ -43,7 +43,7 @@ export class VoteLeases {
   private worker: Worker<{ job: string }> | null = null;
 
   constructor(private readonly o: VoteLeasesOptions) {
-    o.redis.defineCommand('chefVoteRelease', { numberOfKeys: 1, lua: readFileSync(projectPath('orchestrator', 'chef', 'lua', 'chef-vote-release-1.lua'), 'utf8') });
+    o.redis.defineCommand('chefDeleteIfHolder', { numberOfKeys: 1, lua: readFileSync(projectPath('orchestrator', 'chef', 'lua', 'chef-delete-if-holder-1.lua'), 'utf8') });
     this.r = o.redis as Redis & VoteScripts;
     this.queue = new Queue(o.keys.chefVoteQueueName(), { connection: o.queueConnection });
   }
@@ -66,7 +66,7 @@ export class VoteLeases {
   }
 
   async release(jobId: string, token: string): Promise<void> {
-    await this.r.chefVoteRelease(this.o.keys.chefVote(jobId), token);
+    await this.r.chefDeleteIfHolder(this.o.keys.chefVote(jobId), token);
   }
 
   /** A check of the job's vote after `delayMs` (one per job: arming again changes nothing). */

@@ -13,7 +13,7 @@ import { DEFAULT_NODE_RECONNECT_GRACE_S } from '../defaults.ts';
 import { Delivery } from './delivery.ts';
 import { standardKinds, type JobAction, type JobKind, type JobKinds, type RunEnd } from './kinds/index.ts';
 import { notConnectedOutcome, type NodeOutcome } from './results.ts';
-import { ENDED_JOB_STATES, TERMINAL_NODE_STATES, type JobRecord, type JobState, type JobStore, type JobType, type NewJob, type NodeRecord } from './store.ts';
+import { ENDED_JOB_STATES, isStopping, STOPPING_JOB_STATES, TERMINAL_NODE_STATES, type JobRecord, type JobState, type JobStore, type JobType, type NewJob, type NodeRecord } from './store.ts';
 
 /** Beyond the run's own timeout, how long to wait for the agent to report it. */
 export const OUTCOME_GRACE_MS = 30_000;
@@ -48,8 +48,6 @@ export type { JobAction } from './kinds/index.ts';
 
 /** Why the losing wait of a run's outcome race is aborted. */
 const RACE_DECIDED = Object.freeze({ decided: true });
-/** Job states in which no further node starts. */
-const STOPPING_JOB_STATES: readonly JobState[] = ['stopping', 'stopped'];
 
 export interface JobSubmission extends NewJob {
   action: JobAction;
@@ -304,7 +302,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     // stopped, moves to running. Anything else (or a refusal) reads the node and decides below.
     if (inventory.isConnected(node)) {
       const startMs = Date.now();
-      if (await this.markRunning(jobId, node, txid, startMs, true)) return this.conclude(job, node, txid, startMs, kind, await this.delivery.send(node, txid, action), action);
+      if (await this.markRunning(job, node, txid, startMs, true)) return this.conclude(job, node, txid, startMs, kind, await this.delivery.send(node, txid, action), action);
     }
 
     const rec = await store.getNode(jobId, node);
@@ -313,7 +311,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     let outcome: RunEnd | null = null;
     let startMs = rec.start_ms ?? Date.now();
 
-    if (rec.state === 'ready' && (jobState === 'stopping' || jobState === 'stopped')) {
+    if (rec.state === 'ready' && isStopping(jobState)) {
       await this.skip(jobId, node, 'the job was stopped before this node ran', ['ready']);
       return this.afterNode(job);
     }
@@ -329,8 +327,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         // Away at dispatch (a broker or agent restart): waited for, not failed at once.
         log.info({ job: jobId, node }, 'node not connected; waiting for it before the run starts');
         const back = await this.delivery.waitConnected(node);
-        const state = await store.jobState(jobId);
-        if (state === 'stopping' || state === 'stopped') {
+        if (isStopping(await store.jobState(jobId))) {
           await this.skip(jobId, node, 'the job was stopped before this node ran', ['ready']);
           return this.afterNode(job);
         }
@@ -340,18 +337,18 @@ export class Engine extends EventEmitter<EngineEvents> {
         }
       }
       startMs = Date.now();
-      if (!(await this.markRunning(jobId, node, txid, startMs, false))) return; // someone else moved it
+      if (!(await this.markRunning(job, node, txid, startMs, false))) return; // someone else moved it
       outcome = await this.delivery.send(node, txid, action);
     }
     return this.conclude(job, node, txid, startMs, kind, outcome, action);
   }
 
   /** ready → running (refused, with `unlessStopping`, while the job stops); says so in the log and to listeners. */
-  private async markRunning(jobId: string, node: string, txid: string, startMs: number, unlessStopping: boolean): Promise<boolean> {
-    const moved = await this.opts.store.transition(jobId, { name: node, state: 'running', transaction_uuid: txid, start_ms: startMs }, ['ready'], { type: 'node_running' }, startMs, unlessStopping ? STOPPING_JOB_STATES : []);
+  private async markRunning(job: JobRecord, node: string, txid: string, startMs: number, unlessStopping: boolean): Promise<boolean> {
+    const moved = await this.opts.store.transition(job.id, { name: node, state: 'running', transaction_uuid: txid, start_ms: startMs }, ['ready'], { type: 'node_running' }, startMs, unlessStopping ? STOPPING_JOB_STATES : []);
     if (!moved) return false;
-    this.opts.log.info({ job: jobId, node, transaction_id: txid }, 'node run started');
-    this.emit('nodeStarted', jobId, node, this.jobs.get(jobId)?.type ?? null);
+    this.opts.log.info({ job: job.id, node, transaction_id: txid }, 'node run started');
+    this.emit('nodeStarted', job.id, node, job.type);
     return true;
   }
 
@@ -364,7 +361,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       outcome = kind.crashesOnDisconnect ? await this.outcomeOrCrash(node, txid, action, deadline) : await this.delivery.outcome(node, txid, action, deadline);
     }
     // The job's state now, not the one read when the run began.
-    const jobStopping = kind.abortsWhenStopping && ['stopping', 'stopped'].includes((await store.jobState(job.id)) ?? '');
+    const jobStopping = kind.abortsWhenStopping && isStopping(await store.jobState(job.id));
     const nodeOutcome = kind.outcome(outcome, { node, timeoutS: job.options.timeout_s, jobStopping });
     if (outcome.kind === 'results' && kind.onResults) await kind.onResults(job.id, node, outcome.results);
     await this.finish(job, node, txid, startMs, nodeOutcome, ['running', 'ready']);

@@ -110,6 +110,9 @@ export const NodeState = { new: 'new', ready: 'ready', running: 'running', finis
 export type NodeState = (typeof NodeState)[keyof typeof NodeState];
 export const TERMINAL_NODE_STATES: readonly NodeState[] = ['finished', 'failed', 'errored', 'skipped'];
 export const ENDED_JOB_STATES: readonly JobState[] = ['stopped', 'finished', 'failed'];
+/** Job states in which no further node starts. */
+export const STOPPING_JOB_STATES: readonly JobState[] = ['stopping', 'stopped'];
+export const isStopping = (state: JobState | null): boolean => state !== null && STOPPING_JOB_STATES.includes(state);
 
 export type JobType = 'task' | 'deploy' | 'command' | 'deployment';
 

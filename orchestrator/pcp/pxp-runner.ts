@@ -10,12 +10,11 @@ import { ClientErrorCode, PcpClientError } from '../../protocol/client/broker-ur
 import type { EnvelopeV2 } from '../../protocol/pcp-v2.ts';
 import { PxpErrorCode, pxpRequest, PxpMessageType, rpcErrorCode } from '../../protocol/pxp.ts';
 import { newMessageId } from '../../protocol/pcp-v2.ts';
-
-/** Why a watch's signal aborts: nobody holds the watch any more. */
-const WATCH_RELEASED = Object.freeze({ released: true });
 import type { AgentTaskResults } from '../engine/results.ts';
 
 export const REQUEST_TIMEOUT_MS = 30_000;
+/** Why a watch's signal aborts: nobody holds the watch any more. */
+const WATCH_RELEASED = Object.freeze({ released: true });
 /** The longest a transaction's end is waited for by the client (setTimeout's limit); runs end by their own deadline. */
 const TRANSACTION_WAIT_MAX_MS = 2 ** 31 - 1;
 
