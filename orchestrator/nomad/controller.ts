@@ -37,9 +37,9 @@ export interface ControllerOptions {
   inventory: InventoryTracker;
   nodeTimeoutS: number;
   log: Logger;
-  /** BullMQ connections for the deadline queue; default: duplicates of the store's connection. */
-  queueConnection?: Redis;
-  workerConnection?: Redis;
+  /** BullMQ connections for the deadline queue (maxRetriesPerRequest null; the worker's without a command timeout). */
+  queueConnection: Redis;
+  workerConnection: Redis;
 }
 
 export interface WriteResult {
@@ -55,15 +55,10 @@ export interface WriteResult {
 export class DeploymentController {
   private readonly deadlines: DeploymentDeadlines;
   private readonly applier: DeploymentApplier;
-  private readonly ownConnections: Redis[] = [];
 
   constructor(private readonly o: ControllerOptions) {
-    const base = o.store.redisConnection;
-    const queueConnection = o.queueConnection ?? this.own(base.duplicate({ maxRetriesPerRequest: null }));
-    // No command timeout on the worker's: BullMQ blocks on it (see the engine's worker connection).
-    const workerConnection = o.workerConnection ?? this.own(base.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined }));
     this.deadlines = new DeploymentDeadlines({
-      queueName: o.store.keys.nomadDeadlineQueueName(), queueConnection, workerConnection, log: o.log,
+      queueName: o.store.keys.nomadDeadlineQueueName(), queueConnection: o.queueConnection, workerConnection: o.workerConnection, log: o.log,
       run: async (id, atMs) => void (await this.applier.run(id, { atLeastMs: atMs })),
     });
     this.applier = new DeploymentApplier({
@@ -75,11 +70,6 @@ export class DeploymentController {
     // Deployment runs only (a type not known: it may be one; look).
     o.engine.on('nodeStarted', (jobId, _node, type) => (type === null || type === 'deployment') && wake(jobId));
     o.engine.on('nodeEnded', (jobId, _node, _state, type) => (type === null || type === 'deployment') && wake(jobId));
-  }
-
-  private own(r: Redis): Redis {
-    this.ownConnections.push(r);
-    return r;
   }
 
   /**
@@ -96,7 +86,6 @@ export class DeploymentController {
 
   async close(): Promise<void> {
     await this.deadlines.close();
-    for (const r of this.ownConnections) r.disconnect();
   }
 
   async register(input: NomadJobInput, owner: string): Promise<WriteResult> {

@@ -35,15 +35,15 @@ export class NomadStore {
   private readonly timeoutMs: number | undefined;
   readonly keys: Keys;
 
-  constructor(readonly redisConnection: Redis, prefix: string, opts: NomadStoreOptions = {}) {
-    const redis = redisConnection;
+  constructor(redis: Redis, prefix: string, opts: NomadStoreOptions = {}) {
     this.p = `${prefix}:nomad`;
     this.keys = new Keys(prefix);
     this.timeoutMs = opts.timeoutMs;
     const lua = (name: string) => readFileSync(projectPath('orchestrator', 'engine', 'lua', name), 'utf8');
     redis.defineCommand('nomadAddVersion', { numberOfKeys: 3, lua: lua('nomad-add-version-3.lua') });
     redis.defineCommand('nomadCreateDeployment', { numberOfKeys: 3, lua: lua('nomad-create-deployment-3.lua') });
-    redis.defineCommand('nomadCommitDeployment', { lua: readFileSync(projectPath('orchestrator', 'nomad', 'lua', 'nomad-commit-deployment-5.lua'), 'utf8') });
+    // Five keys and one per allocation written: the count goes with each call.
+    redis.defineCommand('nomadCommitDeployment', { lua: lua('nomad-commit-deployment-5.lua') });
     this.redis = redis as Redis & Scripts;
   }
 
