@@ -24,8 +24,8 @@ export interface RouterCore {
   toBroker(session: Session, env: ReturnType<typeof v1ToV2>): void;
   refuse(session: Session, reason: RefusalReason, description: string, inReplyTo: string | undefined): void;
   contain(session: Session, err: unknown, inReplyTo: string | undefined): void;
-  /** Sends a v2 envelope's text to `target` on another broker of the fabric; false when there is no fabric. */
-  forwardRemote(session: Session, target: string, envText: string, id: string, startMs: number): boolean;
+  /** Sends a v2 envelope's text to `target` on another broker of the fabric (only when `inFabric`). */
+  forwardRemote(session: Session, target: string, envText: string, id: string, startMs: number): void;
   /** Whether this broker is in a fabric (targets not here may be elsewhere). */
   readonly inFabric: boolean;
 }
@@ -163,11 +163,17 @@ export class V1Router {
     }
     if (env.destination_report === true) this.core.deliverV1(session, destinationReport(session.uri, env.id, allowed.map((s) => s.uri)));
     if (allowed.length > 0) this.deliverAll(session, msg, allowed, startMs);
+    if (missing && this.core.inFabric) {
+      // Not here, maybe on another broker of the fabric: authorized here like the rest.
+      const elsewhere: string[] = [];
+      for (const target of missing) (this.authorize(session, target, env.message_type) ? elsewhere : (denied ??= [])).push(target);
+      if (elsewhere.length > 0) this.forwardAll(session, msg, elsewhere, startMs);
+      missing = undefined;
+    }
     if (denied) {
       this.core.refuse(session, RefusalReason.unauthorized, `not authorized to send ${env.message_type} to ${denied.join(', ')}; not delivered there`, env.id);
     }
-    if (missing && this.core.inFabric) missing = this.forwardMissing(session, msg, missing, startMs);
-    if (missing && missing.length > 0) {
+    if (missing) {
       this.core.refuse(session, RefusalReason.notConnected, `${missing.length === 1 ? 'target' : 'targets'} ${missing.map((t) => `'${t}'`).join(', ')} ${missing.length === 1 ? 'is' : 'are'} not connected`, env.id);
     }
   }
@@ -206,11 +212,8 @@ export class V1Router {
     this.metrics.routingSeconds.observe((performance.now() - startMs) / 1000);
   }
 
-  /**
-   * Targets with no session here, in a fabric: each authorized one gets the message, as v2, at its
-   * broker (which translates again for a v1 target). Returns the targets still refused here.
-   */
-  private forwardMissing(session: Session, msg: MessageV1, missing: string[], startMs: number): string[] {
+  /** Targets on no session here, authorized: the message goes, as v2, to each one's broker (which translates again for a v1 target). */
+  private forwardAll(session: Session, msg: MessageV1, targets: string[], startMs: number): void {
     const env = msg.envelope;
     let v2Data: unknown;
     try {
@@ -218,16 +221,10 @@ export class V1Router {
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       this.core.refuse(session, refusalForProtocolError(err.code), `${err.message}; it cannot be delivered to another broker`, env.id);
-      return [];
+      return;
     }
     const inReplyTo = this.replyTo(session, env.message_type, v2Data);
-    let denied: string[] | undefined;
-    for (const target of missing) {
-      if (!this.authorize(session, target, env.message_type)) (denied ??= []).push(target);
-      else this.core.forwardRemote(session, target, encodeV2(v1ToV2(env, target, v2Data, inReplyTo)), env.id, startMs);
-    }
-    if (denied) this.core.refuse(session, RefusalReason.unauthorized, `not authorized to send ${env.message_type} to ${denied.join(', ')}; not delivered there`, env.id);
-    return [];
+    for (const target of targets) this.core.forwardRemote(session, target, encodeV2(v1ToV2(env, target, v2Data, inReplyTo)), env.id, startMs);
   }
 
   /** The request a PXP reply from a v1 client answers, when a v2 sender's request was booked. */

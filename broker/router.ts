@@ -157,7 +157,7 @@ export class Router implements RouterCore {
     }
     const dest = this.registry.get(target);
     if (dest === undefined) {
-      if (this.opts.fabric) this.forwardRemote(session, target, encodeV2(env), env.id, startMs);
+      if (this.inFabric) this.forwardRemote(session, target, encodeV2(env), env.id, startMs);
       else this.refuse(session, RefusalReason.notConnected, `target '${target}' is not connected`, env.id);
       return;
     }
@@ -169,18 +169,14 @@ export class Router implements RouterCore {
     this.metrics.routingSeconds.observe((performance.now() - startMs) / 1000);
   }
 
-  /**
-   * A target on no session here: its envelope goes to the target's broker in the fabric, or the
-   * sender hears why not. Returns false when this broker is not in a fabric.
-   */
+  /** Whether this broker is in a fabric (a target not here may be on another broker). */
   get inFabric(): boolean {
     return this.opts.fabric !== undefined;
   }
 
-  forwardRemote(session: Session, target: string, envText: string, id: string, startMs: number): boolean {
-    const fabric = this.opts.fabric;
-    if (!fabric) return false;
-    fabric.forward(target, envText).then(
+  /** A target on no session here, in a fabric: its envelope goes to the target's broker, or the sender hears why not. */
+  forwardRemote(session: Session, target: string, envText: string, id: string, startMs: number): void {
+    this.opts.fabric!.forward(target, envText).then(
       (why) => {
         if (why === null) {
           this.metrics.fabricForwarded.inc();
@@ -192,7 +188,6 @@ export class Router implements RouterCore {
         if (!session.ended) this.refuse(session, RefusalReason.notConnected, `target '${target}' is not connected here, and the fabric could not be asked where it is (${err.message}); nothing was delivered`, id);
       },
     );
-    return true;
   }
 
   /** An envelope from another broker of the fabric for local session `dest`, in its PCP version. */

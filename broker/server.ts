@@ -68,7 +68,7 @@ export class Broker {
     if (config.fabric) {
       const f = config.fabric;
       // The default id is completed with the port once it is known (listen).
-      this.fabric = new Fabric({ redisUrl: f.redis, brokerId: f['broker-id'] ?? '', ...(f['key-prefix'] ? { prefix: f['key-prefix'] } : {}), log }, this.fabricHost());
+      this.fabric = new Fabric({ redisUrl: f.redis, brokerId: f['broker-id'] ?? '', ...(f['key-prefix'] ? { prefix: f['key-prefix'] } : {}), maxEnvelopeBytes: config['max-message-size'], log }, this.fabricHost());
     }
     this.router = new Router({
       ...(this.fabric ? { fabric: this.fabric } : {}),

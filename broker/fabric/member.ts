@@ -13,6 +13,8 @@ import { decodeFabric, encodeFabric, FabricMessageKind, MAX_BATCH_ITEMS, type Fa
 /** The envelopes of this tick for one broker, and who waits to hear they went. */
 interface Outbox {
   items: FabricDelivery[];
+  /** The envelopes' length so far (UTF-16 units, at most their UTF-8 bytes). */
+  size: number;
   waiters: ((why: string | null) => void)[];
 }
 
@@ -24,6 +26,10 @@ export const DEFAULT_FABRIC_REDIS_TIMEOUT_MS = 2_000;
 export const DEFAULT_FABRIC_PREFIX = 'baton';
 /** Directory entries read per HSCAN step when sweeping a gone broker's sessions. */
 const SWEEP_SCAN_COUNT = 1_000;
+/** A batch for one broker is sent once its envelopes reach this size (one larger envelope goes alone). */
+export const FABRIC_BATCH_MAX_BYTES = 1024 * 1024;
+/** A fabric message's own fields, beyond its envelopes (URIs, broker ids, msgpack framing). */
+const FABRIC_MESSAGE_OVERHEAD_BYTES = 64 * 1024;
 /** Where URIs are, as last learnt (lookups and inventory notices); forgotten whole beyond this size. */
 export const MAX_CACHED_LOCATIONS = 500_000;
 
@@ -34,6 +40,8 @@ export interface FabricOptions {
   leaseMs?: number;
   renewMs?: number;
   redisTimeoutMs?: number;
+  /** The largest envelope a session may send (the broker's max-message-size): bounds what is decoded. */
+  maxEnvelopeBytes: number;
   log: Logger;
 }
 
@@ -68,6 +76,8 @@ export class Fabric {
   private readonly leasePrefix: string;
   private readonly inventoryChannel: string;
   private readonly leaseMs: number;
+  /** The largest fabric message decoded: one batch at its bound plus one envelope at the broker's. */
+  private readonly maxMessageBytes: number;
   private timer: NodeJS.Timeout | null = null;
   /** URI -> the broker it was last known on: no Redis lookup per message. */
   private readonly where = new Map<string, string>();
@@ -86,6 +96,8 @@ export class Fabric {
     this.leasePrefix = `${p}:broker:`;
     this.inventoryChannel = `${p}:inventory`;
     this.leaseMs = o.leaseMs ?? DEFAULT_FABRIC_LEASE_MS;
+    // UTF-8 takes up to 3 bytes per UTF-16 unit of the batch's envelopes.
+    this.maxMessageBytes = 3 * FABRIC_BATCH_MAX_BYTES + 3 * o.maxEnvelopeBytes + FABRIC_MESSAGE_OVERHEAD_BYTES;
     const timeout = o.redisTimeoutMs ?? DEFAULT_FABRIC_REDIS_TIMEOUT_MS;
     this.cmd = new Redis(o.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: timeout, enableOfflineQueue: false, lazyConnect: true }) as Redis & FabricScripts;
     // The subscriber has no command timeout: it waits for messages (ioredis resubscribes on reconnect).
@@ -188,10 +200,11 @@ export class Fabric {
     }
     return new Promise<string | null>((resolve) => {
       let box = this.outboxes.get(broker);
-      if (!box) this.outboxes.set(broker, (box = { items: [], waiters: [] }));
+      if (!box) this.outboxes.set(broker, (box = { items: [], size: 0, waiters: [] }));
       box.items.push({ target, env: envText });
+      box.size += envText.length;
       box.waiters.push(resolve);
-      if (box.items.length >= MAX_BATCH_ITEMS) this.flushOne(broker, box);
+      if (box.items.length >= MAX_BATCH_ITEMS || box.size >= FABRIC_BATCH_MAX_BYTES) this.flushOne(broker, box);
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(this.flush);
@@ -247,7 +260,7 @@ export class Fabric {
   }
 
   private onMessage(bytes: Buffer): void {
-    const m = decodeFabric(bytes);
+    const m = decodeFabric(bytes, this.maxMessageBytes);
     if (m === null) {
       this.host.malformed();
       return;

@@ -51,8 +51,9 @@ function deliveries(v: unknown): FabricDelivery[] | null {
   return v as FabricDelivery[];
 }
 
-/** The message, or null when the bytes are not one the fabric sends. */
-export function decodeFabric(bytes: Buffer): FabricMessage | null {
+/** The message, or null when the bytes (at most `maxBytes` of them) are not one the fabric sends. */
+export function decodeFabric(bytes: Buffer, maxBytes: number): FabricMessage | null {
+  if (bytes.length > maxBytes) return null;
   let m: unknown;
   try {
     m = packr.unpack(bytes);

@@ -4,6 +4,8 @@ import { describe, it } from 'node:test';
 import { Packr } from 'msgpackr';
 import { decodeFabric, encodeFabric, type FabricMessage } from '../../broker/fabric/wire.ts';
 
+const MAX_BYTES = 64 * 1024;
+
 describe('fabric wire', () => {
   it('decodes what it encodes, for every kind', () => {
     const all: FabricMessage[] = [
@@ -13,7 +15,7 @@ describe('fabric wire', () => {
       { k: 'i', from: 'b1', uri: 'pcp://web1/agent', change: -1 },
       { k: 'b', from: 'b1', items: [{ target: 'pcp://web1/agent', env: '{"id":"1"}' }, { target: 'pcp://web2/agent', env: '{"id":"2"}' }] },
     ];
-    for (const m of all) assert.deepEqual(decodeFabric(encodeFabric(m)), m);
+    for (const m of all) assert.deepEqual(decodeFabric(encodeFabric(m), MAX_BYTES), m);
   });
 
   it('gives null for bytes that are not a fabric message, never throws', () => {
@@ -31,6 +33,14 @@ describe('fabric wire', () => {
       pack({ k: 'b', from: 'b', items: [{ target: 'pcp://a/agent' }] }),
       pack({ k: 'b', from: 'b', items: 'x' }),
     ];
-    for (const c of cases) assert.equal(decodeFabric(c), null, c.toString('hex'));
+    for (const c of cases) assert.equal(decodeFabric(c, MAX_BYTES), null, c.toString('hex'));
+  });
+
+  it('gives null for a message over the size bound, unread', () => {
+    const m: FabricMessage = { k: 'd', from: 'b1', target: 'pcp://web1/agent', env: 'x'.repeat(MAX_BYTES) };
+    const bytes = encodeFabric(m);
+    assert.ok(bytes.length > MAX_BYTES);
+    assert.equal(decodeFabric(bytes, MAX_BYTES), null);
+    assert.deepEqual(decodeFabric(bytes, bytes.length), m);
   });
 });
