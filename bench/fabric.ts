@@ -3,12 +3,12 @@
 // a fabric on a private Redis. Prints one JSON line: how long until every agent is connected, the
 // workers' RSS per session, and, after one worker is SIGKILLed, how long until every agent is back
 // (the supervisor restarts the worker; its agents reconnect to whichever worker takes them).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ServiceProcess } from '../test/helpers/broker.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { fleetCpuMs, issueFleetCerts, startFleet, type Fleet } from '../test/fleet/fleet.ts';
 import { BATON_BIN, cpuMs, makeBenchPki, rssMb } from './fixtures.ts';
@@ -25,8 +25,6 @@ const PHASE_LIMIT_MS = 15 * 60_000;
 /** Local ports left for everything else on the machine. */
 const LOCAL_PORT_MARGIN = 2_000;
 
-interface LogLine { msg: string; [k: string]: unknown }
-
 // Every session is a connection from 127.0.0.1 to one port: each needs its own local port.
 const [portLo, portHi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number, number];
 if (portHi - portLo < N + LOCAL_PORT_MARGIN) {
@@ -37,7 +35,7 @@ if (portHi - portLo < N + LOCAL_PORT_MARGIN) {
 const pki = await makeBenchPki(0);
 const work = mkdtempSync(join(tmpdir(), 'baton-fabric-bench-'));
 const redis = await startRedis();
-let supervisor: ChildProcess | null = null;
+let supervisor: ServiceProcess | null = null;
 let fleet: Fleet | null = null;
 try {
   const names = Array.from({ length: N }, (_, i) => `node${String(i).padStart(6, '0')}`);
@@ -50,24 +48,10 @@ try {
     host: '127.0.0.1', port: 0, 'ssl-ca-cert': pki.paths.caCert, 'ssl-cert': pki.paths.cert('broker'), 'ssl-key': pki.paths.key('broker'),
     'log-level': 'info', fabric: { redis: `redis://127.0.0.1:${redis.port}`, 'broker-id': 'bench' },
   }));
-  const lines: LogLine[] = [];
-  const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
-  supervisor = spawn(process.execPath, [BATON_BIN, 'broker', '--workers', String(W), '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
-  createInterface({ input: supervisor.stdout! }).on('line', (text) => {
-    let l: LogLine;
-    try {
-      l = JSON.parse(text) as LogLine;
-    } catch {
-      return;
-    }
-    lines.push(l);
-    for (const w of waiters.splice(0)) if (w.pred(l)) w.resolve(l);
-      else waiters.push(w);
-  });
-  const next = (pred: (l: LogLine) => boolean) => new Promise<LogLine>((resolve) => waiters.push({ pred, resolve }));
-  const listening = await next((l) => l.msg === 'broker workers listening');
+  supervisor = new ServiceProcess(spawn(process.execPath, [BATON_BIN, 'broker', '--workers', String(W), '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const listening = await supervisor.waitForLog((l) => l.msg === 'broker workers listening');
   const port = listening.port as number;
-  const pids = () => lines.filter((l) => l.msg === 'broker worker listening').reduce((m, l) => m.set(l.worker as number, l.worker_pid as number), new Map<number, number>());
+  const pids = () => supervisor!.logs.filter((l) => l.msg === 'broker worker listening').reduce((m, l) => m.set(l.worker as number, l.worker_pid as number), new Map<number, number>());
   const workerRss = () => [...pids().values()].reduce((sum, pid) => sum + rssMb(pid), 0);
   const rss0 = workerRss();
 
@@ -95,7 +79,7 @@ try {
 
   // One worker SIGKILLed: until every agent is back on the (restarted) workers.
   const victim = pids().get(1)!;
-  const restarted = next((l) => l.msg === 'broker worker listening' && l.worker === 1);
+  const restarted = supervisor.waitForNextLog((l) => l.msg === 'broker worker listening' && l.worker === 1);
   const t1 = performance.now();
   process.kill(victim, 'SIGKILL');
   await until((n) => n < N, 'noticing the SIGKILL');
@@ -118,11 +102,7 @@ try {
   }));
 } finally {
   await fleet?.stop();
-  if (supervisor && supervisor.exitCode === null) {
-    const exited = new Promise((r) => supervisor!.once('exit', r));
-    supervisor.kill('SIGTERM');
-    await exited;
-  }
+  await supervisor?.stop();
   await redis.stop();
   rmSync(work, { recursive: true, force: true });
   rmSync(pki.dir, { recursive: true, force: true });
