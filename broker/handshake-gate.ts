@@ -8,7 +8,9 @@ import type { BrokerMetrics } from './metrics.ts';
  * Admission of TCP connections to the TLS server: at most `max` handshakes in progress at once
  * (0: unlimited); others wait, unread, in arrival order for up to `queueTimeoutMs`, then are
  * reset before any TLS work (clients take that as "busy, retry soon"). A slot frees when the
- * handshake ends either way. Allocation-light: no closure or object per connection.
+ * handshake ends either way. At most `maxOpen` connections are open at once (0: unlimited; the
+ * process's open-file budget): one more is reset at once, so that a broker at its file limit
+ * refuses instead of leaving clients waiting. Allocation-light: no closure or object per connection.
  */
 export class HandshakeGate {
   private readonly inProgress = new Set<Socket>();
@@ -18,17 +20,32 @@ export class HandshakeGate {
   private sweep: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly onClose: (this: Socket) => void;
+  private readonly onGone: () => void;
+  /** Connections admitted and not closed yet. */
+  private open = 0;
+  private refusedAtLimitSince = 0;
+  private lastLimitWarningMs = -Infinity;
 
   constructor(
     private readonly max: number,
     private readonly queueTimeoutMs: number,
     private readonly startHandshake: (socket: Socket) => void,
     private readonly metrics: BrokerMetrics,
+    private readonly maxOpen = 0,
+    private readonly onLimit: (refused: number, open: number) => void = () => {},
   ) {
     const gate = this;
     this.onClose = function onClose(this: Socket) {
       gate.release(this);
     };
+    this.onGone = () => {
+      this.open--;
+    };
+  }
+
+  /** Connections open now (handshaking, waiting or in session). */
+  get openConnections(): number {
+    return this.open;
   }
 
   get waiting(): number {
@@ -38,6 +55,9 @@ export class HandshakeGate {
   admit(socket: Socket): void {
     socket.on('error', ignoreError);
     if (this.closed) return this.shed(socket);
+    if (this.maxOpen > 0 && this.open >= this.maxOpen) return this.refuseAtLimit(socket);
+    this.open++;
+    socket.once('close', this.onGone);
     if (this.max === 0 || (this.inProgress.size < this.max && this.waiting === 0)) return this.begin(socket, 0);
     if (this.queueTimeoutMs === 0 || this.waiting >= MAX_HANDSHAKE_QUEUE_LENGTH) return this.shed(socket);
     this.queued.push(socket);
@@ -109,10 +129,25 @@ export class HandshakeGate {
     return socket;
   }
 
+  /** Resets a connection beyond the open-connection budget; tells `onLimit` at most every 10 s. */
+  private refuseAtLimit(socket: Socket): void {
+    this.metrics.connectionsAtFileLimit.inc();
+    this.refusedAtLimitSince++;
+    socket.resetAndDestroy();
+    const now = performance.now();
+    if (now - this.lastLimitWarningMs < LIMIT_WARNING_INTERVAL_MS) return;
+    this.lastLimitWarningMs = now;
+    this.onLimit(this.refusedAtLimitSince, this.open);
+    this.refusedAtLimitSince = 0;
+  }
+
   private shed(socket: Socket): void {
     this.metrics.connectionsShed.inc();
     socket.resetAndDestroy();
   }
 }
+
+/** A broker refusing connections at its file limit says so at most this often. */
+const LIMIT_WARNING_INTERVAL_MS = 10_000;
 
 function ignoreError(): void {}

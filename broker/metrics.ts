@@ -34,6 +34,8 @@ export class BrokerMetrics {
   readonly received: Record<1 | 2, { inc(): void }>;
   /** Connections refused before their TLS handshake because the broker was at its handshake capacity. */
   readonly connectionsShed: { inc(): void };
+  /** Connections refused at once because the broker held as many as its open-file limit allows. */
+  readonly connectionsAtFileLimit: { inc(): void };
   readonly handshakesInProgress: { inc(): void; dec(): void };
   readonly handshakeQueue: { set(n: number): void };
   readonly handshakeWaitSeconds: { observe(s: number): void };
@@ -91,6 +93,11 @@ export class BrokerMetrics {
     this.connectionsShed = new Counter({
       name: 'baton_broker_connections_shed_total',
       help: 'Connections refused (reset before the TLS handshake) because the broker was at max-concurrent-handshakes for handshake-queue-timeout',
+      registers,
+    });
+    this.connectionsAtFileLimit = new Counter({
+      name: 'baton_broker_connections_refused_file_limit_total',
+      help: 'Connections reset on arrival because the broker held as many connections as its open-file limit allows (the limit less a reserve)',
       registers,
     });
     this.handshakesInProgress = new Gauge({

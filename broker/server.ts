@@ -9,6 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { readConfiguredFile } from '../lib/config.ts';
 import { compileGlobList, type GlobMatcher } from '../lib/glob.ts';
+import { connectionBudget, openFileLimit } from '../lib/open-files.ts';
 import type { Logger } from '../lib/log.ts';
 import { formatUri, isValidClientType, isValidCommonName, SERVER_CLIENT_TYPE } from '../protocol/uri.ts';
 import { CONTROLLER_TYPE, createAuthorizer } from './authz.ts';
@@ -44,6 +45,8 @@ export class Broker {
   /** The listening socket: hands connections to `server` (TLS) through the handshake gate. */
   private readonly front: TcpServer;
   private readonly gate: HandshakeGate;
+  /** Connections this process may hold: its open-file limit less a reserve (0: no limit known). */
+  readonly connectionBudget: number;
   private readonly wss: WebSocketServer;
   private readonly isControllerCn: GlobMatcher;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -102,7 +105,16 @@ export class Broker {
       },
       (req, res) => this.onHttpRequest(req, res),
     );
-    this.gate = new HandshakeGate(config['max-concurrent-handshakes'], config['handshake-queue-timeout'], (socket) => this.server.emit('connection', socket), this.metrics);
+    const fileLimit = openFileLimit();
+    this.connectionBudget = connectionBudget(fileLimit);
+    this.gate = new HandshakeGate(
+      config['max-concurrent-handshakes'],
+      config['handshake-queue-timeout'],
+      (socket) => this.server.emit('connection', socket),
+      this.metrics,
+      this.connectionBudget,
+      (refused, open) => log.warn({ refused, open, open_file_limit: fileLimit, connection_budget: this.connectionBudget }, 'connections refused: the broker holds as many as its open-file limit allows'),
+    );
     // Connections are accepted unread; the gate starts their TLS handshakes as capacity allows.
     this.front = createTcpServer({ pauseOnConnect: true }, (socket) => this.gate.admit(socket));
     this.server.on('secureConnection', (tls: TLSSocket) => this.gate.handshakeEnded(tls));
@@ -138,7 +150,7 @@ export class Broker {
     this.timers.push(setInterval(() => this.keepalive(), this.config['ping-interval']).unref());
     const idleSweepMs = Math.max(10, Math.min(this.config['idle-timeout'] / 4, 30_000));
     this.timers.push(setInterval(() => this.sweepIdle(), idleSweepMs).unref());
-    this.log.info({ host: this.config.host, port: this.port }, 'listening');
+    this.log.info({ host: this.config.host, port: this.port, connection_budget: this.connectionBudget }, 'listening');
   }
 
   async close(): Promise<void> {

@@ -89,6 +89,8 @@ export interface StartBrokerOptions {
   logLevel?: string;
   /** Extra arguments after `baton broker --config FILE` (e.g. `['--workers', '2']`). */
   args?: string[];
+  /** Runs the broker with this open-file limit (`ulimit -n`), as a machine with a low limit would. */
+  openFiles?: number;
 }
 
 export async function startBrokerProcess(opts: StartBrokerOptions & { port?: number }): Promise<BrokerProcess> {
@@ -106,7 +108,9 @@ export async function startBrokerProcess(opts: StartBrokerOptions & { port?: num
       ...opts.config,
     }),
   );
-  const proc = spawn(process.execPath, [BATON_BIN, 'broker', '--config', configFile, ...(opts.args ?? [])], {
+  const argv = [process.execPath, BATON_BIN, 'broker', '--config', configFile, ...(opts.args ?? [])];
+  const [file, ...args] = opts.openFiles === undefined ? argv : ['/bin/sh', '-c', `ulimit -n ${opts.openFiles} && exec "$@"`, 'sh', ...argv];
+  const proc = spawn(file!, args, {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // the IPC channel: the broker stops if this test process dies
     env: { ...process.env, BATON_PORT: '', BATON_HOST: '' },
   });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startBrokerProcess, metricValue, type BrokerProcess } from '../helpers/broker.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
-import { identity, MessageTypes, TestClient } from '../helpers/pcp-client.ts';
+import { identity, MessageTypes, TestClient, within } from '../helpers/pcp-client.ts';
+import { connect, type Socket } from 'node:net';
 
 const REQUEST = 'http://puppetlabs.com/rpc_blocking_request';
 
@@ -19,8 +20,8 @@ describe('broker limits', () => {
     pki?.remove();
   });
 
-  async function broker(config: Record<string, unknown>): Promise<BrokerProcess> {
-    const b = await startBrokerProcess({ pki, config });
+  async function broker(config: Record<string, unknown>, openFiles?: number): Promise<BrokerProcess> {
+    const b = await startBrokerProcess({ pki, config, ...(openFiles === undefined ? {} : { openFiles }) });
     brokers.push(b);
     return b;
   }
@@ -59,6 +60,41 @@ describe('broker limits', () => {
     assert.equal(metricValue(m, 'baton_broker_connections_refused_total', { reason: 'max_connections' }), 2);
     await again.close();
     await c4.close();
+  });
+
+  it('at its open-file limit, resets new connections at once instead of leaving them waiting, and takes them again once some leave', async () => {
+    // 256 files: the broker keeps 64 in reserve and may hold 192 connections. Held ones never
+    // start TLS, and neither waiting in the queue nor a handshake times out during the test.
+    const b = await broker({ 'tls-handshake-timeout': 600_000, 'handshake-queue-timeout': 600_000 }, 256);
+    const listening = b.logs.find((l) => l.msg === 'listening');
+    const budget = listening?.connection_budget as number;
+    assert.equal(budget, 192);
+    const held: Socket[] = [];
+    for (let i = 0; i < budget; i++) {
+      const s = connect(b.port, '127.0.0.1');
+      s.on('error', () => {});
+      held.push(s);
+      await new Promise((resolve) => s.once('connect', resolve));
+    }
+    const warned = b.waitForLog((l) => l.msg === 'connections refused: the broker holds as many as its open-file limit allows');
+    const extra = connect(b.port, '127.0.0.1');
+    const reset = await within(new Promise<string | undefined>((resolve) => {
+      extra.once('error', (err: NodeJS.ErrnoException) => resolve(err.code));
+      extra.once('close', () => resolve(undefined));
+    }), 'the connection beyond the budget being reset');
+    assert.equal(reset, 'ECONNRESET');
+    const line = await within(warned, 'the broker warning that it is at its file limit');
+    assert.equal(line.open, budget);
+    await assert.rejects(TestClient.connect(b.url(), identity(pki, 'node1')), 'an agent is refused too, at once');
+    // The broker is still up and routing-ready: once the held connections go, agents get in again.
+    let gone = 0;
+    const allGone = b.waitForNextLog((l) => l.msg === 'TLS handshake failed' && ++gone === budget);
+    for (const s of held) s.destroy();
+    await within(allGone, 'the broker seeing every held connection go');
+    const agent = await TestClient.connect(b.url(), identity(pki, 'node1'));
+    const m = await b.metrics();
+    assert.ok(metricValue(m, 'baton_broker_connections_refused_file_limit_total') >= 2);
+    await agent.close();
   });
 
   it('closes a session that sends nothing for idle-timeout with 1001', async () => {
