@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { initCa, issueCert, pkiPaths, type PkiPaths } from '../lib/pki.ts';
 import { ensureBuilt } from '../scripts/freshness.mjs';
 import { startRedis, type TestRedis } from '../test/helpers/redis.ts';
+import { fabricKeys } from '../broker/fabric/keys.ts';
 
 export const BATON_BIN = new URL('../bin/baton.mjs', import.meta.url).pathname;
 
@@ -152,7 +153,7 @@ export async function startBenchFabric(pki: BenchPki, ids: string[], nodeFlags: 
     await redis.stop();
   };
   try {
-    const dirKey = `${BENCH_FABRIC_PREFIX}:fabric:sessions`;
+    const dirKey = fabricKeys(BENCH_FABRIC_PREFIX).sessions;
     await probe.config('SET', 'notify-keyspace-events', 'Kh');
     const wakers = new Set<() => void>();
     sub.on('message', () => {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { Logger } from '../../lib/log.ts';
 import { projectPath } from '../../lib/paths.ts';
+import { fabricKeys, type FabricKeys } from './keys.ts';
 import { decodeFabric, encodeFabric, FabricMessageKind, MAX_BATCH_ITEMS, type FabricDelivery, type FabricMessage } from './wire.ts';
 
 /** The envelopes of this tick for one broker, and who waits to hear they went. */
@@ -23,7 +24,6 @@ export const DEFAULT_FABRIC_LEASE_MS = 10_000;
 export const DEFAULT_FABRIC_RENEW_MS = 3_000;
 /** Bound on each Redis command of the fabric (a message waits at most this for its route). */
 export const DEFAULT_FABRIC_REDIS_TIMEOUT_MS = 2_000;
-export const DEFAULT_FABRIC_PREFIX = 'baton';
 /** Directory entries read per HSCAN step when sweeping a gone broker's sessions. */
 const SWEEP_SCAN_COUNT = 1_000;
 /** A batch for one broker is sent once its envelopes reach this size (one larger envelope goes alone). */
@@ -71,9 +71,9 @@ export class Fabric {
   brokerId: string;
   private readonly cmd: Redis & FabricScripts;
   private readonly sub: Redis;
+  private readonly keys: FabricKeys;
   private readonly dirKey: string;
   private readonly brokersKey: string;
-  private readonly leasePrefix: string;
   private readonly inventoryChannel: string;
   private readonly leaseMs: number;
   /** The largest fabric message decoded: one batch at its bound plus one envelope at the broker's. */
@@ -90,11 +90,10 @@ export class Fabric {
 
   constructor(private readonly o: FabricOptions, private readonly host: FabricHost) {
     this.brokerId = o.brokerId;
-    const p = `${o.prefix ?? DEFAULT_FABRIC_PREFIX}:fabric`;
-    this.dirKey = `${p}:sessions`;
-    this.brokersKey = `${p}:brokers`;
-    this.leasePrefix = `${p}:broker:`;
-    this.inventoryChannel = `${p}:inventory`;
+    this.keys = fabricKeys(o.prefix);
+    this.dirKey = this.keys.sessions;
+    this.brokersKey = this.keys.brokers;
+    this.inventoryChannel = this.keys.inventory;
     this.leaseMs = o.leaseMs ?? DEFAULT_FABRIC_LEASE_MS;
     // UTF-8 takes up to 3 bytes per UTF-16 unit of the batch's envelopes.
     this.maxMessageBytes = 3 * FABRIC_BATCH_MAX_BYTES + 3 * o.maxEnvelopeBytes + FABRIC_MESSAGE_OVERHEAD_BYTES;
@@ -116,7 +115,7 @@ export class Fabric {
   }
 
   private channelOf(broker: string): string {
-    return `${this.leasePrefix}${broker}:inbox`;
+    return this.keys.inbox(broker);
   }
 
   /** Joins: the lease, the inbox and inventory channels, the renewals and sweeps. */
@@ -141,7 +140,7 @@ export class Fabric {
     if (this.timer) clearInterval(this.timer);
     await Promise.allSettled([...this.writes]);
     try {
-      await this.cmd.multi().del(`${this.leasePrefix}${this.brokerId}`).srem(this.brokersKey, this.brokerId).exec();
+      await this.cmd.multi().del(this.keys.lease(this.brokerId)).srem(this.brokersKey, this.brokerId).exec();
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'could not leave the fabric cleanly; the lease lapses');
     }
@@ -187,7 +186,7 @@ export class Fabric {
   async forward(target: string, envText: string): Promise<string | null> {
     let broker = this.where.get(target);
     if (broker === undefined) {
-      const found = await this.cmd.fabricLookup(this.dirKey, target, this.leasePrefix);
+      const found = await this.cmd.fabricLookup(this.dirKey, target, this.keys.leasePrefix);
       if (found.length === 0) return `target '${target}' is not connected to any broker of the fabric`;
       const [b, alive] = found;
       if (b === this.brokerId) return `target '${target}' is not connected`;
@@ -250,7 +249,7 @@ export class Fabric {
     const all = await this.cmd.hgetall(this.dirKey);
     const brokers = [...new Set(Object.values(all))].filter((b) => b !== this.brokerId);
     if (brokers.length === 0) return [];
-    const leases = await this.cmd.mget(...brokers.map((b) => `${this.leasePrefix}${b}`));
+    const leases = await this.cmd.mget(...brokers.map((b) => this.keys.lease(b)));
     const alive = new Set(brokers.filter((_b, i) => leases[i] !== null));
     return Object.entries(all).filter(([, b]) => alive.has(b)).map(([uri]) => uri);
   }
@@ -327,7 +326,7 @@ export class Fabric {
   }
 
   private async renew(): Promise<void> {
-    await this.cmd.multi().set(`${this.leasePrefix}${this.brokerId}`, String(Date.now()), 'PX', this.leaseMs).sadd(this.brokersKey, this.brokerId).exec();
+    await this.cmd.multi().set(this.keys.lease(this.brokerId), String(Date.now()), 'PX', this.leaseMs).sadd(this.brokersKey, this.brokerId).exec();
   }
 
   private async reregister(): Promise<void> {
@@ -348,7 +347,7 @@ export class Fabric {
 
   private async tick(): Promise<void> {
     try {
-      const before = await this.cmd.exists(`${this.leasePrefix}${this.brokerId}`);
+      const before = await this.cmd.exists(this.keys.lease(this.brokerId));
       await this.renew();
       if (before === 0) await this.reregister(); // our lease had lapsed (Redis stalled or lost it)
       await this.sweep();
@@ -362,7 +361,7 @@ export class Fabric {
     const members = await this.cmd.smembers(this.brokersKey);
     const others = members.filter((b) => b !== this.brokerId);
     if (others.length === 0) return;
-    const leases = await this.cmd.mget(...others.map((b) => `${this.leasePrefix}${b}`));
+    const leases = await this.cmd.mget(...others.map((b) => this.keys.lease(b)));
     const gone = new Set(others.filter((_b, i) => leases[i] === null));
     if (gone.size === 0) return;
     let cursor = '0';

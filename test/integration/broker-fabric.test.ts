@@ -11,6 +11,7 @@ import { makePki, type TestPki } from '../helpers/pki.ts';
 import { identity, MessageTypes, TestClient, within } from '../helpers/pcp-client.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { ERROR_CODES_HEADER } from '../../protocol/broker-errors.ts';
+import { fabricKeys } from '../../broker/fabric/keys.ts';
 
 const PREFIX = 'fabrictest';
 const isUpdate = (e: { message_type: string }) => e.message_type === MessageTypes.inventoryUpdate;
@@ -43,7 +44,7 @@ describe('broker fabric: two brokers on one Redis', () => {
   const agentOn = (br: BrokerProcess, name: string) => TestClient.connect(br.url('/pcp2/agent'), identity(pki, name));
   /** Resolves once the directory has `uri` on `broker`: woken by Redis keyspace notices of the directory hash. */
   async function inDirectory(uri: string, broker: string | null): Promise<void> {
-    const key = `${PREFIX}:fabric:sessions`;
+    const key = fabricKeys(PREFIX).sessions;
     const sub = new Redis(redis.url);
     try {
       await probe.config('SET', 'notify-keyspace-events', 'Kh');
@@ -107,7 +108,7 @@ describe('broker fabric: two brokers on one Redis', () => {
     try {
       const closed = await within(older.closed, 'the older session closes');
       assert.equal(closed.code, 4000, JSON.stringify(closed));
-      assert.equal(await probe.hget(`${PREFIX}:fabric:sessions`, 'pcp://web1/agent'), 'broker-a');
+      assert.equal(await probe.hget(fabricKeys(PREFIX).sessions, 'pcp://web1/agent'), 'broker-a');
     } finally {
       await newer.close();
     }
@@ -120,18 +121,18 @@ describe('broker fabric: two brokers on one Redis', () => {
       assert.equal(nowhere.message_type, MessageTypes.errorMessage);
       assert.match(String(nowhere.data), /not connected to any broker of the fabric/);
       assert.equal(nowhere.code, 'target-not-connected');
-      await probe.hset(`${PREFIX}:fabric:sessions`, 'pcp://ghost/agent', 'broker-gone');
+      await probe.hset(fabricKeys(PREFIX).sessions, 'pcp://ghost/agent', 'broker-gone');
       const stale = await ctl.reply(ctl.send({ message_type: MessageTypes.pxpRequest, target: 'pcp://ghost/agent', data: {} }));
       assert.match(String(stale.data), /its broker broker-gone is gone/);
       assert.equal(stale.code, 'target-not-connected');
     } finally {
-      await probe.hdel(`${PREFIX}:fabric:sessions`, 'pcp://ghost/agent');
+      await probe.hdel(fabricKeys(PREFIX).sessions, 'pcp://ghost/agent');
       await ctl.close();
     }
   });
 
   it('drops and counts a malformed fabric message; routing goes on', async () => {
-    const inbox = `${PREFIX}:fabric:broker:broker-b:inbox`;
+    const inbox = fabricKeys(PREFIX).inbox('broker-b');
     for (const junk of [Buffer.from('not msgpack at all'), Buffer.from([0x93, 0x01, 0x02, 0x03]), Buffer.from([0xc1])]) await probe.spublish(inbox, junk);
     // Messages on one channel arrive in order: once a real one is through, the junk was handled.
     const ctl = await controllerOn(a);
@@ -160,7 +161,7 @@ describe('broker fabric: two brokers on one Redis', () => {
       probe.disconnect();
       probe = new Redis(redis.url);
       await within(registeredAgain, 'both brokers register again', 30_000);
-      assert.equal(await probe.hget(`${PREFIX}:fabric:sessions`, 'pcp://web3/agent'), 'broker-b');
+      assert.equal(await probe.hget(fabricKeys(PREFIX).sessions, 'pcp://web3/agent'), 'broker-b');
       const id = ctl.send({ message_type: MessageTypes.pxpRequest, target: 'pcp://web3/agent', data: { transaction_id: 't3' } });
       const got = await web3.next((e) => e.id === id);
       assert.equal(got.sender, 'pcp://orchestrator/controller');
