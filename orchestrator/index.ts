@@ -63,7 +63,13 @@ export class Orchestrator {
 
   async start(): Promise<void> {
     const c = this.config;
-    const tls = { ca: readConfiguredFile(c, 'ssl-ca-cert'), cert: readConfiguredFile(c, 'ssl-cert'), key: readConfiguredFile(c, 'ssl-key') };
+    const tls = {
+      ca: readConfiguredFile(c, 'ssl-ca-cert'),
+      cert: readConfiguredFile(c, 'ssl-cert'),
+      key: readConfiguredFile(c, 'ssl-key'),
+      // Revoked agents' certificates are refused for task file downloads.
+      ...(c['ssl-crl-path'] ? { crl: readConfiguredFile(c, 'ssl-crl-path') } : {}),
+    };
     const tokens = TokenStore.fromFile(c['tokens-file']);
     const orgs = ChefOrgs.fromConfig(c.chef);
     const catalog = new TaskCatalog(c.codedir);
