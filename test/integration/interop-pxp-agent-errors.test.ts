@@ -79,12 +79,13 @@ describe("Puppet's pxp-agent reads the broker's error_message (which has no code
       const file = files.add(`/puppet/v3/file_content/tasks/sample/gated${version}.sh`, `gated${version}.sh`, GATED_TASK);
       const gate = join(scratch, `gate${version}`);
 
-      // A run starts; its controller goes away before it ends.
+      // A run starts; its controller goes away before it ends. Input by environment only: pxp-agent
+      // 1.15.23's execution_wrapper, writing to a task's stdin, can die of SIGPIPE (exit code 13).
       const first = await startController(pki, [`wss://127.0.0.1:${broker.port}`]);
       controllers.push(first);
       const tx = newTransactionId(`gated${version}`);
       const provisional = replyOf(first, tx, PxpMessageType.provisionalResponse);
-      first.send(pxpRequest(agentUri, { transaction_id: tx, module: 'task', action: 'run', params: { task: `sample::gated${version}`, input: { gate }, files: [file] }, notify_outcome: true }, false));
+      first.send(pxpRequest(agentUri, { transaction_id: tx, module: 'task', action: 'run', params: { task: `sample::gated${version}`, input: { gate }, input_method: 'environment', files: [file] }, notify_outcome: true }, false));
       await provisional;
       const closed = broker.waitForNextLog((l) => l.msg === 'session closed' && l.uri === CONTROLLER);
       await first.stop();
