@@ -20,11 +20,12 @@ import {
   type PuppetSandbox,
 } from '../helpers/puppet.ts';
 import { errorOf, resultsOf, statusQuery } from '../helpers/tasks.ts';
+import { skipUnlessInstalled } from '../helpers/packages.ts';
 
 const AGENT = 'pcp://node1/agent';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-describe('agent: puppet run', { skip: !puppetAvailable() && 'puppet is not installed' }, () => {
+describe('agent: puppet run', { skip: skipUnlessInstalled(!puppetAvailable() && 'puppet is not installed (apt-get install puppet-agent; CI installs it)') }, () => {
   let pki: TestPki;
   let broker: BrokerProcess;
   let agent: AgentProcess;

@@ -14,11 +14,12 @@ import { ADMIN_TOKEN, makeCodedir, startOrchestratorProcess, stopStack, waitForC
 import { makePki, type TestPki } from '../helpers/pki.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { SseClient } from '../helpers/sse.ts';
+import { skipUnlessInstalled } from '../helpers/packages.ts';
 
 const WHITELIST = { 'echo hello': 'echo hello', 'sleep long': 'sleep 61' };
 const ALPHA = '/organizations/alpha/pushy';
 const BETA = '/organizations/beta/pushy';
-const missing = chefSigningMissing();
+const missing = skipUnlessInstalled(chefSigningMissing());
 
 describe('Chef face: signed requests and organizations', { skip: missing ?? false }, () => {
   let pki: TestPki;

@@ -11,15 +11,18 @@ import { after, before, describe, it } from 'node:test';
 import { puppetserverAvailable, puppetserverStatus } from '../../lib/puppetserver.ts';
 import { isAlive, processesMentioning, runCli, startUp, type UpFleet } from '../helpers/cli.ts';
 import { puppetAvailable } from '../helpers/puppet.ts';
+import { skipUnlessInstalled } from '../helpers/packages.ts';
 
 const AGENTS = ['agent1.local', 'agent2.local'];
 /** A cold JVM on 2 shared cores takes 35 to 90 s; the rest of `baton up` starts meanwhile. */
 const UP_TIMEOUT_MS = 240_000;
-const SKIP = !puppetserverAvailable()
-  ? 'puppetserver is not installed here (apt-get install puppetserver; CI installs it)'
-  : !puppetAvailable()
-    ? 'puppet is not installed here (apt-get install puppet-agent; CI installs it)'
-    : false;
+const SKIP = skipUnlessInstalled(
+  !puppetserverAvailable()
+    ? 'puppetserver is not installed here (apt-get install puppetserver; CI installs it)'
+    : !puppetAvailable()
+      ? 'puppet is not installed here (apt-get install puppet-agent; CI installs it)'
+      : false,
+);
 const UP_ARGS = ['--agents', '2', '--broker-port', '0', '--orchestrator-port', '0', '--redis-port', '0'];
 
 interface DeployNode {

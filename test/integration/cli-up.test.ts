@@ -9,11 +9,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isAlive, processesMentioning, runCli, startUp, type UpFleet } from '../helpers/cli.ts';
 import { puppetAvailable } from '../helpers/puppet.ts';
+import { skipUnlessInstalled } from '../helpers/packages.ts';
+import { chefSigningMissing, signChefRequests } from '../helpers/chef-sign.ts';
+import { http } from '../helpers/http.ts';
 
 const AGENTS = ['agent1.local', 'agent2.local'];
 /** How long the programs may take to go once `baton up` is killed: their shutdown deadline, and then some. */
 const GONE_WITHIN_MS = 20_000;
-const NO_PUPPET = puppetAvailable() ? false : 'puppet is not installed here (apt-get install puppet-agent; CI installs it)';
+const NO_PUPPET = skipUnlessInstalled(puppetAvailable() ? false : 'puppet is not installed here (apt-get install puppet-agent; CI installs it)');
 
 interface DeployNode {
   name: string;
@@ -81,6 +84,16 @@ describe('baton up: a local fleet in one command', () => {
     assert.equal(output.stdout, `${hostname()}\n`);
     const nodes = await cli('push', 'nodes', '--json');
     assert.deepEqual((JSON.parse(nodes.stdout) as { node_name: string; status: string }[]).map((n) => [n.node_name, n.status]).sort(), AGENTS.map((a) => [a, 'up']));
+  });
+
+  it("writes the Chef client key pair of organization 'baton' (0600), and a request signed with it by mixlib-authentication is accepted", { skip: skipUnlessInstalled(chefSigningMissing()) }, async () => {
+    const key = join(dir, 'var', 'chef', 'baton-admin.pem');
+    assert.equal(statSync(key).mode & 0o777, 0o600);
+    const path = '/organizations/baton/pushy/node_states';
+    const [headers] = await signChefRequests([{ key_path: key, userid: 'baton-admin', method: 'GET', path, body: '', version: '1.3' }]);
+    const res = await http(`${fleet.apiUrl}${path}`, { ca: readFileSync(join(dir, 'var', 'pki', 'certs', 'ca.pem')), headers: headers! });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual((res.json as { node_name: string }[]).map((n) => n.node_name).sort(), AGENTS);
   });
 
   it('re-runs a failed job on its failed nodes and shows jobs and the inventory', async () => {

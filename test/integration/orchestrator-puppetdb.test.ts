@@ -18,11 +18,12 @@ import { startPuppetdb, type TestPuppetdb } from '../helpers/puppetdb.ts';
 import { puppetAgentNode, puppetStackMissing, startPuppetserver, type PuppetAgentNode, type TestPuppetserver } from '../helpers/puppetserver.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { pxpAgentSkip, pxpBrokerUri, startPxpAgent, type PxpAgentProcess } from '../helpers/pxp-agent.ts';
+import { skipUnlessInstalled } from '../helpers/packages.ts';
 
 const STACK_START_TIMEOUT_MS = 420_000;
 const PUPPETDB_TIMEOUT_MS = 2_000;
 
-const skip = await puppetStackMissing();
+const skip = skipUnlessInstalled(await puppetStackMissing());
 
 interface NodeItem {
   name: string;

@@ -16,6 +16,7 @@ import { startOrchestratorProcess, stopStack, waitForConnected, waitForJobEnd, t
 import { makePki, type TestPki } from '../helpers/pki.ts';
 import { httpsJson, puppetserverAvailable, startPuppetserver, tlsClient, type TestPuppetserver } from '../helpers/puppetserver.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { skipUnlessInstalled } from '../helpers/packages.ts';
 
 const STACK_START_TIMEOUT_MS = 300_000;
 const PUPPETSERVER_TIMEOUT_MS = 2_000;
@@ -25,7 +26,7 @@ const HELLO_METADATA = { description: 'Says hello', supports_noop: false, parame
 const INIT_SCRIPT = '#!/bin/sh\necho init\n';
 
 function missing(): string | false {
-  return puppetserverAvailable() ? false : 'Debian packages not installed: puppetserver';
+  return skipUnlessInstalled(puppetserverAvailable() ? false : 'Debian packages not installed: puppetserver');
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');

@@ -20,10 +20,11 @@ import {
   type PuppetRun,
   type TestPuppetserver,
 } from '../helpers/puppetserver.ts';
+import { skipUnlessInstalled } from '../helpers/packages.ts';
 
 const STACK_START_TIMEOUT_MS = 420_000;
 
-const skip = await puppetStackMissing();
+const skip = skipUnlessInstalled(await puppetStackMissing());
 
 interface PdbNode {
   certname: string;

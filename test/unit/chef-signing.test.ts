@@ -16,8 +16,9 @@ import {
 } from '../../orchestrator/chef/signing.ts';
 import { BatonError } from '../../protocol/errors.ts';
 import { asReceived, chefSigningMissing, signChefRequests, writeRsaKeyPair, type ChefSignInput } from '../helpers/chef-sign.ts';
+import { skipUnlessInstalled } from '../helpers/packages.ts';
 
-const missing = chefSigningMissing();
+const missing = skipUnlessInstalled(chefSigningMissing());
 const VERSIONS: readonly ChefSignVersion[] = ['1.0', '1.1', '1.3'];
 const JOBS = '/organizations/alpha/pushy/jobs';
 const BODY = JSON.stringify({ command: 'echo hello', nodes: ['a1', 'a2'], quorum: 2 });
