@@ -1,5 +1,6 @@
 // What a Puppet run came to, as Puppet's pxp-module-puppet reports it: {kind, time,
-// transaction_uuid, environment, status, metrics, exitcode, version, error_type?, error?}, built
+// transaction_uuid, environment, status, metrics, exitcode, version, error_type?, error?}, and
+// the catalog's `configuration_version` (Baton's addition, as PE shows it; pxp-module-puppet has none), built
 // from Puppet's last run report (YAML with Ruby tags) and last run summary. Pure: callers read
 // the files and say whether this run wrote them.
 import { parse } from 'yaml';
@@ -31,6 +32,8 @@ export interface PuppetRunResults {
   kind: string;
   time: string;
   transaction_uuid: string;
+  /** The applied catalog's version (the report's `configuration_version`); absent when none. */
+  configuration_version?: string;
   environment: string;
   status: string;
   metrics: Record<string, unknown>;
@@ -95,6 +98,7 @@ export function runResults(e: RunEvidence): PuppetRunResults {
     kind: status,
     time: text(report.time),
     transaction_uuid: text(report.transaction_uuid),
+    ...(report.configuration_version !== undefined && report.configuration_version !== null ? { configuration_version: String(report.configuration_version) } : {}),
     environment: text(report.environment),
     status,
     metrics: summaryMetrics(e.summary) ?? reportMetrics(report.metrics),

@@ -29,7 +29,7 @@ interface NodeItem {
   name: string;
   state: string;
   transaction_uuid: string | null;
-  result: { status?: string; transaction_uuid?: string; environment?: string; metrics?: { resources?: Record<string, number> }; error_type?: string };
+  result: { status?: string; transaction_uuid?: string; configuration_version?: string; environment?: string; metrics?: { resources?: Record<string, number> }; error_type?: string };
   details: Record<string, unknown>;
 }
 
@@ -138,8 +138,11 @@ describe('orchestrator with PuppetDB and a Puppet server', { skip }, () => {
     assert.equal(n!.transaction_uuid, n!.result.transaction_uuid);
     assert.equal(readFileSync(join(managed, 'node2.staging'), 'utf8'), 'staging from the Puppet server\n');
     // The Puppet server sent that very run's report to PuppetDB.
-    const reports = await pdb!.waitFor<{ transaction_uuid: string; environment: string }[]>(`reports[transaction_uuid, environment] { transaction_uuid = "${n!.transaction_uuid}" }`, (rows) => rows.length === 1);
+    const reports = await pdb!.waitFor<{ transaction_uuid: string; environment: string; configuration_version: string }[]>(`reports[transaction_uuid, environment, configuration_version] { transaction_uuid = "${n!.transaction_uuid}" }`, (rows) => rows.length === 1);
     assert.equal(reports[0]!.environment, 'staging');
+    // The catalog's version, as the Puppet server compiled it.
+    assert.ok(n!.result.configuration_version, JSON.stringify(n!.result));
+    assert.equal(n!.result.configuration_version, reports[0]!.configuration_version);
   });
 
   it("deploys through Puppet's pxp-agent and pxp-module-puppet against the Puppet server, with the run's report fields", { skip: pxpAgentSkip() }, async () => {

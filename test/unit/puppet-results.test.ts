@@ -83,11 +83,12 @@ const evidence = (e: Partial<RunEvidence> = {}): RunEvidence => ({
 });
 
 describe('puppet results', () => {
-  it('take time, uuid, environment and status from the report, metrics from the summary, kind = status', () => {
+  it('take time, uuid, configuration version, environment and status from the report, metrics from the summary, kind = status', () => {
     assert.deepEqual(runResults(evidence()), {
       kind: 'changed',
       time: '2026-11-21T13:42:04.030902788+00:00',
       transaction_uuid: 'ad0cd31c-9657-4750-8e9b-7b9253623c66',
+      configuration_version: '1795268523',
       environment: 'production',
       status: 'changed',
       metrics: {
