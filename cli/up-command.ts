@@ -188,6 +188,7 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
   const orchPort = (orch.ready as { port: number }).port;
   const apiUrl = `https://127.0.0.1:${orchPort}`;
   lines.push(`  orchestrator  ${apiUrl}   ${pidOf(orch.child)}`);
+  lines.push(`  console       ${apiUrl}/console/`);
 
   for (const [index, name] of names.entries()) {
     const a = p.agent(name);

@@ -179,6 +179,7 @@ export class Orchestrator {
       inventory,
       scope,
       nomad: { controller: deployments, store: nomadStore, changes: this.nomadChanges, idempotency: apiStore },
+      console: { redis: this.api },
       nodeTimeoutS: c['node-timeout'],
       maxMessageDepth: c['max-message-depth'],
       chefClockSkewS: c.chef?.['clock-skew'] ?? DEFAULT_CHEF_CLOCK_SKEW_S,

@@ -65,6 +65,13 @@ export class Keys {
   orgEvents(org: string): string {
     return `${this.prefix}:org:${org}:events`;
   }
+  /**
+   * STREAM of every job's creation and state changes, across faces (fields job, state; entry ids
+   * Redis's own), appended by the scripts that change them and trimmed to about JOB_FEED_MAX_ENTRIES.
+   */
+  jobFeed(): string {
+    return `${this.prefix}:jobs:feed`;
+  }
   /** STREAM of events; entry ids are 0-N so that N is the API's event id. */
   events(id: string): string {
     return `${this.prefix}:job:${id}:events`;

@@ -86,6 +86,9 @@ export function createDeadlineMs(timeoutMs: number, nowMs = Date.now()): number 
   return nowMs + Math.max(Math.floor(timeoutMs / 2), timeoutMs - CREATE_DEADLINE_MARGIN_MS);
 }
 
+/** Entries the job feed (every job's creation and state changes) keeps, approximately (XADD MAXLEN ~). */
+export const JOB_FEED_MAX_ENTRIES = 10_000;
+
 /** How long an Idempotency-Key's first answer is kept. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 /** How long a reservation holds the key for a request still under way (then it lapses). */
@@ -212,13 +215,13 @@ export class JobStore {
   constructor(redis: Redis, prefix: string, opts: JobStoreOptions = {}) {
     this.keys = new Keys(prefix);
     this.timeoutMs = opts.timeoutMs;
-    redis.defineCommand('createJob', { numberOfKeys: 3, lua: lua('create-job-3.lua') });
+    redis.defineCommand('createJob', { numberOfKeys: 4, lua: lua('create-job-4.lua') });
     redis.defineCommand('idempotencyBegin', { numberOfKeys: 1, lua: lua('idempotency-begin-1.lua') });
     redis.defineCommand('idempotencyFinish', { numberOfKeys: 1, lua: lua('idempotency-finish-1.lua') });
     redis.defineCommand('idempotencyRelease', { numberOfKeys: 1, lua: lua('idempotency-release-1.lua') });
-    redis.defineCommand('nodeTransition', { numberOfKeys: 5, lua: lua('node-transition-5.lua') });
+    redis.defineCommand('nodeTransition', { numberOfKeys: 6, lua: lua('node-transition-6.lua') });
     redis.defineCommand('refill', { numberOfKeys: 4, lua: lua('refill-4.lua') });
-    redis.defineCommand('stop', { numberOfKeys: 3, lua: lua('stop-3.lua') });
+    redis.defineCommand('stop', { numberOfKeys: 4, lua: lua('stop-4.lua') });
     redis.defineCommand('release', { numberOfKeys: 4, lua: lua('release-4.lua') });
     this.r = redis as Redis & Scripts;
   }
@@ -258,10 +261,10 @@ export class JobStore {
     const k = this.keys;
     const idem = job.idempotency;
     const res = await this.r.createJob(
-      k.jobSequence(), k.jobIndex(), idem?.key ?? k.jobSequence(),
+      k.jobSequence(), k.jobIndex(), idem?.key ?? k.jobSequence(), k.jobFeed(),
       deadline, slot, k.job(slot), k.nodes(slot), k.counts(slot), k.pending(slot), k.blocked(slot), k.deps(slot), k.history(slot),
       nowMs, JSON.stringify(fields), JSON.stringify(nodes), JSON.stringify(rest),
-      idem?.token ?? '', idem ? JSON.stringify(idem.record(slot)) : '', IDEMPOTENCY_TTL_MS,
+      idem?.token ?? '', idem ? JSON.stringify(idem.record(slot)) : '', IDEMPOTENCY_TTL_MS, JOB_FEED_MAX_ENTRIES,
     );
     if (res === 0) throw new StoreError(StoreErrorCode.deadlinePassed, 'Redis ran the job creation after its deadline; nothing was created', { details: { deadline_ms: deadline } });
     if (res === -1) throw new StoreError(StoreErrorCode.reservationLost, 'the Idempotency-Key of this request was taken by another request meanwhile; nothing was created');
@@ -320,6 +323,24 @@ export class JobStore {
     return { ids, total };
   }
 
+  /** Some fields of many jobs' records in one round trip (null for a job that is not there). */
+  async fieldsOfJobs(ids: readonly string[], ...names: string[]): Promise<(string | null)[][]> {
+    if (ids.length === 0) return [];
+    const m = this.r.pipeline();
+    for (const id of ids) m.hmget(this.keys.job(id), ...names);
+    const res = (await m.exec()) ?? [];
+    return res.map(([err, v]) => {
+      if (err) throw err;
+      return v as (string | null)[];
+    });
+  }
+
+  /** Node records of some of a job's nodes (null where a name is not a node of the job). */
+  async someNodes(id: string, names: readonly string[]): Promise<(NodeRecord | null)[]> {
+    if (names.length === 0) return [];
+    return (await this.r.hmget(this.keys.nodes(id), ...names)).map((v) => (v ? (JSON.parse(v) as NodeRecord) : null));
+  }
+
   async getNodes(id: string): Promise<NodeRecord[]> {
     const h = await this.r.hgetall(this.keys.nodes(id));
     return Object.values(h).map((v) => JSON.parse(v) as NodeRecord).sort((a, b) => a.name.localeCompare(b.name));
@@ -356,9 +377,9 @@ export class JobStore {
     const { latest_event_id: _ignored, ...rest } = record;
     const eventJson = event ? JSON.stringify({ type: event.type, timestamp: iso, details: { node: record.name, ...event.details }, ...(event.message ? { message: event.message } : {}) }) : '';
     const res = await this.r.nodeTransition(
-      this.keys.job(jobId), this.keys.nodes(jobId), this.keys.counts(jobId), this.keys.events(jobId), this.keys.history(jobId),
+      this.keys.job(jobId), this.keys.nodes(jobId), this.keys.counts(jobId), this.keys.events(jobId), this.keys.history(jobId), this.keys.jobFeed(),
       record.name, from.join(','), JSON.stringify(rest), record.state, event ? event.type : '', eventJson,
-      TERMINAL_NODE_STATES.join(','), iso, nowMs, unlessJob.join(','),
+      TERMINAL_NODE_STATES.join(','), iso, nowMs, unlessJob.join(','), jobId, JOB_FEED_MAX_ENTRIES,
     );
     if (!res) return null;
     return { eventId: res[0] ? Number(res[0]) : null, jobEnd: res[1] as JobState | '' };
@@ -377,7 +398,7 @@ export class JobStore {
 
   /** Marks the job stopping (idempotent); returns whether this call changed it. */
   async requestStop(jobId: string, login: string): Promise<boolean> {
-    return (await this.r.stop(this.keys.job(jobId), this.keys.events(jobId), this.keys.history(jobId), new Date().toISOString(), login)) === 1;
+    return (await this.r.stop(this.keys.job(jobId), this.keys.events(jobId), this.keys.history(jobId), this.keys.jobFeed(), new Date().toISOString(), login, jobId, JOB_FEED_MAX_ENTRIES)) === 1;
   }
 
   /** Takes every node still waiting for its turn or for other nodes (used when a job stops). */

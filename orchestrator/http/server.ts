@@ -1,7 +1,8 @@
 // The orchestrator's HTTPS server (fastify): what all faces share (TLS, the JSON body parser,
 // token authentication on every API route, Chef signature checks), each face as a plugin under
 // its prefix with its own error format, client certificate authentication for task file
-// downloads (agents hold no token), status and metrics.
+// downloads (agents hold no token), status and metrics, and the web console (its files need no
+// token; its API does).
 import { createReadStream } from 'node:fs';
 import fastify, { LogController } from 'fastify';
 import type { TLSSocket } from 'node:tls';
@@ -11,7 +12,9 @@ import type { TokenStore } from '../auth.ts';
 import { ChefAuthError, ChefAuthErrorCode, isChefSigned, verifyChefRequest } from '../chef/signing.ts';
 import type { TaskCatalog } from '../tasks/catalog.ts';
 import { TASK_FILE_PATH_PREFIX } from '../tasks/catalog.ts';
+import { projectPath } from '../../lib/paths.ts';
 import { CHEF_PREFIX, chefFace, type ChefFaceContext } from './chef/routes.ts';
+import { CONSOLE_PREFIX, consoleFace, isConsoleFile, type ConsoleFaceContext } from './console/routes.ts';
 import { apiError, ApiErrorCode, sendChefError, sendError, sendNomadError } from './errors.ts';
 import { errorHandlerOf, MAX_BODY_BYTES, notFound, type ErrorSender } from './face.ts';
 import { NOMAD_PREFIX, nomadFace, type NomadFaceContext } from './nomad/routes.ts';
@@ -30,6 +33,8 @@ export interface HttpOptions extends PuppetFaceContext {
   metrics: () => Promise<{ contentType: string; text: string }>;
   chef: ChefFaceContext;
   nomad: NomadFaceContext;
+  /** The web console: the API's Redis connection; its files default to dist/console. */
+  console: Omit<ConsoleFaceContext, 'store' | 'dir'> & { dir?: string };
   /** Deepest nesting of a JSON body (`max-message-depth`); default DEFAULT_MAX_MESSAGE_DEPTH. */
   maxMessageDepth?: number;
   /** Seconds a Chef-signed request's X-Ops-Timestamp may be off (`chef.clock-skew`). */
@@ -90,7 +95,7 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
 
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0]!;
-    if (OPEN_PATHS.has(path) || path.startsWith('/status/v1/services/')) return;
+    if (OPEN_PATHS.has(path) || path.startsWith('/status/v1/services/') || isConsoleFile(path)) return;
     if (path.startsWith(`${TASK_FILE_PATH_PREFIX}/`)) {
       const socket = req.socket as TLSSocket;
       if (!hasTrustedClientCert(socket)) throw apiError(ApiErrorCode.notPermitted, 'task files are served to agents presenting a certificate signed by this CA');
@@ -137,6 +142,7 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
   app.register(puppetFace, { ...opts, prefix: PUPPET_PREFIX });
   app.register(chefFace, { ...opts.chef, prefix: CHEF_PREFIX });
   app.register(nomadFace, { ...opts.nomad, prefix: NOMAD_PREFIX });
+  app.register(consoleFace, { store: opts.store, redis: opts.console.redis, dir: opts.console.dir ?? projectPath('dist', 'console'), prefix: CONSOLE_PREFIX });
 
   app.get(`${TASK_FILE_PATH_PREFIX}/:module/:file`, async (req, reply) => {
     const { module, file } = req.params as { module: string; file: string };

@@ -10,7 +10,7 @@ import { busyNodes, ChefJobs, FINAL_CHEF_STATES, type ChefJobSpec } from '../../
 import type { ChefOrgs } from '../../chef/orgs.ts';
 import { OUTPUT_CHANNELS, type OutputChannel, type OutputStore } from '../../chef/output.ts';
 import { chefFeedEvent, chefJobJson, httpDate } from '../../chef/present.ts';
-import { DEFAULT_CHEF_RUN_TIMEOUT_S, MAX_CHEF_BODY_BYTES, MAX_CHEF_FILE_BYTES, SSE_KEEPALIVE_MS } from '../../defaults.ts';
+import { DEFAULT_CHEF_RUN_TIMEOUT_S, MAX_CHEF_BODY_BYTES, MAX_CHEF_FILE_BYTES } from '../../defaults.ts';
 import type { Keys } from '../../engine/keys.ts';
 import { ENDED_JOB_STATES, type JobRecord, type JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
@@ -20,6 +20,7 @@ import { setUpFace } from '../face.ts';
 import { idempotentJob, registerIdempotency } from '../idempotency.ts';
 import { demand, principal, requires, type AnyFastify } from '../request.ts';
 import { SseStream, wantsEventStream } from '../sse.ts';
+import { followStream, lastEventId } from '../stream-follow.ts';
 
 export const CHEF_PREFIX = '/organizations/:org/pushy';
 /** How often a followed output is asked of the agent while the command runs. */
@@ -223,11 +224,6 @@ function acceptEventStream(req: FastifyRequest): void {
   if (!wantsEventStream(req.headers.accept)) throw apiError(ApiErrorCode.notAcceptable, 'this feed is Server-Sent Events: send Accept: text/event-stream');
 }
 
-function lastEventId(req: FastifyRequest): string | null {
-  const v = req.headers['last-event-id'];
-  return (Array.isArray(v) ? v[0] : v) ?? null;
-}
-
 function compareIds(a: string, b: string): number {
   const [am, as] = a.split('-').map(Number) as [number, number];
   const [bm, bs] = b.split('-').map(Number) as [number, number];
@@ -240,37 +236,19 @@ function nodeState(ctx: ChefFaceContext, node: string, busy: boolean): Record<st
   return { node_name: node, status: n.connected ? 'up' : 'down', updated_at: n.timestamp ? httpDate(Date.parse(n.timestamp)) : null, availability: busy ? 'busy' : 'available' };
 }
 
-/**
- * Sends a stream's entries after `after` as events, then follows it (XREAD BLOCK on a connection of
- * its own) until `map` says the end came or the client went; a comment every keep-alive period.
- */
-async function tail(ctx: ChefFaceContext, sse: SseStream, key: string, after: string, map: (id: string, raw: string) => { event: ReturnType<typeof chefFeedEvent>; end: boolean }): Promise<void> {
-  // Its own connection, without the API's commandTimeout (which would cut every XREAD BLOCK short):
-  // ioredis's blockingTimeout ends a read that Redis (stalled) never answers, just after its BLOCK.
-  const reader = ctx.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, blockingTimeout: SSE_KEEPALIVE_MS });
-  reader.on('error', () => {});
-  sse.whenClosed(() => reader.disconnect());
-  let last = after;
-  try {
-    while (!sse.closed) {
-      const res = await reader.xread('BLOCK', SSE_KEEPALIVE_MS, 'STREAMS', key, last);
-      if (!res) {
-        sse.keepalive();
-        continue;
-      }
-      for (const [id, fields] of res[0]![1]) {
-        last = id;
+/** Sends a stream's entries after `after` as events, then follows it until `map` says the end came or the client went. */
+function tail(ctx: ChefFaceContext, sse: SseStream, key: string, after: string, map: (id: string, raw: string) => { event: ReturnType<typeof chefFeedEvent>; end: boolean }): Promise<void> {
+  return followStream({
+    redis: ctx.redis, sse, key, after,
+    onEntries: (entries) => {
+      for (const [id, fields] of entries) {
         const { event, end } = map(id, fields[1]!);
         if (event) sse.send(event);
-        if (end) return;
+        if (end) return true;
       }
-    }
-  } catch {
-    // the client went (its reader was disconnected) or Redis did: the feed ends
-  } finally {
-    reader.disconnect();
-    sse.end();
-  }
+      return false;
+    },
+  });
 }
 
 /** Streams a running command's output from the agent's spool as it grows, to its end. */

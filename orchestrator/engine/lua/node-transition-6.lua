@@ -1,6 +1,7 @@
 -- Moves one node of a job from one state to another, atomically with its counts, its event and,
 -- when it was the last node to end, the job's own end.
--- KEYS[1] job hash, KEYS[2] nodes hash, KEYS[3] counts hash, KEYS[4] events stream, KEYS[5] history list
+-- KEYS[1] job hash, KEYS[2] nodes hash, KEYS[3] counts hash, KEYS[4] events stream, KEYS[5] history list,
+-- KEYS[6] the job feed stream (an entry when the job ends: fields job, state)
 -- ARGV[1] node name
 -- ARGV[2] comma-separated states the node may be in (the transition is refused otherwise)
 -- ARGV[3] new node record: a non-empty JSON object without latest_event_id (kept as text, so that
@@ -12,6 +13,8 @@
 -- ARGV[8] now (ISO-8601)
 -- ARGV[9] now (ms)
 -- ARGV[10] comma-separated job states in which the transition is refused too ('' for none)
+-- ARGV[11] the job id (for the job feed)
+-- ARGV[12] the job feed's length, kept approximately (XADD MAXLEN ~)
 -- Returns {eventId or '', jobEndState or ''}, or false when the node was not in an allowed state.
 local current = redis.call('HGET', KEYS[2], ARGV[1])
 local from = 'new'
@@ -52,5 +55,6 @@ if ended == total and (jobState == 'running' or jobState == 'stopping' or jobSta
   local type = 'job_finished'
   if jobEnd == 'stopped' then type = 'job_aborted' end
   redis.call('XADD', KEYS[4], '0-*', 'event', cjson.encode({type = type, timestamp = ARGV[8], details = {state = jobEnd}}))
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[12], '*', 'job', ARGV[11], 'state', jobEnd)
 end
 return {eventId, jobEnd}

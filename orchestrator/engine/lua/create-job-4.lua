@@ -4,7 +4,8 @@
 -- reservation is not held. The job's id is taken here, so its own keys are made here from
 -- templates (built by keys.ts) in which ARGV[2] stands for the id; they are not declared in KEYS
 -- (a standalone Redis, as BullMQ's own scripts assume).
--- KEYS[1] job id sequence, KEYS[2] job index zset, KEYS[3] idempotency key (any key when ARGV[14] is '')
+-- KEYS[1] job id sequence, KEYS[2] job index zset, KEYS[3] idempotency key (any key when ARGV[14] is ''),
+-- KEYS[4] the job feed stream (every job's creation and state changes; fields job, state)
 -- ARGV[1] deadline (ms since the epoch; 0 = none)
 -- ARGV[2] the id slot in the templates and in ARGV[15] (plain text, no Lua pattern characters)
 -- ARGV[3..9] key templates: job hash, nodes hash, counts hash, pending list, blocked set, deps hash, history list
@@ -16,6 +17,7 @@
 -- ARGV[14] idempotency reservation token ('' = no Idempotency-Key)
 -- ARGV[15] the key's final record (JSON, the id slot in it replaced by the id), written in place of the reservation
 -- ARGV[16] the final record's lifetime (ms)
+-- ARGV[17] the job feed's length, kept approximately (XADD MAXLEN ~)
 -- Returns the new job id (a string), or 0 when the deadline had passed, -1 when the reservation is
 -- not held; in those two cases nothing was written.
 local deadline = tonumber(ARGV[1])
@@ -50,4 +52,5 @@ if rest.count > 0 then
 end
 for _, entry in ipairs(rest.history) do redis.call('RPUSH', history, entry) end
 if ARGV[14] ~= '' then redis.call('SET', KEYS[3], (string.gsub(ARGV[15], ARGV[2], id)), 'PX', ARGV[16]) end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[17], '*', 'job', id, 'state', 'running')
 return id
