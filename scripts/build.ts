@@ -1,7 +1,7 @@
 // `npm run build` (also run by `npm ci` through `prepare`, and before `npm test`): bundles the
 // `baton` command and its dependencies into dist/ with esbuild, one chunk per command family, so
 // that an agent loads only what it runs (idle RSS is a target) and nothing is compiled at start.
-import { rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -26,3 +26,24 @@ await build({
   logLevel: 'warning',
 });
 process.stdout.write('built dist/baton.mjs\n');
+
+// The web console (console/): one script and one stylesheet, no inline code (its CSP forbids it),
+// served by the orchestrator from dist/console/.
+await build({
+  absWorkingDir: root,
+  entryPoints: { app: 'console/src/main.tsx' },
+  bundle: true,
+  platform: 'browser',
+  format: 'esm',
+  target: 'es2020',
+  outdir: 'dist/console/assets',
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  minify: true,
+  legalComments: 'none',
+  define: { 'process.env.NODE_ENV': '"production"' },
+  logLevel: 'warning',
+});
+mkdirSync(`${root}dist/console`, { recursive: true });
+copyFileSync(`${root}console/index.html`, `${root}dist/console/index.html`);
+process.stdout.write('built dist/console/\n');

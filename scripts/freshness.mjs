@@ -1,7 +1,7 @@
 // Whether dist/ was built from the sources as they are now (used by bin/baton.mjs and tests).
 import { existsSync, readdirSync, statSync } from 'node:fs';
 
-export const SOURCE_DIRS = ['cli', 'schemas', 'protocol', 'lib', 'broker', 'pxp-agent', 'orchestrator'];
+export const SOURCE_DIRS = ['cli', 'schemas', 'protocol', 'lib', 'broker', 'pxp-agent', 'orchestrator', 'console'];
 const root = new URL('../', import.meta.url);
 export const BUNDLE = new URL('dist/baton.mjs', root);
 
