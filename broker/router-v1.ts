@@ -5,10 +5,9 @@
 import type { Logger } from '../lib/log.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { BrokerMessageType } from '../protocol/message-types.ts';
-import { decodeV1, encodeV1, hopChunk, IsoClock, v1JsonData, withHops, type MessageV1 } from '../protocol/pcp-v1.ts';
+import { decodeV1, encodeV1, hopChunk, IsoClock, readV1Data, v1JsonData, withDebugChunk, withHops, type MessageV1, type V1Data } from '../protocol/pcp-v1.ts';
 import { associateResponse, destinationReport, ttlExpired } from '../protocol/pcp-v1-broker.ts';
-import { v1ToV2 } from '../protocol/pcp-translate.ts';
-import { encodeV2 } from '../protocol/pcp-v2.ts';
+import { v1ToV2, v1ToV2Text } from '../protocol/pcp-translate.ts';
 import { PXP_REPLY_TYPES, PxpMessageType } from '../protocol/pxp.ts';
 import { BROKER_URI, compileUriPattern, hasWildcard, matchesUriPattern } from '../protocol/uri.ts';
 import type { Authorizer } from './authz.ts';
@@ -106,13 +105,13 @@ export class V1Router {
         return;
       }
       id = msg.envelope.id;
-      this.route(session, msg, startMs);
+      this.route(session, msg, data, startMs);
     } catch (err) {
       this.core.contain(session, err, id);
     }
   }
 
-  private route(session: Session, msg: MessageV1, startMs: number): void {
+  private route(session: Session, msg: MessageV1, frame: Buffer, startMs: number): void {
     const env = msg.envelope;
     if (env.sender !== session.uri) {
       this.core.refuse(session, RefusalReason.senderMismatch, `sender '${env.sender}' does not match this session's identity '${session.uri}'; the message was not delivered`, env.id);
@@ -162,7 +161,7 @@ export class V1Router {
       else (denied ??= []).push(dest.uri);
     }
     if (env.destination_report === true) this.core.deliverV1(session, destinationReport(session.uri, env.id, allowed.map((s) => s.uri)));
-    if (allowed.length > 0) this.deliverAll(session, msg, allowed, startMs);
+    if (allowed.length > 0) this.deliverAll(session, msg, frame, allowed, startMs);
     if (missing && this.core.inFabric) {
       // Not here, maybe on another broker of the fabric: authorized here like the rest.
       const elsewhere: string[] = [];
@@ -178,30 +177,31 @@ export class V1Router {
     }
   }
 
-  private deliverAll(session: Session, msg: MessageV1, dests: Session[], startMs: number): void {
+  private deliverAll(session: Session, msg: MessageV1, frame: Buffer, dests: Session[], startMs: number): void {
     const env = msg.envelope;
     let v1Frame: Buffer | undefined;
-    let v2Data: unknown;
+    let v2Data: V1Data | undefined;
     let v2DataRead = false;
     let inReplyTo: string | undefined;
     for (const dest of dests) {
       let ok: boolean;
       if (dest.pcpVersion === 1) {
-        v1Frame ??= encodeV1({ envelope: env, data: msg.data, debug: this.debugWithHop(msg.debug) });
+        v1Frame ??= this.forwardFrame(msg, frame);
         ok = this.core.deliver(dest, v1Frame);
       } else {
         if (!v2DataRead) {
           v2DataRead = true;
           try {
-            v2Data = v1JsonData(msg, this.opts.maxMessageDepth);
+            v2Data = readV1Data(msg, this.opts.maxMessageDepth);
           } catch (err) {
             if (!(err instanceof ProtocolError)) throw err;
             this.core.refuse(session, refusalForProtocolError(err.code), `${err.message}; it cannot be delivered to PCP v2 clients`, env.id);
             return;
           }
-          inReplyTo = this.replyTo(session, env.message_type, v2Data);
+          inReplyTo = this.replyTo(session, env.message_type, v2Data?.value);
         }
-        ok = this.core.deliver(dest, encodeV2(v1ToV2(env, dest.uri, v2Data, inReplyTo)));
+        // The data's text goes into the v2 envelope as it came (it parsed as JSON).
+        ok = this.core.deliver(dest, v1ToV2Text(env, dest.uri, v2Data, inReplyTo));
       }
       if (!ok) {
         this.core.refuse(session, RefusalReason.slowConsumer, `target '${dest.uri}' was disconnected: it did not read its messages`, env.id);
@@ -215,16 +215,28 @@ export class V1Router {
   /** Targets on no session here, authorized: the message goes, as v2, to each one's broker (which translates again for a v1 target). */
   private forwardAll(session: Session, msg: MessageV1, targets: string[], startMs: number): void {
     const env = msg.envelope;
-    let v2Data: unknown;
+    let v2Data: V1Data | undefined;
     try {
-      v2Data = v1JsonData(msg, this.opts.maxMessageDepth);
+      v2Data = readV1Data(msg, this.opts.maxMessageDepth);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       this.core.refuse(session, refusalForProtocolError(err.code), `${err.message}; it cannot be delivered to another broker`, env.id);
       return;
     }
-    const inReplyTo = this.replyTo(session, env.message_type, v2Data);
-    for (const target of targets) this.core.forwardRemote(session, target, encodeV2(v1ToV2(env, target, v2Data, inReplyTo)), env.id, startMs);
+    const inReplyTo = this.replyTo(session, env.message_type, v2Data?.value);
+    for (const target of targets) this.core.forwardRemote(session, target, v1ToV2Text(env, target, v2Data, inReplyTo), env.id, startMs);
+  }
+
+  /**
+   * The v1 frame for v1 recipients, with this broker's hop: the frame as received with a debug
+   * chunk appended (one copy) when it has none, else encoded afresh with the hop added to the first.
+   */
+  private forwardFrame(msg: MessageV1, frame: Buffer): Buffer {
+    if (msg.debug.length === 0) {
+      const out = withDebugChunk(frame, hopChunk(this.serverUriJson, 'accepted', this.clock.at(Date.now())));
+      if (out !== undefined) return out;
+    }
+    return encodeV1({ envelope: msg.envelope, data: msg.data, debug: this.debugWithHop(msg.debug) });
   }
 
   /** The request a PXP reply from a v1 client answers, when a v2 sender's request was booked. */

@@ -28,6 +28,21 @@ export function v1ToV2(env: EnvelopeV1, target: string, data: unknown, inReplyTo
   return out;
 }
 
+/**
+ * `encodeV2(v1ToV2(...))` without re-encoding the data: `data` is the v1 data chunk as read (its
+ * value and its text, valid JSON), and the text goes into the v2 envelope as it is. An
+ * `error_message` (whose data v2 carries differently) takes the longer way.
+ */
+export function v1ToV2Text(env: EnvelopeV1, target: string, data: { value: unknown; text: string } | undefined, inReplyTo?: string): string {
+  if (env.message_type === BrokerMessageType.errorMessage) return JSON.stringify(v1ToV2(env, target, data?.value, inReplyTo));
+  const replyTo = env['in-reply-to'] ?? inReplyTo;
+  return (
+    `{"id":${JSON.stringify(env.id)},"message_type":${JSON.stringify(env.message_type)},"target":${JSON.stringify(target)},"sender":${JSON.stringify(env.sender)}` +
+    (replyTo === undefined ? '' : `,"in_reply_to":${JSON.stringify(replyTo)}`) +
+    (data === undefined ? '}' : `,"data":${data.text}}`)
+  );
+}
+
 /** A v2 envelope as a v1 message expiring at `expires`; data becomes a JSON data chunk. */
 export function v2ToV1(env: EnvelopeV2, expires: string, debug?: readonly (Buffer | string)[]): OutgoingV1 {
   const envelope: EnvelopeV1 = {
@@ -46,5 +61,7 @@ export function v2ToV1(env: EnvelopeV2, expires: string, debug?: readonly (Buffe
       ...(env.code === undefined ? {} : { code: env.code }),
     };
   }
-  return { envelope, data: data === undefined ? undefined : JSON.stringify(data), ...(debug ? { debug } : {}) };
+  const out: OutgoingV1 = { envelope, data: data === undefined ? undefined : JSON.stringify(data) };
+  if (debug) out.debug = debug;
+  return out;
 }

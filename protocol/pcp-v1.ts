@@ -65,7 +65,8 @@ export function decodeV1(frame: Buffer, maxDepth: number = DEFAULT_MAX_MESSAGE_D
       details: { version: frame[0] },
     });
   }
-  let envelope: Buffer | undefined;
+  let envStart = -1;
+  let envEnd = -1;
   let data: Buffer | undefined;
   const debug: Buffer[] = [];
   let offset = 1;
@@ -79,31 +80,36 @@ export function decodeV1(frame: Buffer, maxDepth: number = DEFAULT_MAX_MESSAGE_D
     if (size < 0) throw malformed(`chunk ${index} has a negative size (${size})`);
     const start = offset + CHUNK_HEADER_BYTES;
     if (size > frame.length - start) throw malformed(`chunk ${index} is truncated: it declares ${size} bytes, ${frame.length - start} left`);
-    const content = frame.subarray(start, start + size);
     if (type === ChunkType.envelope) {
-      if (envelope !== undefined) throw malformed('the message has two envelope chunks; it must have exactly one');
+      if (envStart >= 0) throw malformed('the message has two envelope chunks; it must have exactly one');
       if (index !== 0) throw malformed('the envelope must be the first chunk');
-      envelope = content;
+      envStart = start;
+      envEnd = start + size;
     } else if (type === ChunkType.data) {
       if (data !== undefined) throw malformed('the message has two data chunks; it may have at most one');
       if (debug.length > 0) throw malformed('the data chunk must come before the debug chunks');
-      data = content;
+      data = frame.subarray(start, start + size);
     } else if (type === ChunkType.debug) {
-      debug.push(content);
+      debug.push(frame.subarray(start, start + size));
     } else {
       throw malformed(`chunk ${index} has the unknown type ${type} (1 envelope, 2 data, 3 debug)`);
     }
     offset = start + size;
     index++;
   }
-  if (envelope === undefined) throw malformed('the message has no envelope chunk');
-  const env = decodeEnvelope(envelope, maxDepth);
-  return { envelope: env, data, debug, expiresAtMs: Date.parse(env.expires) };
+  if (envStart < 0) throw malformed('the message has no envelope chunk');
+  // The envelope is read as text straight from the frame (no view of it is kept).
+  const env = decodeEnvelope(frame.toString('utf8', envStart, envEnd), maxDepth);
+  return { envelope: env, data, debug, expiresAtMs: lastExpiresMs };
 }
 
-function decodeEnvelope(bytes: Buffer, maxDepth: number): EnvelopeV1 {
-  if (exceedsJsonDepth(bytes, maxDepth)) {
-    const text = bytes.toString('utf8');
+/** The last `expires` read and its epoch ms: a busy broker reads the same few times over and over. */
+let lastExpires = '';
+let lastExpiresMs = Number.NaN;
+
+/** Decodes the envelope's text; `lastExpiresMs` is then its `expires` in epoch ms. */
+function decodeEnvelope(text: string, maxDepth: number): EnvelopeV1 {
+  if (exceedsJsonDepth(text, maxDepth)) {
     const sender = topLevelString(text, 'sender', 1024);
     throw new ProtocolError(ProtocolErrorCode.tooDeep, `envelope nests arrays or objects deeper than ${maxDepth} levels (max-message-depth ${maxDepth}); it was not read`, {
       messageId: validId(topLevelString(text, 'id', MAX_ID_CHARS)),
@@ -112,7 +118,7 @@ function decodeEnvelope(bytes: Buffer, maxDepth: number): EnvelopeV1 {
   }
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(text);
   } catch (cause) {
     throw new ProtocolError(ProtocolErrorCode.invalidJson, `envelope chunk is not valid JSON: ${(cause as Error).message}`, { cause });
   }
@@ -120,10 +126,22 @@ function decodeEnvelope(bytes: Buffer, maxDepth: number): EnvelopeV1 {
     const id = typeof value === 'object' && value !== null ? validId((value as { id?: unknown }).id) : undefined;
     throw new ProtocolError(ProtocolErrorCode.invalidEnvelope, describeErrors(validateEnvelope.errors, 'envelope'), { messageId: id });
   }
-  if (!ISO_8601_RE.test(value.expires) || Number.isNaN(Date.parse(value.expires))) {
-    throw new ProtocolError(ProtocolErrorCode.invalidEnvelope, `envelope.expires '${value.expires}' is not an ISO 8601 time`, { messageId: value.id });
+  const expires = value.expires;
+  if (expires !== lastExpires) {
+    const ms = ISO_8601_RE.test(expires) ? Date.parse(expires) : Number.NaN;
+    if (Number.isNaN(ms)) {
+      throw new ProtocolError(ProtocolErrorCode.invalidEnvelope, `envelope.expires '${expires}' is not an ISO 8601 time`, { messageId: value.id });
+    }
+    lastExpires = expires;
+    lastExpiresMs = ms;
   }
   return value;
+}
+
+/** A data chunk read as JSON: its value, and its text (which a translation can pass on as it is). */
+export interface V1Data {
+  value: unknown;
+  text: string;
 }
 
 /**
@@ -131,6 +149,11 @@ function decodeEnvelope(bytes: Buffer, maxDepth: number): EnvelopeV1 {
  * deeper than `maxDepth` less the envelope's level, `pcp/invalid-data` when it is not JSON.
  */
 export function v1JsonData(msg: MessageV1, maxDepth: number = DEFAULT_MAX_MESSAGE_DEPTH): unknown {
+  return readV1Data(msg, maxDepth)?.value;
+}
+
+/** `v1JsonData` with the text it parsed: valid JSON, so it may be embedded in a v2 envelope unchanged. */
+export function readV1Data(msg: MessageV1, maxDepth: number = DEFAULT_MAX_MESSAGE_DEPTH): V1Data | undefined {
   const bytes = msg.data;
   if (bytes === undefined) return undefined;
   if (exceedsJsonDepth(bytes, maxDepth - 1)) {
@@ -139,8 +162,9 @@ export function v1JsonData(msg: MessageV1, maxDepth: number = DEFAULT_MAX_MESSAG
       details: { max_depth: maxDepth },
     });
   }
+  const text = bytes.toString('utf8');
   try {
-    return JSON.parse(bytes.toString('utf8'));
+    return { value: JSON.parse(text), text };
   } catch (cause) {
     throw new ProtocolError(ProtocolErrorCode.invalidData, `data chunk is not valid JSON: ${(cause as Error).message}`, { cause, messageId: msg.envelope.id });
   }
@@ -160,6 +184,31 @@ export function encodeV1(msg: OutgoingV1): Buffer {
   let offset = writeChunk(out, 1, ChunkType.envelope, envText, envBytes);
   if (data !== undefined) offset = writeChunk(out, offset, ChunkType.data, data, dataBytes);
   for (const d of debug) offset = writeChunk(out, offset, ChunkType.debug, d, typeof d === 'string' ? Buffer.byteLength(d) : d.length);
+  return out;
+}
+
+/**
+ * `frame` (a message that decoded) with one debug chunk appended, copied once, when its chunks are
+ * plain (each descriptor exactly its type) and it has no debug chunk; undefined otherwise (then
+ * the message is encoded afresh). What a broker forwards from v1 to v1: envelope and data as sent.
+ */
+export function withDebugChunk(frame: Buffer, debug: string): Buffer | undefined {
+  let offset = 1;
+  let index = 0;
+  while (offset < frame.length) {
+    if (frame.length - offset < CHUNK_HEADER_BYTES) return undefined;
+    const type = frame[offset]!;
+    if (type !== (index === 0 ? ChunkType.envelope : ChunkType.data) || index > 1) return undefined;
+    const size = frame.readInt32BE(offset + 1);
+    if (size < 0 || size > frame.length - offset - CHUNK_HEADER_BYTES) return undefined;
+    offset += CHUNK_HEADER_BYTES + size;
+    index++;
+  }
+  if (index === 0) return undefined;
+  const size = Buffer.byteLength(debug);
+  const out = Buffer.allocUnsafe(frame.length + CHUNK_HEADER_BYTES + size);
+  frame.copy(out, 0);
+  writeChunk(out, frame.length, ChunkType.debug, debug, size);
   return out;
 }
 
