@@ -21,6 +21,7 @@ import { NOMAD_PREFIX, nomadFace, type NomadFaceContext } from './nomad/routes.t
 import { PUPPET_PREFIX, type PuppetFaceContext } from './puppet/context.ts';
 import { puppetFace } from './puppet/routes.ts';
 import { decorateRequests, type AnyFastify } from './request.ts';
+import { endAllStreams } from './sse.ts';
 
 export { MAX_BODY_BYTES };
 const OPEN_PATHS = new Set(['/status/v1/services', '/metrics']);
@@ -92,6 +93,9 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
     req.rawBody = body as string;
     parseJson(req, body as string, done);
   });
+
+  // Event streams never end by themselves: a stopping server ends them, or its close would wait for them.
+  app.addHook('preClose', async () => endAllStreams());
 
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0]!;

@@ -20,6 +20,14 @@ export function formatEvent(e: SseEvent): string {
   return `event: ${e.event}\n${e.id !== undefined ? `id: ${e.id}\n` : ''}data: ${JSON.stringify(e.data)}\n\n`;
 }
 
+/** Streams open now, so that a server that stops can end them (its close waits for every connection). */
+const openStreams = new Set<SseStream>();
+
+/** Ends every open stream (the server is stopping); clients reconnect, with Last-Event-ID, elsewhere or later. */
+export function endAllStreams(): void {
+  for (const s of [...openStreams]) s.end();
+}
+
 export class SseStream {
   closed = false;
   private readonly onClose: (() => void)[] = [];
@@ -27,8 +35,10 @@ export class SseStream {
   constructor(readonly raw: ServerResponse) {
     raw.writeHead(200, SSE_HEADERS);
     raw.flushHeaders();
+    openStreams.add(this);
     raw.on('close', () => {
       this.closed = true;
+      openStreams.delete(this);
       for (const f of this.onClose) f();
     });
   }
