@@ -2,7 +2,7 @@
 // connection, resumed with Last-Event-ID after a drop, with backoff; a stalled connection (no
 // keep-alive for STALL_MS) is dropped and resumed. `end` closes it for good.
 import { createParser } from 'eventsource-parser';
-import { authHeaders, errorOf, getToken, sessionEnded, setOffline, setOnline } from './api.ts';
+import { ApiError, authHeaders, ErrorKind, errorOf, getToken, sessionEnded, setOffline, setOnline } from './api.ts';
 
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 10_000;
@@ -16,10 +16,13 @@ export interface FeedHandlers {
   onEnd?(): void;
 }
 
-/** Opens the feed at `path`; the returned function closes it. */
-export function openFeed(path: string, h: FeedHandlers): () => void {
+/**
+ * Opens the feed at `path`, after the event `from` when given (a position read with the data the
+ * view shows, so that nothing between the two is missed); the returned function closes it.
+ */
+export function openFeed(path: string, h: FeedHandlers, from?: string): () => void {
   const ctl = new AbortController();
-  let lastId: string | undefined;
+  let lastId: string | undefined = from;
   let wait = RETRY_FIRST_MS;
   let ended = false;
 
@@ -79,9 +82,10 @@ export function openFeed(path: string, h: FeedHandlers): () => void {
           arm();
           parser.feed(value);
         }
-      } catch {
+      } catch (err) {
         if (ctl.signal.aborted) return;
-        if (!attempt.signal.aborted) setOffline();
+        // A 5xx came from a reachable orchestrator: retried with backoff, without the offline banner.
+        if (!attempt.signal.aborted && !(err instanceof ApiError && err.kind === ErrorKind.http)) setOffline();
       } finally {
         clearTimeout(stall);
         ctl.signal.removeEventListener('abort', abortAttempt);

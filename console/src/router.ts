@@ -53,7 +53,12 @@ export type Route =
   | { view: 'unknown' };
 
 export function routeOf(path: string): Route {
-  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  let parts: string[];
+  try {
+    parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    return { view: 'unknown' }; // a malformed percent escape
+  }
   const [a, b, c] = parts;
   if (parts.length === 0) return { view: 'home' };
   if (c !== undefined) return { view: 'unknown' };

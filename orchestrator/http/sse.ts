@@ -49,15 +49,15 @@ export class SseStream {
   }
 
   send(e: SseEvent): void {
-    if (!this.closed) this.raw.write(formatEvent(e));
+    if (!this.closed && !this.raw.writableEnded) this.raw.write(formatEvent(e));
   }
 
   keepalive(): void {
-    if (!this.closed) this.raw.write(': keep-alive\n\n');
+    if (!this.closed && !this.raw.writableEnded) this.raw.write(': keep-alive\n\n');
   }
 
   end(): void {
-    if (!this.closed) this.raw.end();
+    if (!this.closed && !this.raw.writableEnded) this.raw.end();
   }
 }
 

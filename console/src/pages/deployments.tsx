@@ -2,7 +2,7 @@
 // the blocking query of GET /v1/deployments.
 import { useState } from 'preact/hooks';
 import type { DeploymentJson } from '../types.ts';
-import { ErrorText, Link, useLoad } from '../ui/common.tsx';
+import { ErrorText, Link, TableHead, useLoad } from '../ui/common.tsx';
 import { watchBlocking } from '../ui/blocking.ts';
 
 export function groupLine(d: DeploymentJson): string {
@@ -20,16 +20,7 @@ export function Deployments() {
       <h1>Deployments</h1>
       <ErrorText testid="deployment-error" error={error} />
       <table>
-        <caption class="sr-only">Deployments, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Deployment</th>
-            <th scope="col">Job</th>
-            <th scope="col">Version</th>
-            <th scope="col">Status</th>
-            <th scope="col">Task groups</th>
-          </tr>
-        </thead>
+        <TableHead caption="Deployments, newest first" columns={['Deployment', 'Job', 'Version', 'Status', 'Task groups']} />
         <tbody>
           {(items ?? []).map((d) => (
             <tr key={d.ID} data-testid="deployment-row" data-deployment={d.ID} data-status={d.Status}>

@@ -5,7 +5,7 @@ import { api, isAbort, messageOf } from '../api.ts';
 import { pretty, time } from '../format.ts';
 import { loc, navigate, qs } from '../router.ts';
 import type { InventoryNode } from '../types.ts';
-import { ErrorText, useLoad } from '../ui/common.tsx';
+import { ErrorText, TableHead, useLoad, useOpenSet } from '../ui/common.tsx';
 
 function FactsRow(p: { node: string; colSpan: number }) {
   const [facts, setFacts] = useState<string | null>(null);
@@ -34,7 +34,7 @@ export function Fleet() {
   const [queryInput, setQueryInput] = useState(query);
   const [nodes, setNodes] = useState<InventoryNode[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [open, setOpen] = useState<Set<string>>(new Set());
+  const [open, toggle] = useOpenSet();
 
   useLoad(async (signal) => {
     try {
@@ -49,12 +49,6 @@ export function Fleet() {
   const setUrl = (v: { name?: string; query?: string }) => navigate(`/fleet${qs({ name, query, ...v })}`, { replace: true });
   const shown = (nodes ?? []).filter((n) => n.name.toLowerCase().includes(name.toLowerCase()));
   const connected = shown.filter((n) => n.connected).length;
-  const toggle = (n: string) => {
-    const s = new Set(open);
-    if (s.has(n)) s.delete(n);
-    else s.add(n);
-    setOpen(s);
-  };
 
   return (
     <section>
@@ -81,16 +75,7 @@ export function Fleet() {
       </form>
       <ErrorText testid="fleet-error" error={error} />
       <table>
-        <caption class="sr-only">Nodes</caption>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Connected</th>
-            <th scope="col">Broker</th>
-            <th scope="col">Since</th>
-            <th scope="col">Facts</th>
-          </tr>
-        </thead>
+        <TableHead caption="Nodes" columns={['Name', 'Connected', 'Broker', 'Since', 'Facts']} />
         <tbody>
           {shown.map((n) => [
             <tr key={n.name} data-testid="fleet-row" data-node={n.name} data-connected={String(n.connected)}>

@@ -1,12 +1,12 @@
 // Jobs of all three faces, newest first, 50 a page (GET /console/api/jobs, which filters by
 // type, state and owner); live from the console's global job feed.
-import { useEffect, useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api, isAbort, messageOf } from '../api.ts';
 import { openFeed } from '../feed.ts';
 import { jobDuration, time } from '../format.ts';
 import { loc, navigate, qs } from '../router.ts';
 import type { JobJson } from '../types.ts';
-import { ErrorText, Link, useLatest, useLoad, useNow } from '../ui/common.tsx';
+import { ErrorText, FilterSelect, Link, TableHead, useLatest, useLoad, useNow } from '../ui/common.tsx';
 
 export const JOBS_PAGE_SIZE = 50;
 export const JOB_TYPES = ['task', 'deploy', 'command', 'deployment'] as const;
@@ -33,21 +33,30 @@ export function Jobs() {
 
   const matches = (j: JobJson) => (!type || j.type === type) && (!state || j.state === state) && (!owner || j.owner.login === owner);
 
+  // The page, then the global job feed from the position the answer gives (read before the jobs):
+  // changes made between the two are not missed. Both are redone when the filters or page change.
   useLoad(async (signal) => {
     try {
-      const r = await api<{ items: JobJson[]; pagination: { total: number } }>(
+      const r = await api<{ items: JobJson[]; pagination: { total: number }; feed?: string; newest?: string | null }>(
         `/console/api/jobs${qs({ type, state, owner, limit: JOBS_PAGE_SIZE, offset: (page - 1) * JOBS_PAGE_SIZE })}`,
         { signal },
       );
+      if (signal.aborted) return;
       setItems(r.items);
       setTotal(r.pagination.total);
       setError(null);
+      newest.current = Number(r.newest ?? 0);
+      const close = openFeed('/console/api/feed', { onEvent: (ev, data) => ev === 'job' && onJob.current(data as JobJson) }, r.feed);
+      signal.addEventListener('abort', close);
     } catch (err) {
       if (!isAbort(err)) setError(messageOf(err));
     }
   }, [type, state, owner, page]);
 
-  // One feed for the page's life: new jobs and state changes, applied to the rows shown.
+  // New jobs and state changes from the feed, applied to the rows shown. The total counts a job
+  // newer than every job known when the page was read (a new one) once; a job that leaves the
+  // rows shown leaves the total (changes of jobs on other pages are not known here).
+  const newest = useRef(0);
   const onJob = useLatest((j: JobJson) => {
     setItems((cur) => {
       if (!cur) return cur;
@@ -58,15 +67,17 @@ export function Jobs() {
         return cur.filter((_, k) => k !== i);
       }
       if (!matches(j)) return cur;
-      setTotal((t) => t + 1);
+      const id = Number(j.name);
+      if (id > newest.current) {
+        newest.current = id;
+        setTotal((t) => t + 1);
+      }
       const min = cur.length ? Number(cur[cur.length - 1]!.name) : Infinity;
       const max = cur.length ? Number(cur[0]!.name) : -Infinity;
-      const id = Number(j.name);
       const fits = (page === 1 && id > max) || (id < max && (id > min || cur.length < JOBS_PAGE_SIZE));
       return fits ? [...cur, j].sort(byIdDesc).slice(0, JOBS_PAGE_SIZE) : cur;
     });
   });
-  useEffect(() => openFeed('/console/api/feed', { onEvent: (ev, data) => ev === 'job' && onJob.current(data as JobJson) }), []);
 
   const running = (items ?? []).some((j) => !ENDED.includes(j.state));
   const now = useNow(1000, running);
@@ -83,20 +94,8 @@ export function Jobs() {
           go({ owner: ownerInput.trim() });
         }}
       >
-        <p class="field">
-          <label for="jobs-filter-type">Type</label>
-          <select id="jobs-filter-type" data-testid="jobs-filter-type" value={type} onChange={(e) => go({ type: (e.target as HTMLSelectElement).value })}>
-            <option value="">all</option>
-            {JOB_TYPES.map((t) => <option key={t} value={t}>{t}</option>)}
-          </select>
-        </p>
-        <p class="field">
-          <label for="jobs-filter-state">State</label>
-          <select id="jobs-filter-state" data-testid="jobs-filter-state" value={state} onChange={(e) => go({ state: (e.target as HTMLSelectElement).value })}>
-            <option value="">all</option>
-            {JOB_STATES.map((s) => <option key={s} value={s}>{s}</option>)}
-          </select>
-        </p>
+        <FilterSelect id="jobs-filter-type" label="Type" value={type} options={JOB_TYPES} onChange={(v) => go({ type: v })} />
+        <FilterSelect id="jobs-filter-state" label="State" value={state} options={JOB_STATES} onChange={(v) => go({ state: v })} />
         <p class="field">
           <label for="jobs-filter-owner">Owner (Enter to apply)</label>
           <input id="jobs-filter-owner" data-testid="jobs-filter-owner" value={ownerInput} onInput={(e) => setOwnerInput((e.target as HTMLInputElement).value)} onBlur={() => ownerInput.trim() !== owner && go({ owner: ownerInput.trim() })} />
@@ -104,18 +103,7 @@ export function Jobs() {
       </form>
       <ErrorText testid="jobs-error" error={error} />
       <table>
-        <caption class="sr-only">Jobs, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Job</th>
-            <th scope="col">Type</th>
-            <th scope="col">State</th>
-            <th scope="col">Owner</th>
-            <th scope="col">Nodes</th>
-            <th scope="col">Duration</th>
-            <th scope="col">Started</th>
-          </tr>
-        </thead>
+        <TableHead caption="Jobs, newest first" columns={['Job', 'Type', 'State', 'Owner', 'Nodes', 'Duration', 'Started']} />
         <tbody>
           {(items ?? []).map((j) => (
             <tr key={j.name} data-testid="jobs-row" data-job={j.name} data-state={j.state} data-type={j.type}>

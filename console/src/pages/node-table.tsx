@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, isAbort, messageOf, request } from '../api.ts';
 import { duration, orgOf, pretty, resultLine, time } from '../format.ts';
 import type { EventJson, JobJson, NodeJson } from '../types.ts';
-import { useLoad } from '../ui/common.tsx';
+import { TableHead, useLoad, useOpenSet } from '../ui/common.tsx';
 
 export const NODES_PAGE_SIZE = 100;
 
@@ -62,8 +62,15 @@ function NodeEvents(p: { job: string; node: string; latest: number | null }) {
   const [error, setError] = useState<string | null>(null);
   useLoad(async (signal) => {
     try {
-      const r = await api<{ items: EventJson[] }>(`/orchestrator/v1/jobs/${encodeURIComponent(p.job)}/events?start=1`, { signal });
-      setEvents(r.items.filter((e) => e.details.node === p.node));
+      // The API gives a job's events a page at a time (a large job has more than one): read on to the end.
+      const mine: EventJson[] = [];
+      for (let start = 1; ;) {
+        const r = await api<{ items: EventJson[] }>(`/orchestrator/v1/jobs/${encodeURIComponent(p.job)}/events?start=${start}`, { signal });
+        if (r.items.length === 0) break;
+        for (const e of r.items) if (e.details?.node === p.node) mine.push(e);
+        start = Number(r.items.at(-1)!.id) + 1;
+      }
+      setEvents(mine);
     } catch (err) {
       if (!isAbort(err)) setError(messageOf(err));
     }
@@ -137,31 +144,16 @@ function NodeRow(p: { job: JobJson; node: NodeJson; open: boolean; onToggle(): v
 
 export function NodeTable(p: { job: JobJson; nodes: NodeJson[] }) {
   const [page, setPage] = useState(1);
-  const [open, setOpen] = useState<Set<string>>(new Set());
+  const [open, toggle] = useOpenSet();
   const pages = Math.max(1, Math.ceil(p.nodes.length / NODES_PAGE_SIZE));
   useEffect(() => {
     if (page > pages) setPage(pages);
   }, [pages]);
   const shown = p.nodes.slice((page - 1) * NODES_PAGE_SIZE, page * NODES_PAGE_SIZE);
-  const toggle = (name: string) => {
-    const s = new Set(open);
-    if (s.has(name)) s.delete(name);
-    else s.add(name);
-    setOpen(s);
-  };
   return (
     <>
       <table class="nodes">
-        <caption class="sr-only">Nodes of the job</caption>
-        <thead>
-          <tr>
-            <th scope="col">Node</th>
-            <th scope="col">State</th>
-            <th scope="col">Duration</th>
-            <th scope="col">Result</th>
-            <th scope="col">Details</th>
-          </tr>
-        </thead>
+        <TableHead caption="Nodes of the job" columns={['Node', 'State', 'Duration', 'Result', 'Details']} />
         <tbody>
           {shown.map((n) => <NodeRow key={n.name} job={p.job} node={n} open={open.has(n.name)} onToggle={() => toggle(n.name)} />)}
         </tbody>

@@ -1,10 +1,8 @@
 // Run Puppet on nodes (POST /orchestrator/v1/command/deploy): environment, target, noop, debug,
 // trace, evaltrace, concurrency and timeout.
 import { useState } from 'preact/hooks';
-import { api, messageOf } from '../api.ts';
-import { navigate } from '../router.ts';
 import { ErrorText, Link } from '../ui/common.tsx';
-import { emptyTarget, numberOrText, RunLimits, scopeOf, TargetPicker, type Target } from '../ui/target.tsx';
+import { emptyTarget, RunLimits, scopeOf, TargetPicker, useStartJob, type Target } from '../ui/target.tsx';
 
 const FLAGS = [
   ['puppet-noop', 'noop', 'No-operation mode (--noop): report what would change'],
@@ -20,27 +18,13 @@ export function RunPuppet() {
   const [target, setTarget] = useState<Target>(emptyTarget());
   const [limits, setLimits] = useState({ concurrency: '', timeout: '' });
   const [flags, setFlags] = useState<Record<Flag, boolean>>({ noop: false, debug: false, trace: false, evaltrace: false });
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, start } = useStartJob();
 
-  const submit = async (e: Event) => {
+  const submit = (e: Event) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
     const body: Record<string, unknown> = { environment: environment.trim(), scope: scopeOf(target) };
     for (const [, f] of FLAGS) if (flags[f]) body[f] = true;
-    const c = numberOrText(limits.concurrency);
-    const t = numberOrText(limits.timeout);
-    if (c !== undefined) body.concurrency = c;
-    if (t !== undefined) body.timeout = t;
-    try {
-      const res = await api<{ job: { name: string } }>('/orchestrator/v1/command/deploy', { method: 'POST', body });
-      navigate(`/jobs/${encodeURIComponent(res.job.name)}`);
-    } catch (err) {
-      setError(messageOf(err));
-    } finally {
-      setBusy(false);
-    }
+    void start('/orchestrator/v1/command/deploy', body, limits);
   };
 
   return (

@@ -7,7 +7,7 @@ import { fieldShape, type FieldShape } from '../puppet-type.ts';
 import { loc, navigate, qs } from '../router.ts';
 import type { TaskJson, TaskParameter } from '../types.ts';
 import { ErrorText, Link, NotPermitted, useLoad } from '../ui/common.tsx';
-import { emptyTarget, numberOrText, RunLimits, scopeOf, TargetPicker, type Target } from '../ui/target.tsx';
+import { emptyTarget, numberOrText, RunLimits, scopeOf, TargetPicker, useStartJob, type Target } from '../ui/target.tsx';
 
 const taskPath = (name: string) => {
   const [mod, task] = name.split('::');
@@ -93,7 +93,7 @@ function ParamField(p: { param: Param; value: string | boolean; onChange(v: stri
         {meta.sensitive ? ' (sensitive)' : ''}
         {required ? ' required' : ' optional'}
         {shape.kind === 'json' ? ', as JSON' : ''}
-        {meta.default !== undefined ? `, default ${JSON.stringify(meta.default)}` : ''}
+        {meta.default !== undefined && !meta.sensitive ? `, default ${JSON.stringify(meta.default)}` : ''}
         {meta.description ? `. ${meta.description}` : ''}
       </p>
     </div>
@@ -109,31 +109,17 @@ function TaskForm(p: { task: TaskJson }) {
   const [target, setTarget] = useState<Target>(emptyTarget());
   const [limits, setLimits] = useState({ concurrency: '', timeout: '' });
   const [noop, setNoop] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, start } = useStartJob();
 
-  const submit = async (e: Event) => {
+  const submit = (e: Event) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
     const body: Record<string, unknown> = { task: p.task.name, scope: scopeOf(target), params: {} };
     for (const x of params) {
       const v = valueOf(x, values[x.name] ?? '');
       if (v !== undefined) (body.params as Record<string, unknown>)[x.name] = v;
     }
     if (noop) body.noop = true;
-    const c = numberOrText(limits.concurrency);
-    const t = numberOrText(limits.timeout);
-    if (c !== undefined) body.concurrency = c;
-    if (t !== undefined) body.timeout = t;
-    try {
-      const res = await api<{ job: { name: string } }>('/orchestrator/v1/command/task', { method: 'POST', body });
-      navigate(`/jobs/${encodeURIComponent(res.job.name)}`);
-    } catch (err) {
-      setError(messageOf(err));
-    } finally {
-      setBusy(false);
-    }
+    void start('/orchestrator/v1/command/task', body, limits);
   };
 
   return (

@@ -30,6 +30,33 @@ export function ErrorText(p: { testid: string; error: string | null }) {
   );
 }
 
+/** A table's caption (for screen readers) and column headers. */
+export function TableHead(p: { caption: string; columns: readonly string[] }) {
+  return (
+    <>
+      <caption class="sr-only">{p.caption}</caption>
+      <thead>
+        <tr>
+          {p.columns.map((c) => <th key={c} scope="col">{c}</th>)}
+        </tr>
+      </thead>
+    </>
+  );
+}
+
+/** A labelled select of a filter: `all` (the value '') or one of `options`. */
+export function FilterSelect(p: { id: string; label: string; value: string; options: readonly string[]; onChange(v: string): void }) {
+  return (
+    <p class="field">
+      <label for={p.id}>{p.label}</label>
+      <select id={p.id} data-testid={p.id} value={p.value} onChange={(e) => p.onChange((e.target as HTMLSelectElement).value)}>
+        <option value="">all</option>
+        {p.options.map((o) => <option key={o} value={o}>{o}</option>)}
+      </select>
+    </p>
+  );
+}
+
 export function NotPermitted(p: { why: string }) {
   return (
     <section class="notice" data-testid="not-permitted" role="status">
@@ -57,6 +84,19 @@ export function useDebounced<T>(value: T, ms: number): T {
     return () => clearTimeout(t);
   }, [value, ms]);
   return v;
+}
+
+/** Names that are open (expanded rows), and a toggle of one. */
+export function useOpenSet(): [ReadonlySet<string>, (name: string) => void] {
+  const [open, setOpen] = useState<ReadonlySet<string>>(new Set());
+  const toggle = (name: string) =>
+    setOpen((cur) => {
+      const s = new Set(cur);
+      if (s.has(name)) s.delete(name);
+      else s.add(name);
+      return s;
+    });
+  return [open, toggle];
 }
 
 /** A clock ticking every `ms` (for durations of running jobs). */

@@ -22,10 +22,10 @@ export function Layout(p: { children: ComponentChildren }) {
       <header class="top">
         <span class="brand">Baton</span>
         <nav aria-label="Main">
-          <Link to="/fleet" testid="nav-fleet" current={at('/fleet')}>Fleet</Link>
-          <Link to="/jobs" testid="nav-jobs" current={at('/jobs')}>Jobs</Link>
+          {who?.can.view_inventory && <Link to="/fleet" testid="nav-fleet" current={at('/fleet')}>Fleet</Link>}
+          {who?.can.view_jobs && <Link to="/jobs" testid="nav-jobs" current={at('/jobs')}>Jobs</Link>}
           {who?.can.run_jobs && <Link to="/run" testid="nav-run" current={at('/run')}>Run</Link>}
-          <Link to="/deployments" testid="nav-deployments" current={at('/deployments')}>Deployments</Link>
+          {who?.can.view_jobs && <Link to="/deployments" testid="nav-deployments" current={at('/deployments')}>Deployments</Link>}
         </nav>
         <span class="who">
           Signed in as <strong data-testid="whoami">{who?.login ?? ''}</strong>

@@ -4,6 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, isAbort, me, messageOf } from '../api.ts';
 import { plural } from '../format.ts';
+import { navigate } from '../router.ts';
 import { useDebounced } from './common.tsx';
 
 export type TargetKind = 'nodes' | 'query' | 'node_group' | 'whole_environment';
@@ -89,7 +90,7 @@ export function TargetPicker(p: { value: Target; onChange(t: Target): void; whol
 }
 
 /** Concurrency and timeout fields; empty means the orchestrator's default. */
-export function RunLimits(p: { concurrency: string; timeout: string; onChange(v: { concurrency: string; timeout: string }): void }) {
+export function RunLimits(p: Limits & { onChange(v: Limits): void }) {
   return (
     <fieldset>
       <legend>Limits</legend>
@@ -111,4 +112,34 @@ export function numberOrText(s: string): number | string | undefined {
   if (v === '') return undefined;
   const n = Number(v);
   return Number.isFinite(n) ? n : v;
+}
+
+export interface Limits {
+  concurrency: string;
+  timeout: string;
+}
+
+/**
+ * Starting a job from a run form: `start` POSTs the body (with the limits given) to `path` and goes
+ * to the new job's page; the API's refusal is `error`, in its own words.
+ */
+export function useStartJob(): { busy: boolean; error: string | null; start(path: string, body: Record<string, unknown>, limits: Limits): Promise<void> } {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const start = async (path: string, body: Record<string, unknown>, limits: Limits) => {
+    setBusy(true);
+    setError(null);
+    const c = numberOrText(limits.concurrency);
+    const t = numberOrText(limits.timeout);
+    const all = { ...body, ...(c !== undefined ? { concurrency: c } : {}), ...(t !== undefined ? { timeout: t } : {}) };
+    try {
+      const res = await api<{ job: { name: string } }>(path, { method: 'POST', body: all });
+      navigate(`/jobs/${encodeURIComponent(res.job.name)}`);
+    } catch (err) {
+      setError(messageOf(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, start };
 }

@@ -172,7 +172,7 @@ export async function globalFeed(req: FastifyRequest, reply: FastifyReply, ctx: 
   const key = store.keys.jobFeed();
   const last = lastEventId(req);
   // Without Last-Event-ID: from the newest entry now, resolved once, so that nothing added between two reads is missed.
-  const after = last !== null && /^[0-9]+-[0-9]+$/.test(last) ? last : ((await ctx.redis.xrevrange(key, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0');
+  const after = last !== null && /^[0-9]+-[0-9]+$/.test(last) ? last : await feedPosition(ctx.redis, key);
   const sse = openStream(reply);
   await followStream({
     redis: ctx.redis, sse, key, after,
@@ -192,6 +192,11 @@ export async function globalFeed(req: FastifyRequest, reply: FastifyReply, ctx: 
       return false;
     },
   });
+}
+
+/** The id of the job feed's newest entry ('0-0' while it has none): following after it gives every later change. */
+export async function feedPosition(redis: Redis, key: string): Promise<string> {
+  return (await redis.xrevrange(key, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
 }
 
 function fieldOf(fields: string[], name: string): string | null {

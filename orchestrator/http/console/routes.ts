@@ -8,7 +8,7 @@ import { apiError, ApiErrorCode, sendError } from '../errors.ts';
 import { notFound, setUpFace } from '../face.ts';
 import { DEFAULT_PAGE_LIMIT } from '../puppet/context.ts';
 import { baseUrl, demand, intQuery, principal, type AnyFastify } from '../request.ts';
-import { globalFeed, jobFeed, jobSnapshot } from './feeds.ts';
+import { feedPosition, globalFeed, jobFeed, jobSnapshot } from './feeds.ts';
 import { CONSOLE_HEADERS, sendAsset, sendIndex } from './static.ts';
 
 export const CONSOLE_PREFIX = '/console';
@@ -69,7 +69,12 @@ export async function consoleFace(app: AnyFastify, ctx: ConsoleFaceContext): Pro
     if (type !== undefined && !JOB_TYPES.includes(type)) throw apiError(ApiErrorCode.validation, `query parameter 'type' must be one of ${JOB_TYPES.join(', ')}, got '${type}'`);
     const states: string[] = Object.values(JobState);
     if (state !== undefined && !states.includes(state)) throw apiError(ApiErrorCode.validation, `query parameter 'state' must be one of ${states.join(', ')}, got '${state}'`);
+    // The job feed's position before the jobs are read: the app follows the feed from there (Last-Event-ID),
+    // so that no change between this answer and its feed is missed.
+    const feed = await feedPosition(ctx.redis, store.keys.jobFeed());
     let { ids } = await store.jobIds({ limit: 0, offset: 0, order: 'desc' });
+    // The newest job of all when this was read: a job the feed gives later that is newer is a new one.
+    const newest = ids[0] ?? null;
     if (type || state || owner) {
       const fields = await store.fieldsOfJobs(ids, 'type', 'state', 'owner');
       ids = ids.filter((_id, i) => {
@@ -79,7 +84,7 @@ export async function consoleFace(app: AnyFastify, ctx: ConsoleFaceContext): Pro
     }
     const base = baseUrl(req);
     const items = (await Promise.all(ids.slice(offset, offset + limit).map((id) => jobSnapshot(store, base, id)))).filter((j) => j !== null);
-    return { items, pagination: { limit, offset, total: ids.length } };
+    return { items, pagination: { limit, offset, total: ids.length }, feed, newest };
   });
 
   app.get('/api/feed', async (req, reply) => {

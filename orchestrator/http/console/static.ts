@@ -9,7 +9,7 @@ import { apiError, ApiErrorCode } from '../errors.ts';
 export const CONSOLE_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /** Headers on every answer of the console (files, API answers and errors alike). */
-export const CONSOLE_HEADERS = { 'content-security-policy': CONSOLE_CSP, 'x-content-type-options': 'nosniff' } as const;
+export const CONSOLE_HEADERS = { 'content-security-policy': CONSOLE_CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' } as const;
 
 /** Asset names are not content-hashed, so browsers revalidate every time. */
 export const CONSOLE_CACHE_CONTROL = 'no-cache';
