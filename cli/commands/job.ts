@@ -5,11 +5,9 @@ import { addScopeOptions, parseParams, positiveInt, scopeOf, type ScopeFlags } f
 import { addApiOptions, apiClient, type ApiClient, type ApiOptions } from '../client.ts';
 import { ExitCode, usageError } from '../errors.ts';
 import { bold, duration, out, plural, printJson, table } from '../format.ts';
+import { maskedParamNames, RERUN_STATES, rerunRequest as buildRerunRequest, type RerunnableJob, type RerunRequest } from '../../protocol/rerun.ts';
 import { ENDED_JOB_STATES, followJob, jobExitCode, jobNodes, resultLine, startedJob, type JobJson } from '../follow.ts';
 
-/** What the orchestrator shows for a sensitive parameter; a rerun cannot send it back. */
-export const REDACTED = 'Sensitive [value redacted]';
-export const RERUN_STATES = ['failed', 'errored'] as const;
 
 interface DeployOptions extends ApiOptions, ScopeFlags {
   environment: string;
@@ -41,36 +39,14 @@ export function deployBody(o: DeployOptions): Record<string, unknown> {
 }
 
 /** The request that runs `job` again on `scope`: the same kind of job with the same options. */
-export function rerunRequest(job: JobJson, scope: Record<string, unknown>, overrides: Record<string, unknown>): { path: string; body: Record<string, unknown> } {
-  const o = job.options;
-  const common = {
-    environment: job.environment.name,
-    scope,
-    ...(o.noop === true ? { noop: true } : {}),
-    ...(typeof o.concurrency === 'number' && o.concurrency > 0 ? { concurrency: o.concurrency } : {}),
-    ...(typeof o.timeout === 'number' ? { timeout: o.timeout } : {}),
-  };
-  if (job.type === 'task') {
-    const params = { ...(o.params ?? {}), ...overrides };
-    const masked = Object.entries(params).filter(([, v]) => v === REDACTED).map(([k]) => k);
-    if (masked.length > 0) throw usageError(`job ${job.name} has sensitive parameters the orchestrator does not show: give them again as key=value (${masked.map((k) => `${k}=…`).join(' ')})`);
-    return { path: '/orchestrator/v1/command/task', body: { ...common, task: o.task, params } };
-  }
-  if (job.type === 'deploy') {
-    if (Object.keys(overrides).length > 0) throw usageError('key=value parameters are for task jobs; this is a deploy');
-    return {
-      path: '/orchestrator/v1/command/deploy',
-      body: {
-        ...common,
-        ...(o.noop === false ? { noop: false } : {}),
-        enforce_environment: o.enforce_environment !== false,
-        ...(o.debug === true ? { debug: true } : {}),
-        ...(o.trace === true ? { trace: true } : {}),
-        ...(o.evaltrace === true ? { evaltrace: true } : {}),
-      },
-    };
-  }
-  throw usageError(`job ${job.name} is a ${job.type} job; rerun runs task and deploy jobs again (push jobs: baton push run)`);
+export function rerunRequest(job: JobJson, scope: Record<string, unknown>, overrides: Record<string, unknown>): RerunRequest {
+  if (job.type === 'deploy' && Object.keys(overrides).length > 0) throw usageError('key=value parameters are for task jobs; this is a deploy');
+  const params = { ...(job.options.params ?? {}), ...overrides };
+  const masked = job.type === 'task' ? maskedParamNames(params) : [];
+  if (masked.length > 0) throw usageError(`job ${job.name} has sensitive parameters the orchestrator does not show: give them again as key=value (${masked.map((k) => `${k}=…`).join(' ')})`);
+  const req = buildRerunRequest(job as RerunnableJob, scope, params);
+  if (!req) throw usageError(`job ${job.name} is a ${job.type} job; rerun runs task and deploy jobs again (push jobs: baton push run)`);
+  return req;
 }
 
 function jobId(id: string): string {

@@ -3,40 +3,18 @@
 // that failed or errored. Pure.
 import type { JobJson } from './types.ts';
 
-export const REDACTED = 'Sensitive [value redacted]';
-export const RERUN_STATES = ['failed', 'errored'] as const;
+import { maskedParamNames, RERUN_STATES, rerunRequest as buildRerunRequest, type RerunnableJob, type RerunRequest } from '../../protocol/rerun.ts';
+
+export { REDACTED, RERUN_STATES } from '../../protocol/rerun.ts';
 
 export const canRerun = (job: JobJson): boolean => job.type === 'task' || job.type === 'deploy';
 
 export const failedCount = (job: JobJson): number => RERUN_STATES.reduce((n, s) => n + (job.node_states[s] ?? 0), 0);
 
 /** The parameters the API shows masked: a re-run must be given them again. */
-export const maskedParams = (job: JobJson): string[] =>
-  Object.entries(job.options.params ?? {}).filter(([, v]) => v === REDACTED).map(([k]) => k);
+export const maskedParams = (job: JobJson): string[] => maskedParamNames(job.options.params ?? {});
 
-export function rerunRequest(job: JobJson, failedOnly: boolean, secrets: Record<string, string>): { path: string; body: Record<string, unknown> } {
-  const o = job.options;
-  const scope = failedOnly ? { job: { job: job.name, states: [...RERUN_STATES] } } : (o.scope ?? { job: { job: job.name } });
-  const common = {
-    environment: job.environment.name,
-    scope,
-    ...(o.noop === true ? { noop: true } : {}),
-    ...(typeof o.concurrency === 'number' && o.concurrency > 0 ? { concurrency: o.concurrency } : {}),
-    ...(typeof o.timeout === 'number' ? { timeout: o.timeout } : {}),
-    ...(job.description ? { description: job.description } : {}),
-  };
-  if (job.type === 'task') {
-    return { path: '/orchestrator/v1/command/task', body: { ...common, task: o.task, params: { ...(o.params ?? {}), ...secrets } } };
-  }
-  return {
-    path: '/orchestrator/v1/command/deploy',
-    body: {
-      ...common,
-      ...(o.noop === false ? { noop: false } : {}),
-      enforce_environment: o.enforce_environment !== false,
-      ...(o.debug === true ? { debug: true } : {}),
-      ...(o.trace === true ? { trace: true } : {}),
-      ...(o.evaltrace === true ? { evaltrace: true } : {}),
-    },
-  };
+export function rerunRequest(job: JobJson, failedOnly: boolean, secrets: Record<string, string>): RerunRequest | null {
+  const scope = failedOnly ? { job: { job: job.name, states: [...RERUN_STATES] } } : (job.options.scope ?? { job: { job: job.name } });
+  return buildRerunRequest(job as unknown as RerunnableJob, scope, { ...(job.options.params ?? {}), ...secrets });
 }

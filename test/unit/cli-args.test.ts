@@ -4,7 +4,8 @@ import { inventoryQuery } from '../../cli/commands/inventory.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseKeyValue, parseQuorum, scopeOf } from '../../cli/args.ts';
-import { rerunRequest, REDACTED } from '../../cli/commands/job.ts';
+import { rerunRequest } from '../../cli/commands/job.ts';
+import { REDACTED } from '../../protocol/rerun.ts';
 import type { JobJson } from '../../cli/follow.ts';
 import { runCli } from '../helpers/cli.ts';
 

@@ -121,6 +121,7 @@ export function Job(p: { id: string }) {
         await api('/orchestrator/v1/command/stop', { method: 'POST', body: { job: job.name, ...(a === 'stop-force' ? { force: true } : {}) } });
       } else {
         const req = rerunRequest(job, a === 'rerun-failed', secrets);
+        if (!req) throw new Error(`a ${job.type} job cannot be run again from here`);
         const res = await api<{ job: { name: string } }>(req.path, { method: 'POST', body: req.body });
         setAsking(null);
         navigate(`/jobs/${encodeURIComponent(res.job.name)}`);

@@ -2,7 +2,9 @@
 // parameters are always masked. Pure.
 import type { JobEvent, JobRecord, NodeRecord } from '../../engine/store.ts';
 
-export const REDACTED = 'Sensitive [value redacted]';
+import { REDACTED } from '../../../protocol/rerun.ts';
+
+export { REDACTED };
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
