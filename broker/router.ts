@@ -9,7 +9,7 @@ import { BrokerMessageType } from '../protocol/message-types.ts';
 import { errorMessage, unauthorized } from '../protocol/pcp-error.ts';
 import { decodeV2, encodeV2, type EnvelopeV2 } from '../protocol/pcp-v2.ts';
 import { encodeV1, expiresIn, hopChunk, IsoClock, type OutgoingV1 } from '../protocol/pcp-v1.ts';
-import { v2ToV1 } from '../protocol/pcp-translate.ts';
+import { v2ToV1, v2ToV1Frame } from '../protocol/pcp-translate.ts';
 import { PxpMessageType } from '../protocol/pxp.ts';
 import { BROKER_URI, hasWildcard } from '../protocol/uri.ts';
 import type { Authorizer } from './authz.ts';
@@ -67,6 +67,8 @@ export class Router implements RouterCore {
   private readonly pendingReplies: PendingReplies;
   private readonly clock = new IsoClock();
   private readonly serverUriJson: string;
+  private hopMs = Number.NaN;
+  private hopText = '';
 
   constructor(private readonly opts: RouterOptions) {
     this.registry = opts.registry;
@@ -118,13 +120,14 @@ export class Router implements RouterCore {
         this.refuse(session, refusalForProtocolError(err.code), err.message, err.messageId);
         return;
       }
-      this.route(session, env, startMs);
+      this.route(session, env, startMs, data);
     } catch (err) {
       this.contain(session, err, env?.id);
     }
   }
 
-  private route(session: Session, env: EnvelopeV2, startMs: number): void {
+  /** `frame` is the UTF-8 text `env` was parsed from (its data goes to a v1 target as it is). */
+  private route(session: Session, env: EnvelopeV2, startMs: number, frame: Buffer): void {
     if (env.sender === undefined) {
       env.sender = session.uri;
     } else if (env.sender !== session.uri) {
@@ -161,7 +164,7 @@ export class Router implements RouterCore {
       else this.refuse(session, RefusalReason.notConnected, `target '${target}' is not connected`, env.id);
       return;
     }
-    if (!this.deliver(dest, dest.pcpVersion === 2 ? encodeV2(env) : this.toV1(dest, env))) {
+    if (!this.deliver(dest, dest.pcpVersion === 2 ? encodeV2(env) : this.toV1(dest, env, frame))) {
       this.refuse(session, RefusalReason.slowConsumer, `target '${target}' was disconnected: it did not read its messages`, env.id);
       return;
     }
@@ -193,20 +196,30 @@ export class Router implements RouterCore {
   /** An envelope from another broker of the fabric for local session `dest`, in its PCP version. */
   deliverFromFabric(dest: Session, envText: string): boolean {
     if (dest.pcpVersion === 2) return this.deliver(dest, envText);
-    return this.deliver(dest, this.toV1(dest, decodeV2(envText, this.maxMessageDepth)));
+    return this.deliver(dest, this.toV1(dest, decodeV2(envText, this.maxMessageDepth), Buffer.from(envText, 'utf8')));
   }
 
   /**
    * A v2 envelope as the v1 frame for `dest`, with this broker's hop in a debug chunk. A PXP
    * request is booked so that the v1 client's replies (transaction id only) get `in_reply_to`.
+   * `frame`, the UTF-8 text `env` was parsed from, gives the data chunk as it arrived.
    */
-  private toV1(dest: Session, env: EnvelopeV2): Buffer {
+  private toV1(dest: Session, env: EnvelopeV2, frame: Buffer): Buffer {
     if (env.message_type === PxpMessageType.nonBlockingRequest || env.message_type === PxpMessageType.blockingRequest) {
       const tx = (env.data as { transaction_id?: unknown } | undefined)?.transaction_id;
       if (typeof tx === 'string') this.pendingReplies.remember(dest.uri, tx, env.id);
     }
     const nowMs = Date.now();
-    return encodeV1(v2ToV1(env, expiresIn(this.opts.messageTtlMs, nowMs), [hopChunk(this.serverUriJson, 'accepted', this.clock.at(nowMs))]));
+    return v2ToV1Frame(env, expiresIn(this.opts.messageTtlMs, nowMs), [this.hop(nowMs)], frame);
+  }
+
+  /** The debug chunk of this broker's hop at `nowMs`, the same text for every message of a millisecond. */
+  private hop(nowMs: number): string {
+    if (nowMs !== this.hopMs) {
+      this.hopMs = nowMs;
+      this.hopText = hopChunk(this.serverUriJson, 'accepted', this.clock.at(nowMs));
+    }
+    return this.hopText;
   }
 
   /** Sends an envelope from the broker to a session, in the session's PCP version. */

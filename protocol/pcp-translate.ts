@@ -5,7 +5,8 @@
 // (protocol/broker-errors.ts); v1 has no `in_reply_to` (Baton and pcp-broker carry `in-reply-to`
 // where they know it).
 import { BrokerMessageType } from './message-types.ts';
-import type { EnvelopeV1, OutgoingV1 } from './pcp-v1.ts';
+import { topLevelValueSpan, type Span } from './json-span.ts';
+import { encodeV1, encodeV1Frame, type EnvelopeV1, type OutgoingV1 } from './pcp-v1.ts';
 import { isErrorMessageV1Data } from './pcp-v1-broker.ts';
 import type { EnvelopeV2 } from './pcp-v2.ts';
 import { BROKER_URI } from './uri.ts';
@@ -44,7 +45,7 @@ export function v1ToV2Text(env: EnvelopeV1, target: string, data: { value: unkno
 }
 
 /** A v2 envelope as a v1 message expiring at `expires`; data becomes a JSON data chunk. */
-export function v2ToV1(env: EnvelopeV2, expires: string, debug?: readonly (Buffer | string)[]): OutgoingV1 {
+export function v2ToV1(env: EnvelopeV2, expires: string, debug?: readonly (Uint8Array | string)[]): OutgoingV1 {
   const envelope: EnvelopeV1 = {
     id: env.id,
     message_type: env.message_type,
@@ -64,4 +65,29 @@ export function v2ToV1(env: EnvelopeV2, expires: string, debug?: readonly (Buffe
   const out: OutgoingV1 = { envelope, data: data === undefined ? undefined : JSON.stringify(data) };
   if (debug) out.debug = debug;
   return out;
+}
+
+const dataSpan: Span = { start: 0, end: 0 };
+
+/**
+ * `encodeV1(v2ToV1(env, expires, debug))` without re-encoding: the envelope is written as JSON
+ * text directly, and the data chunk is the `data` value's bytes in `text`, the UTF-8 frame `env`
+ * was parsed from (valid UTF-8: ws checks text frames), as it arrived. `env.data` must be as
+ * parsed; its other fields may have been set since (the broker fills in `sender`). Without `text`,
+ * or when the value cannot be found in it, the data is encoded from `env.data`. An
+ * `error_message` (whose data v1 carries differently) takes the longer way.
+ */
+export function v2ToV1Frame(env: EnvelopeV2, expires: string, debug: readonly (Uint8Array | string)[], text?: Uint8Array): Buffer {
+  if (env.message_type === BrokerMessageType.errorMessage) return encodeV1(v2ToV1(env, expires, debug));
+  let data: Uint8Array | string | undefined;
+  if (env.data !== undefined) {
+    data = text !== undefined && topLevelValueSpan(text, 'data', dataSpan) ? text.subarray(dataSpan.start, dataSpan.end) : JSON.stringify(env.data);
+  }
+  const target = env.target;
+  const replyTo = env.in_reply_to;
+  const envText =
+    `{"id":${JSON.stringify(env.id)},"message_type":${JSON.stringify(env.message_type)},"expires":${JSON.stringify(expires)}` +
+    `,"targets":${target === undefined ? '[]' : `[${JSON.stringify(target)}]`},"sender":${JSON.stringify(env.sender ?? BROKER_URI)}` +
+    (replyTo === undefined ? '}' : `,"in-reply-to":${JSON.stringify(replyTo)}}`);
+  return encodeV1Frame(envText, data, debug);
 }

@@ -34,8 +34,8 @@ export interface MessageV1 {
 /** What `encodeV1` takes: data and debug contents as bytes or (JSON) text. */
 export interface OutgoingV1 {
   envelope: EnvelopeV1;
-  data?: Buffer | string | undefined;
-  debug?: readonly (Buffer | string)[];
+  data?: Uint8Array | string | undefined;
+  debug?: readonly (Uint8Array | string)[];
 }
 
 export interface Hop {
@@ -172,11 +172,16 @@ export function readV1Data(msg: MessageV1, maxDepth: number = DEFAULT_MAX_MESSAG
 
 /** Encodes a message: one allocation for the whole frame. */
 export function encodeV1(msg: OutgoingV1): Buffer {
-  const envText = JSON.stringify(msg.envelope);
+  return encodeV1Frame(JSON.stringify(msg.envelope), msg.data, msg.debug);
+}
+
+/**
+ * `encodeV1` of an envelope already written as JSON text (`envText`, which must be a valid v1
+ * envelope: what a translation builds without an object in between). One allocation.
+ */
+export function encodeV1Frame(envText: string, data: Uint8Array | string | undefined, debug: readonly (Uint8Array | string)[] = []): Buffer {
   const envBytes = Buffer.byteLength(envText);
-  const data = msg.data;
   const dataBytes = data === undefined ? -1 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-  const debug = msg.debug ?? [];
   let total = 1 + CHUNK_HEADER_BYTES + envBytes + (dataBytes >= 0 ? CHUNK_HEADER_BYTES + dataBytes : 0);
   for (const d of debug) total += CHUNK_HEADER_BYTES + (typeof d === 'string' ? Buffer.byteLength(d) : d.length);
   const out = Buffer.allocUnsafe(total);
@@ -212,12 +217,12 @@ export function withDebugChunk(frame: Buffer, debug: string): Buffer | undefined
   return out;
 }
 
-function writeChunk(out: Buffer, offset: number, type: number, content: Buffer | string, size: number): number {
+function writeChunk(out: Buffer, offset: number, type: number, content: Uint8Array | string, size: number): number {
   out[offset] = type;
   out.writeInt32BE(size, offset + 1);
   const start = offset + CHUNK_HEADER_BYTES;
   if (typeof content === 'string') out.write(content, start, size, 'utf8');
-  else content.copy(out, start);
+  else out.set(content, start);
   return start + size;
 }
 
