@@ -24,7 +24,7 @@ describe('broker fabric: two brokers on one Redis', () => {
   let probe: Redis;
 
   before(async () => {
-    pki = await makePki(['orchestrator', 'web1', 'web2', 'web3']);
+    pki = await makePki(['orchestrator', 'web1', 'web2', 'web3', 'web4']);
     redis = await startRedis();
     const fabric = (id: string) => ({ fabric: { redis: redis.url, 'broker-id': id, 'key-prefix': PREFIX }, 'inventory-update-interval': 50 });
     a = await startBrokerProcess({ pki, logLevel: 'info', config: fabric('broker-a') });
@@ -175,13 +175,20 @@ describe('broker fabric: two brokers on one Redis', () => {
     const c = await startBrokerProcess({ pki, logLevel: 'info', config: { fabric: { redis: redis.url, 'broker-id': 'broker-c', 'key-prefix': PREFIX } } });
     const ctl = await controllerOn(a);
     try {
-      const web1 = await agentOn(c, 'web1');
-      await inDirectory('pcp://web1/agent', 'broker-c');
-      const first = ctl.send({ message_type: MessageTypes.pxpRequest, target: 'pcp://web1/agent', data: { transaction_id: 't4' } });
-      await web1.next((e) => e.id === first);
+      // A name no broker has seen: A's location cache could still hold where an earlier session of
+      // a reused name was, until C's inventory notice reaches A (that bounce is a race of its own).
+      const web4 = await agentOn(c, 'web4');
+      await inDirectory('pcp://web4/agent', 'broker-c');
+      const first = ctl.send({ message_type: MessageTypes.pxpRequest, target: 'pcp://web4/agent', data: { transaction_id: 't4' } });
+      await web4.next((e) => e.id === first);
       c.proc.kill('SIGKILL');
       await c.exited;
-      const refused = await ctl.reply(ctl.send({ message_type: MessageTypes.pxpRequest, target: 'pcp://web1/agent', data: { transaction_id: 't5' } }));
+      // Redis must have seen C's subscriber go (a message published before that is lost, as on any
+      // pub/sub): each check is a round trip to Redis, bounded.
+      const inbox = fabricKeys(PREFIX).inbox('broker-c');
+      for (let i = 0; i < 1000 && ((await probe.call('PUBSUB', 'SHARDNUMSUB', inbox)) as [string, number])[1] !== 0; i++);
+      assert.equal(((await probe.call('PUBSUB', 'SHARDNUMSUB', inbox)) as [string, number])[1], 0, "Redis still counts the killed broker's subscriber");
+      const refused = await ctl.reply(ctl.send({ message_type: MessageTypes.pxpRequest, target: 'pcp://web4/agent', data: { transaction_id: 't5' } }));
       assert.equal(refused.message_type, MessageTypes.errorMessage);
       assert.match(String(refused.data), /its broker broker-c is (not reachable|gone)/);
       assert.equal(refused.code, 'target-not-connected');
