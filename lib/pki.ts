@@ -193,6 +193,16 @@ export async function ensureCrl(dir: string): Promise<string> {
     throw new PkiError(PkiErrorCode.noCa, `no CA in ${dir}; run 'baton pki init --dir ${dir}' first`);
   }
   if (existsSync(paths.crl) && (await crlSignedBy(paths.crl, paths.caCert))) return paths.crl;
+  await writeCrl(dir, paths.crl, []);
+  return paths.crl;
+}
+
+/**
+ * Writes to `file` a CRL signed by the CA in `dir`, valid as long as the CA, revoking the
+ * certificates with these serial numbers (hex, as X509Certificate.serialNumber gives them).
+ */
+export async function writeCrl(dir: string, file: string, revokedSerials: readonly string[]): Promise<void> {
+  const paths = pkiPaths(dir);
   const ca = new x509.X509Certificate(readFileSync(paths.caCert, 'utf8'));
   const caKey = await importPrivateKey(readFileSync(paths.caKey, 'utf8'));
   const now = Date.now();
@@ -202,15 +212,14 @@ export async function ensureCrl(dir: string): Promise<string> {
     nextUpdate: ca.notAfter,
     signingKey: caKey.key as unknown as Parameters<typeof x509.X509CrlGenerator.create>[0]['signingKey'],
     signingAlgorithm: caKey.sign,
-    entries: [],
+    entries: revokedSerials.map((serialNumber) => ({ serialNumber, revocationDate: new Date(now - CLOCK_SKEW_MS) })),
     extensions: [
       await x509.AuthorityKeyIdentifierExtension.create(ca),
       new x509.Extension('2.5.29.20', false, new Uint8Array([0x02, 0x01, 0x01])), // cRLNumber 1
     ],
   });
   // OpenSSL (Puppet's Ruby) reads only the "X509 CRL" label.
-  writeFile(paths.crl, x509.PemConverter.encode(crl.rawData, 'X509 CRL'), 0o644);
-  return paths.crl;
+  writeFile(file, x509.PemConverter.encode(crl.rawData, 'X509 CRL'), 0o644);
 }
 
 /** The files of a Puppet CA directory (Puppet Server's `cadir`). */
