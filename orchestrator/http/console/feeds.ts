@@ -4,7 +4,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { ENDED_JOB_STATES, type JobState, type JobStore } from '../../engine/store.ts';
-import { jobJson, nodeJson } from '../puppet/present.ts';
+import { nodeJson } from '../puppet/present.ts';
+import { jobView } from '../puppet/job-view.ts';
 import { apiError, ApiErrorCode } from '../errors.ts';
 import { baseUrl } from '../request.ts';
 import { SseStream } from '../sse.ts';
@@ -21,14 +22,6 @@ export interface ConsoleFeedContext {
   store: JobStore;
   /** The API's Redis connection (each feed follows on a duplicate of it). */
   redis: Redis;
-}
-
-/** A job as the Puppet face shows it (GET /orchestrator/v1/jobs/<id>), or null when there is none. */
-export async function jobSnapshot(store: JobStore, base: string, id: string): Promise<Record<string, unknown> | null> {
-  const job = await store.getJob(id);
-  if (!job) return null;
-  const [counts, history] = await Promise.all([store.counts(id), store.history(id)]);
-  return jobJson(base, job, counts, history);
 }
 
 /** What a `job` event is sent again for: the job's state or its node counts. */
@@ -97,7 +90,7 @@ function openStream(reply: FastifyReply): SseStream {
 export async function jobFeed(req: FastifyRequest, reply: FastifyReply, ctx: ConsoleFeedContext, id: string): Promise<void> {
   const { store } = ctx;
   const base = baseUrl(req);
-  const snapshot = () => jobSnapshot(store, base, id);
+  const snapshot = () => jobView(store, base, id);
   const first = /^[0-9]+$/.test(id) ? await snapshot() : null;
   if (!first) throw apiError(ApiErrorCode.unknownJob, `no job named ${id}`, { job: id });
   const last = lastEventId(req);
@@ -184,7 +177,7 @@ export async function globalFeed(req: FastifyRequest, reply: FastifyReply, ctx: 
         latest.delete(job);
         latest.set(job, eid);
       }
-      const jobs = await Promise.all([...latest.keys()].map((id) => jobSnapshot(store, base, id)));
+      const jobs = await Promise.all([...latest.keys()].map((id) => jobView(store, base, id)));
       [...latest.values()].forEach((eid, i) => {
         const job = jobs[i];
         if (job) sse.send({ event: 'job', id: eid, data: job });

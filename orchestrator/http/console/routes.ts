@@ -8,7 +8,8 @@ import { apiError, ApiErrorCode, sendError } from '../errors.ts';
 import { notFound, setUpFace } from '../face.ts';
 import { DEFAULT_PAGE_LIMIT } from '../puppet/context.ts';
 import { baseUrl, demand, intQuery, principal, type AnyFastify } from '../request.ts';
-import { feedPosition, globalFeed, jobFeed, jobSnapshot } from './feeds.ts';
+import { filterJobIds, jobView } from '../puppet/job-view.ts';
+import { feedPosition, globalFeed, jobFeed } from './feeds.ts';
 import { CONSOLE_HEADERS, sendAsset, sendIndex } from './static.ts';
 
 export const CONSOLE_PREFIX = '/console';
@@ -75,15 +76,9 @@ export async function consoleFace(app: AnyFastify, ctx: ConsoleFaceContext): Pro
     let { ids } = await store.jobIds({ limit: 0, offset: 0, order: 'desc' });
     // The newest job of all when this was read: a job the feed gives later that is newer is a new one.
     const newest = ids[0] ?? null;
-    if (type || state || owner) {
-      const fields = await store.fieldsOfJobs(ids, 'type', 'state', 'owner');
-      ids = ids.filter((_id, i) => {
-        const [t, s, o] = fields[i]!;
-        return (!type || t === type) && (!state || s === state) && (!owner || o === owner);
-      });
-    }
+    ids = await filterJobIds(store, ids, { type, state, owner });
     const base = baseUrl(req);
-    const items = (await Promise.all(ids.slice(offset, offset + limit).map((id) => jobSnapshot(store, base, id)))).filter((j) => j !== null);
+    const items = (await Promise.all(ids.slice(offset, offset + limit).map((id) => jobView(store, base, id)))).filter((j) => j !== null);
     return { items, pagination: { limit, offset, total: ids.length }, feed, newest };
   });
 

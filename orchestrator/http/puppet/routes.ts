@@ -11,7 +11,8 @@ import { idempotentJob, registerIdempotency } from '../idempotency.ts';
 import { baseUrl, demand, intQuery, principal, requires, type AnyFastify } from '../request.ts';
 import { DEFAULT_ENVIRONMENT, DEFAULT_PAGE_LIMIT, PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
 import { registerDeploy } from './deploy.ts';
-import { eventJson, jobJson, nextEvents, nodeJson } from './present.ts';
+import { eventJson, nextEvents, nodeJson } from './present.ts';
+import { filterJobIds, jobView } from './job-view.ts';
 import { taskRunAction } from '../../engine/kinds/task.ts';
 
 // Kept for orchestrator/index.ts, which imports the app's type from here (its home is request.ts).
@@ -89,14 +90,11 @@ export async function puppetFace(app: AnyFastify, ctx: PuppetFaceContext): Promi
     const type = q.type;
     if (type !== undefined && !['task', 'deploy', 'command', 'deployment'].includes(type)) throw apiError(ApiErrorCode.validation, `query parameter 'type' must be task or deploy, got '${type}'`);
     const { ids, total } = await ctx.store.jobIds({ limit: type ? 0 : limit, offset: type ? 0 : offset, order });
-    const items = [];
-    for (const id of ids) {
-      const job = await ctx.store.getJob(id);
-      if (!job || (type && job.type !== type)) continue;
-      items.push(jobJson(baseUrl(req), job, await ctx.store.counts(id), await ctx.store.history(id)));
-    }
-    const page = type ? items.slice(offset, limit > 0 ? offset + limit : undefined) : items;
-    return { items: page, pagination: { limit, offset, order, order_by: orderBy, total: type ? items.length : total, ...(type ? { type } : {}) } };
+    const matching = type ? await filterJobIds(ctx.store, ids, { type }) : ids;
+    const page = type ? matching.slice(offset, limit > 0 ? offset + limit : undefined) : matching;
+    const base = baseUrl(req);
+    const items = (await Promise.all(page.map((id) => jobView(ctx.store, base, id)))).filter((j) => j !== null);
+    return { items, pagination: { limit, offset, order, order_by: orderBy, total: type ? matching.length : total, ...(type ? { type } : {}) } };
   });
 
   async function jobOr404(id: string) {
@@ -107,8 +105,7 @@ export async function puppetFace(app: AnyFastify, ctx: PuppetFaceContext): Promi
 
   app.get('/jobs/:id', async (req) => {
     demand(req, Permission.jobsView);
-    const job = await jobOr404((req.params as { id: string }).id);
-    return jobJson(baseUrl(req), job, await ctx.store.counts(job.id), await ctx.store.history(job.id));
+    return jobView(ctx.store, baseUrl(req), await jobOr404((req.params as { id: string }).id));
   });
 
   app.get('/jobs/:id/nodes', async (req) => {
