@@ -6,7 +6,7 @@ import { ProtocolError, ProtocolErrorCode } from '../../protocol/errors.ts';
 import { BrokerMessageType } from '../../protocol/message-types.ts';
 import { ChunkType, decodeV1, encodeV1, expiresIn, isExpired, v1JsonData, withHops, type EnvelopeV1, type MessageV1 } from '../../protocol/pcp-v1.ts';
 import { errorMessageV1 } from '../../protocol/pcp-v1-broker.ts';
-import { v1ToV2, v2ToV1 } from '../../protocol/pcp-translate.ts';
+import { v1ToV2, v1ToV2Text, v2ToV1 } from '../../protocol/pcp-translate.ts';
 import type { EnvelopeV2 } from '../../protocol/pcp-v2.ts';
 import { BROKER_URI } from '../../protocol/uri.ts';
 import { Rng } from '../helpers/fuzz.ts';
@@ -387,6 +387,20 @@ describe('PCP v1 <-> v2 translation', () => {
       data: { x: 1 },
     });
     assert.equal('data' in v1ToV2(env, 'pcp://b/agent', undefined), false);
+  });
+
+  it('v1 → v2 as text (the data text passed through) is the same message as v1ToV2 encoded', () => {
+    const text = '{"a": [1, 2, {"b": "\\u00e9\\n"}], "c": null}';
+    const data = { value: JSON.parse(text) as unknown, text };
+    const cases: [EnvelopeV1, { value: unknown; text: string } | undefined, string | undefined][] = [
+      [envelope(), data, undefined],
+      [envelope(), undefined, 'req-1'],
+      [envelope({ 'in-reply-to': 'own' }), data, 'req-1'],
+      [envelope({ message_type: BrokerMessageType.errorMessage }), { value: { id: 'bad-1', description: 'no' }, text: '{"id":"bad-1","description":"no"}' }, undefined],
+    ];
+    for (const [env, d, replyTo] of cases) {
+      assert.deepEqual(JSON.parse(v1ToV2Text(env, 'pcp://b/agent', d, replyTo)), JSON.parse(JSON.stringify(v1ToV2(env, 'pcp://b/agent', d?.value, replyTo))));
+    }
   });
 
   it('v1 → v2: in_reply_to from in-reply-to, else from what the broker knows', () => {
