@@ -9,13 +9,15 @@ import * as brokerConfig from '../schemas/broker-config.ts';
 import * as orchestratorApi from '../schemas/orchestrator-api.ts';
 import * as orchestratorConfig from '../schemas/orchestrator-config.ts';
 import * as pcp from '../schemas/pcp.ts';
+import * as planApi from '../schemas/plan-api.ts';
+import * as scheduleApi from '../schemas/schedule-api.ts';
 import * as pxp from '../schemas/pxp.ts';
 
 export const GENERATED_PATH = new URL('../schemas/generated/validators.js', import.meta.url).pathname;
 
 export function schemasWithIds(): { $id: string }[] {
   const out: { $id: string }[] = [];
-  for (const mod of [pcp, pxp, brokerConfig, agentConfig, orchestratorConfig, orchestratorApi]) {
+  for (const mod of [pcp, pxp, brokerConfig, agentConfig, orchestratorConfig, orchestratorApi, planApi, scheduleApi]) {
     for (const value of Object.values(mod)) {
       if (typeof value === 'object' && value !== null && typeof (value as { $id?: unknown }).$id === 'string' && (value as { $id: string }).$id.startsWith('baton:')) {
         out.push(value as { $id: string });

@@ -131,6 +131,10 @@ export interface JobOptions {
   debug?: boolean;
   trace?: boolean;
   evaltrace?: boolean;
+  /** The schedule that started this job: its id, the occurrence's due time, and whether it ran late (orchestrators were down then). */
+  scheduled_job?: { id: string; scheduled_for: string; late: boolean };
+  /** The plan job this job is a step of, and the step's name (its path, for a sub-plan's steps). */
+  plan_job?: { id: string; step: string };
 }
 
 export interface NewJob {

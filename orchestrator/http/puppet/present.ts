@@ -50,6 +50,10 @@ export function jobJson(
     started_timestamp: started,
     finished_timestamp: finished,
     duration: job.finished_ms === undefined ? null : (job.finished_ms - job.created_ms) / 1000,
+    ...(job.options.scheduled_job
+      ? { scheduled_job: { id: `${base}/orchestrator/v1/scheduled_jobs/${job.options.scheduled_job.id}`, name: job.options.scheduled_job.id, scheduled_for: job.options.scheduled_job.scheduled_for, late: job.options.scheduled_job.late } }
+      : {}),
+    ...(job.options.plan_job ? { plan_job: { id: `${base}/orchestrator/v1/plan_jobs/${job.options.plan_job.id}`, name: job.options.plan_job.id, step: job.options.plan_job.step } } : {}),
     node_count: job.node_count,
     node_states: counts,
     nodes: { id: `${url}/nodes` },

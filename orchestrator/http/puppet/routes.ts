@@ -2,9 +2,8 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import { commandStopBodySchema, commandTaskBodySchema, inventoryBodySchema } from '../../../schemas/orchestrator-api.ts';
 import { Permission } from '../../auth.ts';
-import { inventoryWithFacts, queryNodes, resolveScope } from '../../deploy/scope.ts';
+import { inventoryWithFacts, queryNodes } from '../../deploy/scope.ts';
 import { ENDED_JOB_STATES } from '../../engine/store.ts';
-import { sensitiveParameters, validateParams } from '../../tasks/catalog.ts';
 import { apiError, ApiErrorCode, catalogError, sendError } from '../errors.ts';
 import { setUpFace } from '../face.ts';
 import { idempotentJob, registerIdempotency } from '../idempotency.ts';
@@ -13,12 +12,11 @@ import { DEFAULT_ENVIRONMENT, DEFAULT_PAGE_LIMIT, PUPPET_PREFIX, type PuppetFace
 import { registerDeploy } from './deploy.ts';
 import { eventJson, nextEvents, nodeJson } from './present.ts';
 import { filterJobIds, jobView } from './job-view.ts';
-import { taskRunAction } from '../../engine/kinds/task.ts';
+import { taskPermission, taskSubmission, type TaskBody } from './submissions.ts';
 
 // Kept for orchestrator/index.ts, which imports the app's type from here (its home is request.ts).
 export type { AnyFastify };
 
-type TaskBody = FromSchema<typeof commandTaskBodySchema>;
 type StopBody = FromSchema<typeof commandStopBodySchema>;
 type InventoryBody = FromSchema<typeof inventoryBodySchema>;
 
@@ -32,36 +30,11 @@ export async function puppetFace(app: AnyFastify, ctx: PuppetFaceContext): Promi
   registerIdempotency(app, ctx.store, 'puppet', ['task', 'deploy', 'stop'].map((c) => ({ method: 'POST', url: `${prefix}/command/${c}` })));
 
   app.post<{ Body: TaskBody }>('/command/task', { schema: { body: commandTaskBodySchema }, preValidation: requires(Permission.jobsRun) }, async (req, reply) => {
-    const b = req.body;
-    demand(req, `tasks:run:${b.task}`);
-    const environment = b.environment ?? DEFAULT_ENVIRONMENT;
-    let task;
-    let params;
-    try {
-      task = await ctx.tasks.describe(environment, b.task);
-      params = validateParams(task, (b.params ?? {}) as Record<string, unknown>);
-    } catch (err) {
-      catalogError(err);
-    }
-    if (b.noop && task.metadata.supports_noop !== true) throw apiError(ApiErrorCode.validation, `task ${task.name} does not support noop`);
-    const { nodes } = await resolveScope(ctx.scope, b.scope, environment);
-    const timeoutS = b.timeout ?? ctx.nodeTimeoutS;
-    const input = b.noop ? { ...params, _noop: true } : params;
+    demand(req, taskPermission(req.body.task));
+    const submission = await taskSubmission(ctx, req.body, principal(req).login);
     const answer = (id: string) => ({ job: { id: `${baseUrl(req)}${prefix}/jobs/${id}`, name: id } });
     const idempotency = idempotentJob(req, 202, () => ({}), answer);
-    const job = await ctx.engine.submit({
-      type: 'task',
-      environment,
-      task: task.name,
-      params,
-      sensitive: sensitiveParameters(task),
-      options: { concurrency: b.concurrency ?? 0, noop: b.noop === true, timeout_s: timeoutS, ...(b.description ? { description: b.description } : {}) },
-      owner: principal(req).login,
-      scope: b.scope as Record<string, unknown>,
-      nodes,
-      action: taskRunAction(task, input, timeoutS),
-      ...(idempotency ? { idempotency } : {}),
-    });
+    const job = await ctx.engine.submit({ ...submission, ...(idempotency ? { idempotency } : {}) });
     return reply.code(202).send(answer(job.id));
   });
 
