@@ -47,6 +47,8 @@ try {
   writeFileSync(config, JSON.stringify({
     host: '127.0.0.1', port: 0, 'ssl-ca-cert': pki.paths.caCert, 'ssl-cert': pki.paths.cert('broker'), 'ssl-key': pki.paths.key('broker'),
     'log-level': 'info', fabric: { redis: `redis://127.0.0.1:${redis.port}`, 'broker-id': 'bench' },
+    // Every simulated agent connects from 127.0.0.1, as a whole fleet behind one NAT address would.
+    'max-pending-per-source': 0,
   }));
   supervisor = new ServiceProcess(spawn(process.execPath, [BATON_BIN, 'broker', '--workers', String(W), '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] }));
   const listening = await supervisor.waitForLog((l) => l.msg === 'broker workers listening');

@@ -18,7 +18,30 @@ export const DEFAULT_PING_INTERVAL_MS = 60_000;
 export const DEFAULT_MAX_SEND_BUFFER_BYTES = 64 * 1024 * 1024;
 /** Inventory changes are sent to subscribers in batches, at most once per this interval. */
 export const DEFAULT_INVENTORY_UPDATE_INTERVAL_MS = 1_000;
+/** A TLS handshake must end within this from its start (an absolute deadline, not an idle one). */
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * After its TLS handshake, a connection must complete its HTTP request (the WebSocket upgrade, or
+ * a status or metrics request) within this, or it is destroyed: a client that opens TLS and then
+ * trickles an incomplete request holds nothing for long.
+ */
+export const DEFAULT_UPGRADE_TIMEOUT_MS = 10_000;
+/**
+ * Pending connections (accepted, not yet upgraded: waiting for a handshake slot, in the TLS
+ * handshake or before a complete upgrade request) one source address may hold; more are reset at
+ * accept. High enough for a NATed site or a test fleet on one address reconnecting at once.
+ * 0 means unlimited.
+ */
+export const DEFAULT_MAX_PENDING_PER_SOURCE = 1024;
+/**
+ * With `max-connections` set, pending connections count against it: a connection is reset at
+ * accept once sessions, unassociated v1 connections and pending connections reach
+ * max-connections plus this many. The few beyond let a full broker still take an agent that
+ * replaces its own session, or answer a new one with 1011 instead of a reset.
+ */
+export const MAX_CONNECTIONS_PENDING_RESERVE = 16;
+/** A fabric broker PINGs its Redis this often; the answer is its health in /status and /metrics. */
+export const DEFAULT_HEALTH_PROBE_INTERVAL_MS = 1_000;
 /**
  * TLS handshakes in progress at once. More connections wait, unread (costing nothing), in a
  * queue; a storm of reconnecting agents then gets the broker's full handshake rate instead of
@@ -56,6 +79,8 @@ export const BROKER_DEFAULTS = {
   'max-send-buffer-size': DEFAULT_MAX_SEND_BUFFER_BYTES,
   'inventory-update-interval': DEFAULT_INVENTORY_UPDATE_INTERVAL_MS,
   'tls-handshake-timeout': DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+  'upgrade-timeout': DEFAULT_UPGRADE_TIMEOUT_MS,
+  'max-pending-per-source': DEFAULT_MAX_PENDING_PER_SOURCE,
   'max-concurrent-handshakes': DEFAULT_MAX_CONCURRENT_HANDSHAKES,
   'handshake-queue-timeout': DEFAULT_HANDSHAKE_QUEUE_TIMEOUT_MS,
   'association-timeout': DEFAULT_ASSOCIATION_TIMEOUT_MS,

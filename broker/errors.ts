@@ -15,6 +15,16 @@ export const CONNECTION_REFUSAL_REASONS = [
   'association_refused',
   /** PCP v1: no successful association within association-timeout. */
   'association_timeout',
+  /** The TLS handshake did not end within tls-handshake-timeout (the connection is closed). */
+  'handshake_timeout',
+  /** No complete HTTP (upgrade) request within upgrade-timeout of the TLS handshake (closed). */
+  'upgrade_timeout',
+  /** Reset at accept: its source address held max-pending-per-source pending connections. */
+  'per_source',
+  /** Reset at accept: the broker held as many connections as its open-file limit allows. */
+  'file_limit',
+  /** Reset before TLS: no handshake slot within handshake-queue-timeout (or the queue was full). */
+  'busy',
 ] as const;
 export type ConnectionRefusal = (typeof CONNECTION_REFUSAL_REASONS)[number];
 

@@ -5,7 +5,10 @@ import { MAX_HANDSHAKE_QUEUE_LENGTH } from './defaults.ts';
 import type { BrokerMetrics } from './metrics.ts';
 
 /**
- * Admission of TCP connections to the TLS server: at most `max` handshakes in progress at once
+ * Admission of TCP connections to the TLS server. A connection takes a handshake slot only once
+ * its first TLS record (the ClientHello) has arrived whole: a client that connects and sends
+ * nothing, or a part of a ClientHello, costs no handshake slot (and is closed by the pending
+ * book's handshake deadline). At most `max` handshakes in progress at once
  * (0: unlimited); others wait, unread, in arrival order for up to `queueTimeoutMs`, then are
  * reset before any TLS work (clients take that as "busy, retry soon"). A slot frees when the
  * handshake ends either way. At most `maxOpen` connections are open at once (0: unlimited; the
@@ -20,7 +23,12 @@ export class HandshakeGate {
   private sweep: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly onClose: (this: Socket) => void;
-  private readonly onGone: () => void;
+  private readonly onGone: (this: Socket) => void;
+  private readonly onReadable: (this: Socket) => void;
+  /** The first record's header (5 bytes), read while its body is awaited. */
+  private readonly headers = new Map<Socket, Buffer>();
+  /** Connections whose ClientHello has not arrived whole yet. */
+  private readonly awaitingHello = new Set<Socket>();
   /** Connections admitted and not closed yet. */
   private open = 0;
   private refusedAtLimitSince = 0;
@@ -33,13 +41,22 @@ export class HandshakeGate {
     private readonly metrics: BrokerMetrics,
     private readonly maxOpen = 0,
     private readonly onLimit: (refused: number, open: number) => void = () => {},
+    /** The ClientHello of `socket` arrived (or its first bytes are not TLS): it stops waiting for it. */
+    private readonly onHello: (socket: Socket) => void = () => {},
+    /** A connection closed before its ClientHello arrived whole (its TLS handshake failed). */
+    private readonly onNoHello: () => void = () => {},
   ) {
     const gate = this;
     this.onClose = function onClose(this: Socket) {
       gate.release(this);
     };
-    this.onGone = () => {
-      this.open--;
+    this.onGone = function onGone(this: Socket) {
+      gate.open--;
+      gate.headers.delete(this);
+      if (gate.awaitingHello.delete(this)) gate.onNoHello();
+    };
+    this.onReadable = function onReadable(this: Socket) {
+      gate.readHello(this);
     };
   }
 
@@ -58,6 +75,37 @@ export class HandshakeGate {
     if (this.maxOpen > 0 && this.open >= this.maxOpen) return this.refuseAtLimit(socket);
     this.open++;
     socket.once('close', this.onGone);
+    // Reading starts with the listener; the bytes stay buffered for the TLS socket.
+    this.awaitingHello.add(socket);
+    socket.on('readable', this.onReadable);
+  }
+
+  /** Reads the first TLS record's header, then waits until its body is buffered too. */
+  private readHello(socket: Socket): void {
+    let header = this.headers.get(socket);
+    if (header === undefined) {
+      const h = socket.read(TLS_RECORD_HEADER_BYTES) as Buffer | null;
+      if (h === null) return;
+      header = h;
+      if (header[0] !== TLS_HANDSHAKE_RECORD) return this.helloDone(socket, header);
+      this.headers.set(socket, header);
+    }
+    const body = socket.read(header.readUInt16BE(3)) as Buffer | null;
+    if (body === null) return;
+    this.helloDone(socket, Buffer.concat([header, body]));
+  }
+
+  private helloDone(socket: Socket, bytes: Buffer): void {
+    this.headers.delete(socket);
+    this.awaitingHello.delete(socket);
+    socket.off('readable', this.onReadable);
+    socket.unshift(bytes);
+    this.onHello(socket);
+    this.enqueue(socket);
+  }
+
+  private enqueue(socket: Socket): void {
+    if (this.closed || socket.destroyed) return;
     if (this.max === 0 || (this.inProgress.size < this.max && this.waiting === 0)) return this.begin(socket, 0);
     if (this.queueTimeoutMs === 0 || this.waiting >= MAX_HANDSHAKE_QUEUE_LENGTH) return this.shed(socket);
     this.queued.push(socket);
@@ -78,6 +126,7 @@ export class HandshakeGate {
     if (this.sweep) clearInterval(this.sweep);
     this.sweep = null;
     while (this.waiting > 0) this.shed(this.take());
+    for (const socket of this.awaitingHello) socket.destroy();
     this.metrics.handshakeQueue.set(0);
   }
 
@@ -132,6 +181,7 @@ export class HandshakeGate {
   /** Resets a connection beyond the open-connection budget; tells `onLimit` at most every 10 s. */
   private refuseAtLimit(socket: Socket): void {
     this.metrics.connectionsAtFileLimit.inc();
+    this.metrics.connectionsRefused.file_limit.inc();
     this.refusedAtLimitSince++;
     socket.resetAndDestroy();
     const now = performance.now();
@@ -143,6 +193,7 @@ export class HandshakeGate {
 
   private shed(socket: Socket): void {
     this.metrics.connectionsShed.inc();
+    this.metrics.connectionsRefused.busy.inc();
     socket.resetAndDestroy();
   }
 }
@@ -151,3 +202,7 @@ export class HandshakeGate {
 const LIMIT_WARNING_INTERVAL_MS = 10_000;
 
 function ignoreError(): void {}
+
+const TLS_RECORD_HEADER_BYTES = 5;
+/** The content type of a TLS handshake record (the ClientHello comes in one). */
+const TLS_HANDSHAKE_RECORD = 0x16;

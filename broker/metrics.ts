@@ -39,6 +39,9 @@ export class BrokerMetrics {
   readonly handshakesInProgress: { inc(): void; dec(): void };
   readonly handshakeQueue: { set(n: number): void };
   readonly handshakeWaitSeconds: { observe(s: number): void };
+  /** Health of each dependency from its timed probe: 1 up, 0 down; and the last probe's time. */
+  readonly dependencyUp: Gauge;
+  readonly dependencyProbeSeconds: Gauge;
 
   constructor() {
     const registers = [this.registry];
@@ -78,7 +81,7 @@ export class BrokerMetrics {
     this.refused = children(Object.values(RefusalReason), (r) => refused.labels(r));
     const connRefused = new Counter({
       name: 'baton_broker_connections_refused_total',
-      help: 'WebSocket connections refused, by reason',
+      help: 'Connections refused or closed before they became sessions, by reason',
       labelNames: ['reason'],
       registers,
     });
@@ -114,6 +117,18 @@ export class BrokerMetrics {
       name: 'baton_broker_handshake_wait_seconds',
       help: 'Time a connection waited for a TLS handshake slot',
       buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      registers,
+    });
+    this.dependencyUp = new Gauge({
+      name: 'baton_broker_dependency_up',
+      help: 'Whether a dependency (redis: the fabric) answered its last timed probe in time (1) or not (0)',
+      labelNames: ['dependency'],
+      registers,
+    });
+    this.dependencyProbeSeconds = new Gauge({
+      name: 'baton_broker_dependency_probe_seconds',
+      help: 'Time the last probe of a dependency took (its bound when it timed out)',
+      labelNames: ['dependency'],
       registers,
     });
     this.fabricForwarded = new Counter({ name: 'baton_broker_fabric_forwarded_total', help: 'Envelopes sent to the broker of their target over the fabric', registers });

@@ -2,9 +2,9 @@
 // and metrics endpoints on the same port.
 import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { readConfiguredFile } from '../lib/config.ts';
@@ -13,7 +13,10 @@ import { connectionBudget, openFileLimit } from '../lib/open-files.ts';
 import type { Logger } from '../lib/log.ts';
 import { formatUri, isValidClientType, isValidCommonName, SERVER_CLIENT_TYPE } from '../protocol/uri.ts';
 import { CONTROLLER_TYPE, createAuthorizer } from './authz.ts';
-import { CloseCode, MAX_V1_PENDING_REPLIES, type BrokerConfig } from './defaults.ts';
+import { CloseCode, DEFAULT_HEALTH_PROBE_INTERVAL_MS, MAX_CONNECTIONS_PENDING_RESERVE, MAX_V1_PENDING_REPLIES, type BrokerConfig } from './defaults.ts';
+import { PendingConnections } from './pending.ts';
+import { DependencyProbe } from './health.ts';
+import { brokerStatus, onHttpRequest, type BrokerStatus } from './status-http.ts';
 import { HandshakeGate } from './handshake-gate.ts';
 export { HandshakeGate } from './handshake-gate.ts';
 import { decideAssociation } from './association.ts';
@@ -26,15 +29,14 @@ import { BrokerMetrics, sessionTypeLabel, type DisconnectReason } from './metric
 import { Router } from './router.ts';
 import { Session, SessionRegistry } from './sessions.ts';
 import { parseSessionPath } from './paths.ts';
-import { Fabric, type FabricHost } from './fabric/member.ts';
+import { DEFAULT_FABRIC_REDIS_TIMEOUT_MS, Fabric, type FabricHost } from './fabric/member.ts';
 import { hostname } from 'node:os';
 import { ERROR_CODES_HEADER } from '../protocol/broker-errors.ts';
 
-export const BROKER_SERVICE_NAME = 'broker-service';
-const SERVICE_VERSION = '0.1.0';
+export { BROKER_SERVICE_NAME } from './status-http.ts';
 
 /** Config after defaults were applied. */
-export type ResolvedBrokerConfig = BrokerConfig & Required<Pick<BrokerConfig, 'host' | 'port' | 'controller-cns' | 'max-message-size' | 'max-connections' | 'idle-timeout' | 'ping-interval' | 'max-send-buffer-size' | 'inventory-update-interval' | 'tls-handshake-timeout' | 'max-concurrent-handshakes' | 'handshake-queue-timeout' | 'association-timeout' | 'message-ttl'>>;
+export type ResolvedBrokerConfig = BrokerConfig & Required<Pick<BrokerConfig, 'host' | 'port' | 'controller-cns' | 'max-message-size' | 'max-connections' | 'idle-timeout' | 'ping-interval' | 'max-send-buffer-size' | 'inventory-update-interval' | 'tls-handshake-timeout' | 'upgrade-timeout' | 'max-pending-per-source' | 'max-concurrent-handshakes' | 'handshake-queue-timeout' | 'association-timeout' | 'message-ttl'>>;
 
 export class Broker {
   readonly metrics = new BrokerMetrics();
@@ -45,6 +47,11 @@ export class Broker {
   /** The listening socket: hands connections to `server` (TLS) through the handshake gate. */
   private readonly front: TcpServer;
   private readonly gate: HandshakeGate;
+  /** Connections accepted and not yet sessions: their deadlines and per-source counts. */
+  private readonly pending: PendingConnections;
+  /** Timed probes of what the broker depends on (Redis, in a fabric). */
+  private readonly probes: DependencyProbe[] = [];
+  private readonly lastAcceptWarningMs: Partial<Record<'max_connections' | 'per_source', number>> = {};
   /** Connections this process may hold: its open-file limit less a reserve (0: no limit known). */
   readonly connectionBudget: number;
   private readonly wss: WebSocketServer;
@@ -71,7 +78,11 @@ export class Broker {
     if (config.fabric) {
       const f = config.fabric;
       // The default id is completed with the port once it is known (listen).
-      this.fabric = new Fabric({ redisUrl: f.redis, brokerId: f['broker-id'] ?? '', ...(f['key-prefix'] ? { prefix: f['key-prefix'] } : {}), maxEnvelopeBytes: config['max-message-size'], log }, this.fabricHost());
+      const redisTimeoutMs = f['redis-timeout'] ?? DEFAULT_FABRIC_REDIS_TIMEOUT_MS;
+      const fabric = new Fabric({ redisUrl: f.redis, brokerId: f['broker-id'] ?? '', ...(f['key-prefix'] ? { prefix: f['key-prefix'] } : {}), maxEnvelopeBytes: config['max-message-size'], redisTimeoutMs, log }, this.fabricHost());
+      this.fabric = fabric;
+      const m = this.metrics;
+      this.probes.push(new DependencyProbe({ name: 'redis', probe: () => fabric.ping(), intervalMs: DEFAULT_HEALTH_PROBE_INTERVAL_MS, timeoutMs: redisTimeoutMs, up: m.dependencyUp, seconds: m.dependencyProbeSeconds }));
     }
     this.router = new Router({
       ...(this.fabric ? { fabric: this.fabric } : {}),
@@ -103,23 +114,45 @@ export class Broker {
         secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
         handshakeTimeout: config['tls-handshake-timeout'],
       },
-      (req, res) => this.onHttpRequest(req, res),
+      (req, res) => {
+        this.pending.settled(req.socket as TLSSocket);
+        onHttpRequest(req, res, () => this.status(), this.metrics);
+      },
     );
     const fileLimit = openFileLimit();
     this.connectionBudget = connectionBudget(fileLimit);
+    this.pending = new PendingConnections({
+      handshakeTimeoutMs: config['tls-handshake-timeout'],
+      upgradeTimeoutMs: config['upgrade-timeout'],
+      maxPerSource: config['max-pending-per-source'],
+      onDeadline: (reason, remote) => {
+        this.metrics.connectionsRefused[reason].inc();
+        log.debug({ remote, reason }, 'connection closed: its TLS handshake or upgrade request took too long');
+      },
+    });
     this.gate = new HandshakeGate(
       config['max-concurrent-handshakes'],
       config['handshake-queue-timeout'],
-      (socket) => this.server.emit('connection', socket),
+      (socket) => {
+        this.pending.handshakeStarted(socket);
+        this.server.emit('connection', socket);
+      },
       this.metrics,
       this.connectionBudget,
       (refused, open) => log.warn({ refused, open, open_file_limit: fileLimit, connection_budget: this.connectionBudget }, 'connections refused: the broker holds as many as its open-file limit allows'),
+      (socket) => this.pending.helloArrived(socket),
+      () => log.debug({ err: 'the connection closed before its ClientHello arrived' }, 'TLS handshake failed'),
     );
     // Connections are accepted unread; the gate starts their TLS handshakes as capacity allows.
-    this.front = createTcpServer({ pauseOnConnect: true }, (socket) => this.gate.admit(socket));
-    this.server.on('secureConnection', (tls: TLSSocket) => this.gate.handshakeEnded(tls));
-    this.server.on('tlsClientError', (err, tls: TLSSocket) => {
+    this.front = createTcpServer({ pauseOnConnect: true }, (socket) => this.admit(socket));
+    this.server.on('secureConnection', (tls: TLSSocket) => {
       this.gate.handshakeEnded(tls);
+      this.pending.secured(tls);
+    });
+    this.server.on('tlsClientError', (err: NodeJS.ErrnoException, tls: TLSSocket) => {
+      this.gate.handshakeEnded(tls);
+      // Node's own (idle) handshake timer may fire before the pending book's absolute deadline.
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.metrics.connectionsRefused.handshake_timeout.inc();
       log.debug({ err: err.message }, 'TLS handshake failed');
     });
     this.wss = new WebSocketServer({
@@ -147,6 +180,7 @@ export class Broker {
       if (!this.config.fabric?.['broker-id']) this.fabric.setBrokerId(`${hostname()}:${this.port}:${process.pid}`);
       await this.fabric.start();
     }
+    await Promise.all(this.probes.map((p) => p.start()));
     this.timers.push(setInterval(() => this.keepalive(), this.config['ping-interval']).unref());
     const idleSweepMs = Math.max(10, Math.min(this.config['idle-timeout'] / 4, 30_000));
     this.timers.push(setInterval(() => this.sweepIdle(), idleSweepMs).unref());
@@ -162,6 +196,8 @@ export class Broker {
     for (const ws of this.unassociated) ws.close(CloseCode.goingAway, 'broker shutting down');
     this.unassociated.clear();
     this.gate.close();
+    this.pending.close();
+    for (const p of this.probes) p.stop();
     const closed = new Promise<void>((resolve) => this.front.close(() => resolve()));
     this.server.closeAllConnections();
     await closed;
@@ -169,7 +205,34 @@ export class Broker {
     this.log.info('stopped');
   }
 
+  /**
+   * A TCP connection arrives: it is reset at once when its source holds max-pending-per-source
+   * pending connections, or when sessions and pending connections fill max-connections (plus a
+   * small reserve); otherwise it goes to the handshake gate (which refuses at the file limit).
+   */
+  private admit(socket: Socket): void {
+    socket.on('error', ignoreError);
+    const max = this.config['max-connections'];
+    if (max > 0 && this.registry.size + this.unassociated.size + this.pending.size >= max + MAX_CONNECTIONS_PENDING_RESERVE) return this.refuseAtAccept(socket, 'max_connections');
+    if (this.pending.enter(socket) !== undefined) return this.refuseAtAccept(socket, 'per_source');
+    this.pending.handshakeStarted(socket);
+    this.gate.admit(socket);
+  }
+
+  /** Resets a connection at accept; warns at most every ACCEPT_WARNING_INTERVAL_MS per reason. */
+  private refuseAtAccept(socket: Socket, reason: 'max_connections' | 'per_source'): void {
+    this.metrics.connectionsRefused[reason].inc();
+    const remote = socket.remoteAddress;
+    socket.resetAndDestroy();
+    const now = performance.now();
+    if (now - (this.lastAcceptWarningMs[reason] ?? -Infinity) < ACCEPT_WARNING_INTERVAL_MS) return;
+    this.lastAcceptWarningMs[reason] = now;
+    const limits = reason === 'per_source' ? { remote, max_pending_per_source: this.config['max-pending-per-source'] } : { max_connections: this.config['max-connections'], pending: this.pending.size };
+    this.log.warn({ reason, ...limits }, 'connections reset at accept (further ones are counted in baton_broker_connections_refused_total)');
+  }
+
   private onUpgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
+    this.pending.settled(socket);
     socket.on('error', () => socket.destroy());
     const path = parseSessionPath(req.url ?? '/');
     if (path.kind === 'unknown') return this.refuseUpgrade(socket, 404, 'bad_path', `no PCP endpoint at ${req.url}; connect to /pcp2/<client type>`);
@@ -391,47 +454,19 @@ export class Broker {
     );
   }
 
-  private onHttpRequest(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' });
-    if (path === '/status/v1/services' || path === `/status/v1/services/${BROKER_SERVICE_NAME}`) {
-      const status = this.status();
-      return sendJson(res, 200, path === '/status/v1/services' ? { [BROKER_SERVICE_NAME]: status } : status);
-    }
-    if (path === '/metrics') {
-      this.metrics.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
-          res.end(text);
-        },
-        (err: Error) => sendJson(res, 500, { error: err.message }),
-      );
-      return;
-    }
-    sendJson(res, 404, { error: `not found: ${path}` });
-  }
-
-  private sessionsByVersion(): { '1': number; '2': number } {
-    let v1 = 0;
-    for (const s of this.registry.values()) if (s.pcpVersion === 1) v1++;
-    return { '1': v1, '2': this.registry.size - v1 };
-  }
-
-  status(): Record<string, unknown> {
-    return {
-      service_version: SERVICE_VERSION,
-      service_status_version: 1,
-      detail_level: 'info',
-      state: this.closing ? 'stopping' : 'running',
-      status: { sessions: this.registry.size, sessions_by_pcp_version: this.sessionsByVersion(), unassociated_v1_connections: this.unassociated.size, uptime_ms: Date.now() - this.startedAtMs },
-      active_alerts: [],
-    };
+  /** The status service's view (see status-http.ts). */
+  status(): BrokerStatus {
+    return brokerStatus({ closing: this.closing, registry: this.registry, unassociated: this.unassociated.size, pending: this.pending.size, startedAtMs: this.startedAtMs, probes: this.probes });
   }
 }
 
+/** A broker resetting connections at accept warns at most this often (per reason). */
+const ACCEPT_WARNING_INTERVAL_MS = 10_000;
+
+function ignoreError(): void {}
+
 /** The kernel's queue of connections not yet accepted (Node's default is 511): a storm fills it at once. */
 const LISTEN_BACKLOG = 4096;
-
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' };
 
@@ -445,8 +480,3 @@ function certificateCn(pem: Buffer | string): string | undefined {
   }
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}

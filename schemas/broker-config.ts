@@ -34,7 +34,12 @@ export const brokerConfigSchema = {
     'ping-interval': { type: 'integer', minimum: 10 },
     'max-send-buffer-size': { type: 'integer', minimum: 1024 },
     'inventory-update-interval': { type: 'integer', minimum: 1 },
+    /** Milliseconds from the start of a TLS handshake to its end; a slower one is closed. */
     'tls-handshake-timeout': { type: 'integer', minimum: 10 },
+    /** Milliseconds from the end of the TLS handshake to a complete HTTP (upgrade) request; a slower connection is closed. */
+    'upgrade-timeout': { type: 'integer', minimum: 10 },
+    /** Connections not yet upgraded that one source address may hold (0: unlimited); more are reset at accept. */
+    'max-pending-per-source': { type: 'integer', minimum: 0 },
     /** TLS handshakes in progress at once (0: unlimited); further connections wait for a slot. */
     'max-concurrent-handshakes': { type: 'integer', minimum: 0 },
     /** Milliseconds a connection may wait for a handshake slot before it is refused as "busy". */
@@ -57,6 +62,8 @@ export const brokerConfigSchema = {
         'broker-id': { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\s]+$' },
         /** The prefix of the fabric's Redis keys and channels (default baton). */
         'key-prefix': { type: 'string', minLength: 1, maxLength: 64 },
+        /** Milliseconds any one fabric Redis command may take, the health PING included (default 2000). */
+        'redis-timeout': { type: 'integer', minimum: 100 },
       },
     },
     authorization: {

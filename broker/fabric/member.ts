@@ -135,6 +135,12 @@ export class Fabric {
     this.o.log.info({ broker_id: this.brokerId }, 'joined the fabric');
   }
 
+  /** One PING on the command connection (bounded by the fabric's command timeout): the health probe. */
+  async ping(): Promise<void> {
+    const answer = await this.cmd.ping();
+    if (answer !== 'PONG') throw new Error(`Redis answered PING with ${answer}`);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
