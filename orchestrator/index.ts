@@ -29,6 +29,7 @@ import { DEFAULT_CHEF_CLOCK_SKEW_S } from './chef/signing.ts';
 import { DeploymentController } from './nomad/controller.ts';
 import { NomadStore } from './nomad/store.ts';
 import { CHANGES_BLOCK_MS, NomadChanges } from './nomad/changes.ts';
+import { ScheduleService } from './schedules/service.ts';
 
 export const CONTROLLER_CLIENT_TYPE = 'controller';
 export const ORCHESTRATOR_SERVICE_NAME = 'orchestrator-service';
@@ -50,6 +51,7 @@ export class Orchestrator {
   private deployments: DeploymentController | null = null;
   private chefVotes: VoteLeases | null = null;
   private puppetserverTasks: PuppetserverTaskSource | null = null;
+  private schedules: ScheduleService | null = null;
 
   constructor(
     private readonly config: ResolvedOrchestratorConfig,
@@ -162,6 +164,13 @@ export class Orchestrator {
       workerConnection: redis('nomad-deadlines-worker', { maxRetriesPerRequest: null }),
     });
     this.deployments = deployments;
+    // Schedules: BullMQ job schedulers and delayed jobs, connections as the engine's (see there).
+    const schedules = new ScheduleService({
+      redis: engineRedis, jobs: engineStore, prefix: c['key-prefix'], log: this.log.child({ component: 'schedules' }),
+      queueConnection: redis('schedules-queue', { maxRetriesPerRequest: null, commandTimeout: timeoutMs }),
+      workerConnection: redis('schedules-worker', { maxRetriesPerRequest: null }),
+    });
+    this.schedules = schedules;
     // Commands now time out, so start-up waits for Redis itself rather than failing on it.
     await this.redisReady(engineRedis);
     await this.engine.start();
@@ -178,6 +187,7 @@ export class Orchestrator {
       tasks,
       inventory,
       scope,
+      schedules,
       nomad: { controller: deployments, store: nomadStore, changes: this.nomadChanges, idempotency: apiStore },
       console: { redis: this.api },
       nodeTimeoutS: c['node-timeout'],
@@ -191,6 +201,8 @@ export class Orchestrator {
       metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),
     });
     await this.http.listen({ host: c.host, port: c.port });
+    // Occurrences start once the face has attached its job builders (at registration).
+    await schedules.start();
     this.log.info({ host: c.host, port: this.port }, 'listening');
   }
 
@@ -256,6 +268,7 @@ export class Orchestrator {
 
   async stop(): Promise<void> {
     await this.http?.close();
+    await this.schedules?.close();
     await this.deployments?.close();
     await this.chefVotes?.close();
     await this.engine?.close();

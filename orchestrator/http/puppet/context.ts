@@ -3,6 +3,7 @@ import type { ScopeContext } from '../../deploy/scope.ts';
 import type { Engine } from '../../engine/engine.ts';
 import type { JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
+import type { ScheduleService } from '../../schedules/service.ts';
 import type { TaskCatalog } from '../../tasks/catalog.ts';
 import type { TaskSource } from '../../tasks/source.ts';
 
@@ -20,4 +21,6 @@ export interface PuppetFaceContext {
   inventory: InventoryTracker;
   scope: ScopeContext;
   nodeTimeoutS: number;
+  /** Schedules (one-off, interval, cron) shared by every orchestrator on the Redis. */
+  schedules: ScheduleService;
 }
