@@ -30,6 +30,7 @@ import { DeploymentController } from './nomad/controller.ts';
 import { NomadStore } from './nomad/store.ts';
 import { CHANGES_BLOCK_MS, NomadChanges } from './nomad/changes.ts';
 import { ScheduleService } from './schedules/service.ts';
+import { PlanService } from './plans/service.ts';
 
 export const CONTROLLER_CLIENT_TYPE = 'controller';
 export const ORCHESTRATOR_SERVICE_NAME = 'orchestrator-service';
@@ -52,6 +53,7 @@ export class Orchestrator {
   private chefVotes: VoteLeases | null = null;
   private puppetserverTasks: PuppetserverTaskSource | null = null;
   private schedules: ScheduleService | null = null;
+  private plans: PlanService | null = null;
 
   constructor(
     private readonly config: ResolvedOrchestratorConfig,
@@ -171,6 +173,14 @@ export class Orchestrator {
       workerConnection: redis('schedules-worker', { maxRetriesPerRequest: null }),
     });
     this.schedules = schedules;
+    // Plan jobs: one BullMQ queue (connections as the engine's), and a reader of the job feeds of its own.
+    const plans = new PlanService({
+      redis: engineRedis, jobs: engineStore, engine: this.engine, catalog, tasks, prefix: c['key-prefix'], log: this.log.child({ component: 'plans' }),
+      queueConnection: redis('plans-queue', { maxRetriesPerRequest: null, commandTimeout: timeoutMs }),
+      workerConnection: redis('plans-worker', { maxRetriesPerRequest: null }),
+      feedConnection: redis('plans-feed', { maxRetriesPerRequest: null }),
+    });
+    this.plans = plans;
     // Commands now time out, so start-up waits for Redis itself rather than failing on it.
     await this.redisReady(engineRedis);
     await this.engine.start();
@@ -188,6 +198,7 @@ export class Orchestrator {
       inventory,
       scope,
       schedules,
+      plans,
       nomad: { controller: deployments, store: nomadStore, changes: this.nomadChanges, idempotency: apiStore },
       console: { redis: this.api },
       nodeTimeoutS: c['node-timeout'],
@@ -203,6 +214,7 @@ export class Orchestrator {
     await this.http.listen({ host: c.host, port: c.port });
     // Occurrences start once the face has attached its job builders (at registration).
     await schedules.start();
+    await plans.start();
     this.log.info({ host: c.host, port: this.port }, 'listening');
   }
 
@@ -269,6 +281,7 @@ export class Orchestrator {
   async stop(): Promise<void> {
     await this.http?.close();
     await this.schedules?.close();
+    await this.plans?.close();
     await this.deployments?.close();
     await this.chefVotes?.close();
     await this.engine?.close();

@@ -58,6 +58,12 @@ const STATUS: Record<string, number> = {
   [ApiErrorCode.idempotencyKeyInUse]: 409,
   [ApiErrorCode.uriTooLong]: 414,
   [StoreErrorCode.reservationLost]: 409,
+  // Plans (orchestrator/plans/model.ts PlanErrorCode): refused at submit.
+  'invalid-plan': 400,
+  'unknown-plan': 404,
+  'unknown-variable': 400,
+  'invalid-plan-parameters': 400,
+  'unknown-file': 404,
 };
 
 /** Codes whose Puppet `kind` is another's (the status differs, the kind does not). */

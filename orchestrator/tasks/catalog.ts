@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { projectPath } from '../../lib/paths.ts';
 import { BatonError } from '../../protocol/errors.ts';
 import { acceptsUndef, checkValue, parsePuppetType, type PuppetType } from './puppet-types.ts';
 
@@ -93,7 +94,7 @@ export class TaskCatalog {
     const parts = splitTaskName(name);
     const unknown = () => new TaskCatalogError(TaskErrorCode.unknownTask, `could not find a task named '${name}' in environment '${environment}'`, { details: { task: name, environment } });
     if (!parts) throw unknown();
-    const tasksDir = join(this.environmentDir(environment), 'modules', parts.module, 'tasks');
+    const tasksDir = join(moduleDir(this.environmentDir(environment), parts.module), 'tasks');
     const files = safeReaddir(tasksDir).filter((f) => f.replace(/\.[^.]*$/, '') === parts.task && FILE_RE.test(f));
     const metadataFile = files.find((f) => f === `${parts.task}.json`);
     const executables = files.filter((f) => !NOT_EXECUTABLE.has(f.slice(f.lastIndexOf('.'))) && f !== metadataFile);
@@ -132,7 +133,7 @@ export class TaskCatalog {
     } catch {
       return null;
     }
-    const path = join(envDir, 'modules', module, 'tasks', file);
+    const path = join(moduleDir(envDir, module), 'tasks', file);
     return existsSync(path) && statSync(path).isFile() ? path : null;
   }
 
@@ -193,6 +194,15 @@ export function validateParams(task: TaskDescription, params: Record<string, unk
 /** Names of the task's sensitive parameters: never logged, masked in the API and in events. */
 export function sensitiveParameters(task: Pick<TaskDescription, 'metadata'>): string[] {
   return Object.entries(task.metadata.parameters ?? {}).filter(([, p]) => p.sensitive === true).map(([k]) => k);
+}
+
+/** Modules Baton ships (plans' command and script steps run their tasks), found when the environment has no module of that name. */
+export const BUILTIN_MODULES_DIR = projectPath('orchestrator', 'tasks', 'builtin');
+export const BUILTIN_MODULES: readonly string[] = ['baton_shim'];
+
+function moduleDir(envDir: string, module: string): string {
+  const own = join(envDir, 'modules', module);
+  return BUILTIN_MODULES.includes(module) && !existsSync(own) ? join(BUILTIN_MODULES_DIR, module) : own;
 }
 
 function safeReaddir(dir: string): string[] {

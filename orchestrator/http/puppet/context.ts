@@ -3,6 +3,7 @@ import type { ScopeContext } from '../../deploy/scope.ts';
 import type { Engine } from '../../engine/engine.ts';
 import type { JobStore } from '../../engine/store.ts';
 import type { InventoryTracker } from '../../pcp/inventory.ts';
+import type { PlanService } from '../../plans/service.ts';
 import type { ScheduleService } from '../../schedules/service.ts';
 import type { TaskCatalog } from '../../tasks/catalog.ts';
 import type { TaskSource } from '../../tasks/source.ts';
@@ -23,4 +24,6 @@ export interface PuppetFaceContext {
   nodeTimeoutS: number;
   /** Schedules (one-off, interval, cron) shared by every orchestrator on the Redis. */
   schedules: ScheduleService;
+  /** YAML plans: plan jobs run by every orchestrator on the Redis. */
+  plans: PlanService;
 }

@@ -10,6 +10,7 @@ import { idempotentJob, registerIdempotency } from '../idempotency.ts';
 import { baseUrl, demand, intQuery, principal, requires, type AnyFastify } from '../request.ts';
 import { DEFAULT_ENVIRONMENT, DEFAULT_PAGE_LIMIT, PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
 import { registerDeploy } from './deploy.ts';
+import { registerPlans } from './plans.ts';
 import { registerSchedules } from './schedules.ts';
 import { eventJson, nextEvents, nodeJson } from './present.ts';
 import { filterJobIds, jobView } from './job-view.ts';
@@ -41,6 +42,7 @@ export async function puppetFace(app: AnyFastify, ctx: PuppetFaceContext): Promi
 
   registerDeploy(app, ctx);
   registerSchedules(app, ctx);
+  registerPlans(app, ctx);
 
   app.post<{ Body: StopBody }>('/command/stop', { schema: { body: commandStopBodySchema }, preValidation: requires(Permission.jobsStop) }, async (req, reply) => {
     const b = req.body;

@@ -6,6 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import { compile, describeErrors } from '../../../protocol/validate.ts';
 import { scheduleDeployBodySchema, schedulePlanBodySchema, scheduleTaskBodySchema, scheduleUpdateBodySchema } from '../../../schemas/schedule-api.ts';
 import { Permission, type Principal } from '../../auth.ts';
+import type { PlanRunRequest } from '../../plans/service.ts';
 import type { Occurrence, OccurrenceStarter, ScheduleRecord, ScheduleSpec, ScheduleType } from '../../schedules/service.ts';
 import { ScheduleError, timingOf, type ScheduleOptions, type Timing } from '../../schedules/timing.ts';
 import { apiError, ApiErrorCode } from '../errors.ts';
@@ -16,22 +17,10 @@ import { deploySubmission, taskPermission, taskSubmission, type DeployBody, type
 
 type Body = Record<string, unknown> & { scheduled_time?: string | null; schedule_options?: ScheduleOptions | null };
 
-/** The plan service's part that schedules use (orchestrator/plans/service.ts, PlanService). */
-interface PlanRunner {
-  check(req: PlanRunRequest, who: Principal): Promise<void>;
-  run(req: PlanRunRequest, who: Principal, opts?: { idempotencyKey?: string; scheduled_job?: { id: string; scheduled_for: string; late: boolean } }): Promise<{ id: string }>;
-}
-interface PlanRunRequest { plan_name: string; params?: Record<string, unknown>; environment?: string; description?: string }
 
 const SCHEMA_OF: Record<ScheduleType, { $id: string }> = { task: scheduleTaskBodySchema, deploy: scheduleDeployBodySchema, plan: schedulePlanBodySchema };
 const validatorOf = (t: ScheduleType) => compile<Body>(SCHEMA_OF[t]);
 const ORDER_BY = ['next_run', 'scheduled_time', 'name'] as const;
-
-function plansOf(ctx: PuppetFaceContext): PlanRunner {
-  const plans = (ctx as { plans?: PlanRunner }).plans;
-  if (!plans) throw apiError(ApiErrorCode.notFound, 'this orchestrator runs no plans', {});
-  return plans;
-}
 
 /** A schedule error (bad time, cron, time zone) as the face's 400, its reason in `details.reason`. */
 function checkedTiming(b: Body, nowMs: number): Timing {
@@ -61,8 +50,7 @@ async function checkBody(ctx: PuppetFaceContext, type: ScheduleType, body: Recor
     await deploySubmission(ctx, body as DeployBody, who.login);
     return [];
   }
-  await plansOf(ctx).check(body as unknown as PlanRunRequest, who);
-  return [];
+  return (await ctx.plans.check(body as unknown as PlanRunRequest, who)).sensitive;
 }
 
 function demandFor(req: FastifyRequest, type: ScheduleType, body: Record<string, unknown>): void {
@@ -75,7 +63,7 @@ export function occurrenceStarter(ctx: PuppetFaceContext): OccurrenceStarter {
   return async (o: Occurrence) => {
     const s = o.schedule;
     if (s.type === 'plan') {
-      const job = await plansOf(ctx).run(s.body as unknown as PlanRunRequest, { login: s.owner.login, permissions: s.owner.permissions }, { idempotencyKey: o.idempotencyKey, scheduled_job: o.scheduled_job });
+      const job = await ctx.plans.run(s.body as unknown as PlanRunRequest, { login: s.owner.login, permissions: s.owner.permissions }, { idempotencyKey: o.idempotencyKey, scheduled_job: o.scheduled_job });
       return { id: job.id, kind: 'plan_job' };
     }
     const sub = s.type === 'task' ? await taskSubmission(ctx, s.body as TaskBody, s.owner.login) : await deploySubmission(ctx, s.body as DeployBody, s.owner.login);
