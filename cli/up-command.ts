@@ -227,6 +227,7 @@ async function startFleet(sup: Supervisor, p: FleetPaths, o: UpOptions): Promise
     ...env.map((e) => `  ${e}`),
     `  npx baton task run sample::echo message=hi --nodes ${nodes}`,
     `  npx baton push run uptime --nodes ${nodes}`,
+    `  npx baton plan run sample::check_and_preview targets='${JSON.stringify(names)}'`,
     '  npx baton job run --environment production --noop',
     '  npx baton job run --environment production',
     '  npx baton inventory',

@@ -2,11 +2,12 @@
 // (POST /command/schedule_task, schedule_deploy, schedule_plan; /scheduled_jobs).
 import type { Command } from 'commander';
 import { action } from '../action.ts';
-import { addScopeOptions, parseParams, type ScopeFlags } from '../args.ts';
+import { addScopeOptions, type ScopeFlags } from '../args.ts';
 import { addApiOptions, apiClient, type ApiOptions } from '../client.ts';
 import { usageError } from '../errors.ts';
 import { out, printJson, table } from '../format.ts';
 import { deployBody } from './job.ts';
+import { planRunBody } from './plan.ts';
 import { taskRunBody } from './task.ts';
 
 export interface ScheduleFlags {
@@ -147,13 +148,7 @@ export function registerSchedule(program: Command): void {
     .option('--description <text>', 'a description of the plan jobs');
   addApiOptions(addScheduleOptions(plan)).action(
     action(async (name: string, pairs: string[], o: ApiOptions & ScheduleFlags & { params?: string; environment?: string; description?: string }) => {
-      const body = {
-        plan_name: name,
-        params: parseParams(o.params, pairs),
-        ...(o.environment ? { environment: o.environment } : {}),
-        ...(o.description ? { description: o.description } : {}),
-        ...schedulingOf(o, Date.now()),
-      };
+      const body = { ...planRunBody(name, pairs, o), ...schedulingOf(o, Date.now()) };
       return submit(o, '/orchestrator/v1/command/schedule_plan', body, `plan ${name}`);
     }),
   );

@@ -107,7 +107,7 @@ export async function ensurePki(dir: string, servers: string[], clients: string[
   for (const name of clients) if (!existsSync(paths.cert(name))) await issueCert(dir, name);
 }
 
-/** A copy of the sample code (sample::echo, sample::sleep, sample::fail); files there already are kept. */
+/** A copy of the sample code (tasks sample::echo, check, sleep, fail; plan sample::check_and_preview); files there already are kept. */
 export function ensureSampleCode(codedir: string): void {
   cpSync(sampleCodeDir(), codedir, { recursive: true, force: false, errorOnExist: false });
 }

@@ -154,6 +154,29 @@ describe('baton up: a local fleet in one command', () => {
     assert.equal(existsSync(motd(AGENTS[1]!)), false);
   });
 
+  it('runs the sample plan: sample::check on both agents, then a noop Puppet run on those that passed; baton plan show tells each step', { skip: NO_PUPPET }, async () => {
+    const listed = await cli('plans');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^sample::check_and_preview$/m);
+    const res = await cli('plan', 'run', 'sample::check_and_preview', `targets=${JSON.stringify(AGENTS)}`, 'min_free_mb=0');
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    assert.match(res.stdout, /▶ step check task: job [0-9]+/);
+    assert.match(res.stdout, /✔ step check \(task sample::check\): success — 2 ok, 0 failed/);
+    assert.match(res.stdout, /✔ step preview \(puppet_run noop\): success — 2 ok, 0 failed/);
+    assert.match(res.stdout, /Plan job [0-9]+ success\. 2 steps of 2 succeeded/);
+    const id = /Started plan job ([0-9]+)/.exec(res.stdout)![1]!;
+    const shown = await cli('plan', 'show', id, '--json');
+    assert.equal(shown.code, 0, shown.stderr);
+    const job = JSON.parse(shown.stdout) as { state: string; result: { ready: string[]; not_ready: string[] }; steps: { name: string; state: string; jobs: { name: string }[] }[] };
+    assert.equal(job.state, 'success');
+    assert.deepEqual(job.result, { ready: AGENTS, not_ready: [] });
+    const preview = job.steps.find((s) => s.name === 'preview')!;
+    const nodes = await deployNodes(preview.jobs[0]!.name);
+    assert.deepEqual(nodes.map((n) => [n.name, n.state]), AGENTS.map((a) => [a, 'finished']));
+    for (const n of nodes) assert.equal(n.result.metrics.resources.changed, 0, 'a noop run changes nothing');
+    assert.equal(readFileSync(motd(AGENTS[0]!), 'utf8'), 'edited by hand\n', 'the preview left the edited motd as it was');
+  });
+
   it('applies the manifests of the environment the job names, and keeps Puppet out of ~/.puppetlabs', { skip: NO_PUPPET }, async () => {
     const manifests = join(dir, 'var', 'code', 'environments', 'staging', 'manifests');
     mkdirSync(manifests, { recursive: true });
