@@ -142,12 +142,13 @@ export class PlanCatalog {
         checkTaskParams(task, given, later, at, def.name, s.line);
         tasks.add(task.name);
       } else if (s.kind === 'command') {
-        tasks.add(COMMAND_TASK);
+        // The built-in task must be where tasks come from (not on a Puppet server's tasks API): refused now, not at run.
+        tasks.add((await this.describe(environment, COMMAND_TASK, at, s.whatLine, def.name)).name);
       } else if (s.kind === 'puppet_run') {
         // A Puppet run needs jobs:run only, as /command/deploy does.
       } else if (s.kind === 'script') {
         step.script = this.script(environment, s.what, at, def.name, s.whatLine);
-        tasks.add(SCRIPT_TASK);
+        tasks.add((await this.describe(environment, SCRIPT_TASK, at, s.whatLine, def.name)).name);
       } else {
         if (stack.includes(s.what)) throw new PlanError(PlanErrorCode.invalidPlan, at(`plan ${s.what} runs itself (${[...stack, s.what].join(' → ')})`), { plan: def.name, line: s.whatLine });
         if (stack.length >= PLAN_NESTING_MAX) throw new PlanError(PlanErrorCode.invalidPlan, at(`sub-plans nest deeper than ${PLAN_NESTING_MAX}`), { plan: def.name, line: s.whatLine });

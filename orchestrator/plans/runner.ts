@@ -12,7 +12,7 @@ import type { FeedFollower } from './feed.ts';
 import { checkPlanParams, COMMAND_TASK, SCRIPT_TASK, type CompiledPlan, type CompiledStep } from './loader.ts';
 import { PlanError } from './model.ts';
 import type { PlanJobRecord, PlanStore, StepRecord } from './store.ts';
-import { batches, resolveValue, shellQuote, stepResult, targetNames } from './values.ts';
+import { batches, carriesSecret, resolveValue, secretValues, shellQuote, stepResult, targetNames } from './values.ts';
 
 /** What the face gives the runner to build a step's engine jobs with (its task job builder and scope resolution). */
 export interface StepSubmitter {
@@ -256,8 +256,11 @@ export class PlanRun {
       }
       try {
         const sub = await build();
+        // A step parameter that carries a sensitive plan parameter's value is masked as the task's own sensitive ones are.
+        const secrets = secretValues(this.job.params, this.job.sensitive);
+        const sensitive = [...new Set([...sub.sensitive, ...Object.keys(sub.params).filter((k) => carriesSecret(sub.params[k], secrets))])];
         const job = await engine.submit({
-          ...sub, options: { ...sub.options, plan_job: { id: this.id, step: label } },
+          ...sub, sensitive, options: { ...sub.options, plan_job: { id: this.id, step: label } },
           idempotency: { key, token, record: (id) => ({ state: 'done', token, fingerprint, status: 202, headers: {}, body: '', job: id }) },
         });
         jobId = job.id;

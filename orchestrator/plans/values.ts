@@ -132,3 +132,27 @@ export function stepResult(nodes: readonly { name: string; state: string; result
 export function shellQuote(words: readonly unknown[]): string {
   return words.map((w) => `'${asText(w).replace(/'/g, `'\\''`)}'`).join(' ');
 }
+
+/** The values of a plan job's sensitive parameters, as strings a step's parameter may carry (empty ones left out). */
+export function secretValues(params: Record<string, unknown>, sensitive: readonly string[]): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') {
+      if (v !== '') out.push(v);
+    } else if (typeof v === 'number' || typeof v === 'boolean') out.push(String(v));
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  for (const k of sensitive) walk(params[k]);
+  return out;
+}
+
+/** Whether `value` (a step's parameter, resolved) holds one of `secrets`, whole or inside a string. */
+export function carriesSecret(value: unknown, secrets: readonly string[]): boolean {
+  if (secrets.length === 0) return false;
+  if (typeof value === 'string') return secrets.some((s) => value.includes(s));
+  if (typeof value === 'number' || typeof value === 'boolean') return secrets.includes(String(value));
+  if (Array.isArray(value)) return value.some((v) => carriesSecret(v, secrets));
+  if (value && typeof value === 'object') return Object.values(value).some((v) => carriesSecret(v, secrets));
+  return false;
+}

@@ -120,6 +120,19 @@ steps:
     parameters: { dir: $dir, word: third }
 return: done
 `);
+  plan('secret', `parameters:
+  targets:
+    type: TargetSpec
+  dir:
+    type: String[1]
+  password:
+    type: String[1]
+    sensitive: true
+steps:
+  - task: plantest::mark
+    targets: $targets
+    parameters: { dir: $dir, word: $password }
+`);
   plan('broken_yaml', 'steps:\n  - task: plantest::check\n    targets: [p1, p2\n');
   plan('unknown_key', 'steps:\n  - task: plantest::check\n    targets: p1\n    retries: 3\n');
   plan('unknown_task', 'steps:\n  - task: plantest::check\n    targets: p1\n  - task: plantest::nope\n    targets: p1\n');
@@ -291,6 +304,23 @@ describe('plans', () => {
     assert.match(sched.json.last_run.job.id as string, /\/plan_jobs\//);
     const badSched = await a.api(`${API}/command/schedule_plan`, { body: { plan_name: 'plantest::nope', scheduled_time: new Date(Date.now() + 60_000).toISOString() } });
     assert.equal(badSched.status, 404, badSched.text);
+  });
+
+  it('a sensitive plan parameter is masked in the plan job and in the step jobs that carry it', async () => {
+    const dir = mkdtempSync(join(work, 'secret-'));
+    const secret = 'hunter2-plan-secret';
+    const res = await run(a, { plan_name: 'plantest::secret', params: { targets: ['p1'], dir, password: secret } });
+    assert.equal(res.status, 202, res.text);
+    const job = await planEnd(a, res.json.name as string);
+    assert.equal(job.state, 'success', JSON.stringify(job));
+    assert.match(readFileSync(join(dir, 'marks'), 'utf8'), new RegExp(`${secret}\n$`), 'the task got the real value');
+    const shown = await a.api(`${API}/plan_jobs/${job.name}`);
+    assert.ok(!shown.text.includes(secret), shown.text);
+    for (const step of job.steps) {
+      const stepJob = await a.api(`${API}/jobs/${step.jobs[0]!.name}`);
+      assert.equal(stepJob.status, 200, stepJob.text);
+      assert.ok(!stepJob.text.includes(secret), `step ${step.path}'s job shows the secret: ${stepJob.text}`);
+    }
   });
 
   it('refuses bad input (400/403/404, with the line and the reason) and creates nothing', async () => {

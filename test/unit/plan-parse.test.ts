@@ -145,3 +145,27 @@ describe('plan puppet_run steps (Baton)', () => {
     refused(PlanErrorCode.invalidPlan, 2, 'steps:\n  - puppet_run: {}\n', /needs targets/);
   });
 });
+
+describe('plan command steps and the task source', () => {
+  it('are refused at submit as an unknown task where the built-in baton_shim tasks are not (a Puppet server task source)', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { PlanCatalog } = await import('../../orchestrator/plans/loader.ts');
+    const { TaskCatalog, TaskCatalogError, TaskErrorCode } = await import('../../orchestrator/tasks/catalog.ts');
+    const codedir = mkdtempSync(join(tmpdir(), 'baton-plan-source-'));
+    mkdirSync(join(codedir, 'environments', 'production', 'modules', 'm', 'plans'), { recursive: true });
+    writeFileSync(join(codedir, 'environments', 'production', 'modules', 'm', 'plans', 'p.yaml'), 'steps:\n  - command: uptime\n    targets: [a]\n');
+    const catalog = new TaskCatalog(codedir);
+    // The codedir source knows the built-in task; a source without it (as a Puppet server is) refuses the plan.
+    await new PlanCatalog(catalog, { kind: 'codedir', list: async () => [], describe: async (env, name) => catalog.describe(env, name) }).compile('production', 'm::p', {});
+    const puppetserver = { kind: 'puppetserver' as const, list: async () => [], describe: async (environment: string, name: string) => { throw new TaskCatalogError(TaskErrorCode.unknownTask, `no task ${name}`, { details: { task: name, environment } }); } };
+    await assert.rejects(new PlanCatalog(catalog, puppetserver).compile('production', 'm::p', {}), (err: unknown) => {
+      assert.ok(err instanceof PlanError);
+      assert.equal(err.code, PlanErrorCode.unknownTask);
+      assert.equal(err.details?.line, 2);
+      assert.equal(err.details?.task, 'baton_shim::command');
+      return true;
+    });
+  });
+});
