@@ -85,45 +85,70 @@ export interface FollowOptions {
   headline: (job: JobJson) => string;
 }
 
+export type Ask = <T>(work: (o: RequestOptions) => Promise<T>) => Promise<T>;
+
+/**
+ * The polling loop of a followed job or plan job: its events page by page (`eventsPath(start)`,
+ * PE's `next-events`), every POLL_INTERVAL_MS while nothing new comes, until an event of
+ * `endTypes`; `stop` once after the user answered y, nothing while the prompt is up, and a
+ * `cli/detached` error as soon as the user detaches.
+ */
+export async function pollEvents<E extends { type: string }>(o: {
+  interrupt: Interrupt;
+  ask: Ask;
+  client: ApiClient;
+  eventsPath: (start: number) => string;
+  endTypes: readonly string[];
+  stop: () => Promise<void>;
+  page: (items: E[]) => Promise<void>;
+}): Promise<{ stopSent: boolean }> {
+  let start = 1;
+  let stopSent = false;
+  let ended = false;
+  while (!ended) {
+    if (o.interrupt.state === 'detach') throw detachedError();
+    if (o.interrupt.state === 'prompting') {
+      await o.interrupt.pause(POLL_INTERVAL_MS);
+      continue;
+    }
+    if (o.interrupt.state === 'stop' && !stopSent) {
+      stopSent = true;
+      await o.stop();
+    }
+    const page = (await o.ask((r) => o.client.get(o.eventsPath(start), r))) as { items: E[]; 'next-events': { event: string } };
+    start = Number(page['next-events'].event);
+    ended = page.items.some((e) => o.endTypes.includes(e.type));
+    await o.page(page.items);
+    if (!ended && page.items.length === 0) await o.interrupt.pause(POLL_INTERVAL_MS);
+  }
+  return { stopSent };
+}
+
 export async function followJob(client: ApiClient, id: string, opts: FollowOptions): Promise<ExitCode> {
   let job = (await client.get(jobPath(id))) as JobJson;
   const reporter = new Reporter(job.node_count, opts.json ? 'json' : undefined);
   // Ctrl-C is caught before anything says that the job is followed.
   const interrupt = new Interrupt(`\nStop job ${id}? [y/N] `, `Detached from job ${id}; it goes on. Follow it again with: baton job show ${id} --watch\n`, reporter);
   // Every request is cut short by a detach, and cancelled.
-  const ask = <T>(work: (o: RequestOptions) => Promise<T>): Promise<T> => interrupt.race(work({ signal: interrupt.signal }));
-  let start = 1;
-  let stopSent = false;
-  let ended = false;
+  const ask: Ask = (work) => interrupt.race(work({ signal: interrupt.signal }));
   try {
     reporter.start(opts.headline(job));
-    while (!ended) {
-      if (interrupt.state === 'detach') throw detachedError();
-      if (interrupt.state === 'prompting') {
-        await interrupt.pause(POLL_INTERVAL_MS);
-        continue;
-      }
-      if (interrupt.state === 'stop' && !stopSent) {
-        stopSent = true;
+    const { stopSent } = await pollEvents<EventJson>({
+      interrupt, ask, eventsPath: (start) => `${jobPath(id)}/events?start=${start}`, client, endTypes: JOB_END_EVENTS,
+      stop: async () => {
         await ask((o) => client.post('/orchestrator/v1/command/stop', { job: id }, o));
         reporter.log(`Stopping job ${id}…`);
-      }
-      const page = (await ask((o) => client.get(`${jobPath(id)}/events?start=${start}`, o))) as { items: EventJson[]; 'next-events': { event: string } };
-      start = Number(page['next-events'].event);
-      const endedNodes: string[] = [];
-      for (const e of page.items) {
-        if (NODE_END_EVENTS.includes(e.type) && typeof e.details.node === 'string') endedNodes.push(e.details.node);
-        if (JOB_END_EVENTS.includes(e.type)) ended = true;
-      }
-      if (endedNodes.length > 0) {
+      },
+      page: async (items) => {
+        const endedNodes = items.filter((e) => NODE_END_EVENTS.includes(e.type) && typeof e.details.node === 'string').map((e) => e.details.node!);
+        if (endedNodes.length === 0) return;
         const byName = new Map((await ask((o) => jobNodes(client, id, o))).map((n) => [n.name, n]));
         for (const name of endedNodes) {
           const n = byName.get(name);
           if (n) reporter.node(name, n.state, outcomeKind(n.state), resultLine(job.type, n));
         }
-      }
-      if (!ended && page.items.length === 0) await interrupt.pause(POLL_INTERVAL_MS);
-    }
+      },
+    });
     job = (await ask((o) => client.get(jobPath(id), o))) as JobJson;
     const nodes = opts.json ? await ask((o) => jobNodes(client, id, o)) : [];
     const succeeded = job.node_states.finished ?? 0;

@@ -2,11 +2,11 @@
 // POLL_INTERVAL_MS), a line as each step starts (its job, its batch) and ends (its nodes ok and
 // failed, or its error), then the plan's result and the exit code. Ctrl-C asks whether to stop the
 // plan job (POST /command/stop_plan) or detach, as a followed job does (interrupt.ts).
-import type { ApiClient, RequestOptions } from './client.ts';
+import type { ApiClient } from './client.ts';
 import { CliError, CliErrorCode, ExitCode } from './errors.ts';
-import { POLL_INTERVAL_MS } from './follow.ts';
+import { pollEvents, type Ask } from './follow.ts';
 import { duration, green, out, plural, printJson, red, yellow } from './format.ts';
-import { detachedError, Interrupt } from './interrupt.ts';
+import { Interrupt } from './interrupt.ts';
 import { Reporter } from './progress.ts';
 
 export const ENDED_PLAN_STATES: readonly string[] = ['success', 'failure', 'stopped'];
@@ -73,42 +73,27 @@ function startLine(e: PlanEventJson): string {
 export async function followPlanJob(client: ApiClient, id: string, opts: { json?: boolean }): Promise<ExitCode> {
   const reporter = new Reporter(0, opts.json ? 'json' : 'plain');
   const interrupt = new Interrupt(`\nStop plan job ${id}? [y/N] `, `Detached from plan job ${id}; it goes on. See it with: baton plan show ${id}\n`, reporter);
-  const ask = <T>(work: (o: RequestOptions) => Promise<T>): Promise<T> => interrupt.race(work({ signal: interrupt.signal }));
-  let start = 1;
-  let stopSent = false;
-  let ended = false;
+  const ask: Ask = (work) => interrupt.race(work({ signal: interrupt.signal }));
   try {
     let job = (await ask((o) => client.get(planJobPath(id), o))) as PlanJobJson;
     reporter.start(`Started plan job ${id}: plan ${job.options.plan_name} in ${job.options.environment}`);
-    while (!ended) {
-      if (interrupt.state === 'detach') throw detachedError();
-      if (interrupt.state === 'prompting') {
-        await interrupt.pause(POLL_INTERVAL_MS);
-        continue;
-      }
-      if (interrupt.state === 'stop' && !stopSent) {
-        stopSent = true;
+    const { stopSent } = await pollEvents<PlanEventJson>({
+      interrupt, ask, client, eventsPath: (start) => `${planJobPath(id)}/events?start=${start}`, endTypes: PLAN_END_EVENTS,
+      stop: async () => {
         await ask((o) => client.post('/orchestrator/v1/command/stop_plan', { plan_job: id }, o));
         reporter.log(`Stopping plan job ${id}…`);
-      }
-      const page = (await ask((o) => client.get(`${planJobPath(id)}/events?start=${start}`, o))) as { items: PlanEventJson[]; 'next-events': { event: string } };
-      start = Number(page['next-events'].event);
-      let stepEnded = false;
-      for (const e of page.items) {
-        if (STEP_START_EVENTS.includes(e.type)) reporter.log(startLine(e));
-        if (e.type === 'step_finished' || e.type === 'step_failed') stepEnded = true;
-        if (PLAN_END_EVENTS.includes(e.type)) ended = true;
-      }
-      if (stepEnded) {
+      },
+      page: async (items) => {
+        for (const e of items) if (STEP_START_EVENTS.includes(e.type)) reporter.log(startLine(e));
+        const stepsEnded = items.filter((e) => e.type === 'step_finished' || e.type === 'step_failed');
+        if (stepsEnded.length === 0) return;
         const steps = ((await ask((o) => client.get(planJobPath(id), o))) as PlanJobJson).steps ?? [];
-        for (const e of page.items) {
-          if (e.type !== 'step_finished' && e.type !== 'step_failed') continue;
+        for (const e of stepsEnded) {
           const s = steps.find((x) => x.path === e.details.path);
           if (s) reporter.log(`  ${s.state === 'success' ? green('✔') : red('✖')} step ${stepLine(s)}`);
         }
-      }
-      if (!ended && page.items.length === 0) await interrupt.pause(POLL_INTERVAL_MS);
-    }
+      },
+    });
     job = (await ask((o) => client.get(planJobPath(id), o))) as PlanJobJson;
     reporter.stop();
     if (opts.json) printJson(job);

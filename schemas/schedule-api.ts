@@ -3,6 +3,7 @@
 // (Puppet Enterprise's /command/schedule_task, schedule_deploy, schedule_plan); `cron` and
 // `timezone` in schedule_options are Baton's extension.
 import { commandDeployBodySchema, commandTaskBodySchema } from './orchestrator-api.ts';
+import { planRunBodySchema } from './plan-api.ts';
 
 /** Units of `schedule_options.interval`: PE knows `seconds`; the others are Baton's. */
 export const INTERVAL_UNITS = ['seconds', 'minutes', 'hours', 'days'] as const;
@@ -50,14 +51,7 @@ export const schedulePlanBodySchema = {
   type: 'object',
   required: ['plan_name'],
   additionalProperties: false,
-  properties: {
-    plan_name: { type: 'string', minLength: 1, maxLength: 256 },
-    params: { type: 'object' },
-    environment: { type: 'string', minLength: 1 },
-    description: { type: 'string', maxLength: 4096 },
-    userdata: { type: 'object' },
-    ...schedulingProperties,
-  },
+  properties: { ...planRunBodySchema.properties, ...schedulingProperties },
 } as const;
 
 /**

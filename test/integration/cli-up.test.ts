@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isAlive, processesMentioning, runCli, startUp, type UpFleet } from '../helpers/cli.ts';
 import { puppetAvailable } from '../helpers/puppet.ts';
@@ -155,6 +155,8 @@ describe('baton up: a local fleet in one command', () => {
   });
 
   it('runs the sample plan: sample::check on both agents, then a noop Puppet run on those that passed; baton plan show tells each step', { skip: NO_PUPPET }, async () => {
+    mkdirSync(dirname(motd(AGENTS[0]!)), { recursive: true });
+    writeFileSync(motd(AGENTS[0]!), 'edited by hand\n');
     const listed = await cli('plans');
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /^sample::check_and_preview$/m);

@@ -12,8 +12,9 @@ import { PLAN_NAME_RE } from '../../plans/model.ts';
 import type { PlanEvent, PlanJobRecord, StepRecord } from '../../plans/service.ts';
 import { apiError, ApiErrorCode, catalogError } from '../errors.ts';
 import { baseUrl, demand, intQuery, principal, requires, type AnyFastify } from '../request.ts';
-import { DEFAULT_ENVIRONMENT, DEFAULT_PAGE_LIMIT, PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
+import { DEFAULT_ENVIRONMENT, PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
 import { maskParams } from './present.ts';
+import { pageQuery } from './paging.ts';
 import { deploySubmission, taskSubmission, type TaskBody } from './submissions.ts';
 
 type PlanRunBody = FromSchema<typeof planRunBodySchema>;
@@ -100,13 +101,7 @@ export function registerPlans(app: AnyFastify, ctx: PuppetFaceContext): void {
 
   app.get('/plan_jobs', async (req) => {
     demand(req, Permission.jobsView);
-    const q = req.query as Record<string, string | undefined>;
-    const limit = intQuery(q.limit, 'limit', DEFAULT_PAGE_LIMIT);
-    const offset = intQuery(q.offset, 'offset', 0);
-    const order = (q.order ?? 'desc').toLowerCase();
-    if (order !== 'asc' && order !== 'desc') throw apiError(ApiErrorCode.validation, `query parameter 'order' must be asc or desc, got '${q.order}'`);
-    const orderBy = q.order_by ?? 'timestamp';
-    if (orderBy !== 'timestamp' && orderBy !== 'name') throw apiError(ApiErrorCode.validation, `query parameter 'order_by' must be timestamp or name, got '${orderBy}'`);
+    const { limit, offset, order, orderBy } = pageQuery(req.query, ['timestamp', 'name'], 'desc');
     const { ids, total } = await ctx.plans.ids({ limit, offset, order });
     const base = baseUrl(req);
     const items = (await Promise.all(ids.map(async (id) => {

@@ -8,10 +8,11 @@ import { apiError, ApiErrorCode, catalogError, sendError } from '../errors.ts';
 import { setUpFace } from '../face.ts';
 import { idempotentJob, registerIdempotency } from '../idempotency.ts';
 import { baseUrl, demand, intQuery, principal, requires, type AnyFastify } from '../request.ts';
-import { DEFAULT_ENVIRONMENT, DEFAULT_PAGE_LIMIT, PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
+import { DEFAULT_ENVIRONMENT, PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
 import { registerDeploy } from './deploy.ts';
 import { registerPlans } from './plans.ts';
 import { registerSchedules } from './schedules.ts';
+import { pageQuery } from './paging.ts';
 import { eventJson, nextEvents, nodeJson } from './present.ts';
 import { filterJobIds, jobView } from './job-view.ts';
 import { taskPermission, taskSubmission, type TaskBody } from './submissions.ts';
@@ -58,12 +59,7 @@ export async function puppetFace(app: AnyFastify, ctx: PuppetFaceContext): Promi
   app.get('/jobs', async (req) => {
     demand(req, Permission.jobsView);
     const q = req.query as Record<string, string | undefined>;
-    const limit = intQuery(q.limit, 'limit', DEFAULT_PAGE_LIMIT);
-    const offset = intQuery(q.offset, 'offset', 0);
-    const order = (q.order ?? 'desc').toLowerCase();
-    if (order !== 'asc' && order !== 'desc') throw apiError(ApiErrorCode.validation, `query parameter 'order' must be asc or desc, got '${q.order}'`);
-    const orderBy = q.order_by ?? 'timestamp';
-    if (orderBy !== 'timestamp' && orderBy !== 'name') throw apiError(ApiErrorCode.validation, `query parameter 'order_by' must be timestamp or name, got '${orderBy}'`);
+    const { limit, offset, order, orderBy } = pageQuery(q, ['timestamp', 'name'], 'desc');
     const type = q.type;
     if (type !== undefined && !['task', 'deploy', 'command', 'deployment'].includes(type)) throw apiError(ApiErrorCode.validation, `query parameter 'type' must be task or deploy, got '${type}'`);
     const { ids, total } = await ctx.store.jobIds({ limit: type ? 0 : limit, offset: type ? 0 : offset, order });

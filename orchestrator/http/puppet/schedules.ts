@@ -10,9 +10,10 @@ import type { PlanRunRequest } from '../../plans/service.ts';
 import type { Occurrence, OccurrenceStarter, ScheduleRecord, ScheduleSpec, ScheduleType } from '../../schedules/service.ts';
 import { ScheduleError, timingOf, type ScheduleOptions, type Timing } from '../../schedules/timing.ts';
 import { apiError, ApiErrorCode } from '../errors.ts';
-import { baseUrl, demand, intQuery, principal, requires, type AnyFastify } from '../request.ts';
-import { DEFAULT_ENVIRONMENT, DEFAULT_PAGE_LIMIT, PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
+import { baseUrl, demand, principal, requires, type AnyFastify } from '../request.ts';
+import { DEFAULT_ENVIRONMENT, PUPPET_PREFIX, type PuppetFaceContext } from './context.ts';
 import { maskParams } from './present.ts';
+import { pageQuery } from './paging.ts';
 import { deploySubmission, taskPermission, taskSubmission, type DeployBody, type TaskBody } from './submissions.ts';
 
 type Body = Record<string, unknown> & { scheduled_time?: string | null; schedule_options?: ScheduleOptions | null };
@@ -130,12 +131,7 @@ export function registerSchedules(app: AnyFastify, ctx: PuppetFaceContext): void
   app.get('/scheduled_jobs', async (req) => {
     demand(req, Permission.jobsView);
     const q = req.query as Record<string, string | undefined>;
-    const limit = intQuery(q.limit, 'limit', DEFAULT_PAGE_LIMIT);
-    const offset = intQuery(q.offset, 'offset', 0);
-    const order = (q.order ?? 'asc').toLowerCase();
-    if (order !== 'asc' && order !== 'desc') throw apiError(ApiErrorCode.validation, `query parameter 'order' must be asc or desc, got '${q.order}'`);
-    const orderBy = (q.order_by ?? 'next_run') as (typeof ORDER_BY)[number];
-    if (!ORDER_BY.includes(orderBy)) throw apiError(ApiErrorCode.validation, `query parameter 'order_by' must be one of ${ORDER_BY.join(', ')}, got '${orderBy}'`);
+    const { limit, offset, order, orderBy } = pageQuery(q, ORDER_BY, 'asc');
     const type = q.type;
     if (type !== undefined && !['task', 'deploy', 'plan'].includes(type)) throw apiError(ApiErrorCode.validation, `query parameter 'type' must be task, deploy or plan, got '${type}'`);
     const all = (await ctx.schedules.all()).filter((r) => !type || r.spec.type === type);
