@@ -30,6 +30,18 @@ export const DEFAULT_REDIS_TIMEOUT_MS = 2_000;
 export const DEFAULT_PUPPETDB_TIMEOUT_MS = 10_000;
 /** A Puppet server tasks API request, answer included, must end within this (`puppetserver-timeout`). */
 export const DEFAULT_PUPPETSERVER_TIMEOUT_MS = 10_000;
+/** A TLS handshake at the API must end within this from accept (an absolute deadline, not an idle one). */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** A request head must be complete within this of the handshake (first request) or of its first byte. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+/** A whole request, body included (bodies reach 10 MB), must be read within this of its first byte. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** Open HTTPS connections: 0 means the process's open-file budget (lib/open-files.ts). */
+export const DEFAULT_MAX_CONNECTIONS = 0;
+/** Connections without a complete request head per source address (a NATed site of agents fetching task files). */
+export const DEFAULT_MAX_PENDING_PER_SOURCE = 1024;
+/** Each dependency (Redis, the broker session, PuppetDB) is probed this often; /status reports the last answer. */
+export const DEFAULT_HEALTH_PROBE_INTERVAL_MS = 1_000;
 /** How long start-up waits for a broker before serving the API anyway. */
 export const BROKER_WAIT_AT_START_MS = 5_000;
 
@@ -53,6 +65,11 @@ export const ORCHESTRATOR_DEFAULTS = {
   'puppetserver-timeout': DEFAULT_PUPPETSERVER_TIMEOUT_MS,
   'log-level': 'info',
   'max-message-depth': DEFAULT_MAX_MESSAGE_DEPTH,
+  'tls-handshake-timeout': DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+  'headers-timeout': DEFAULT_HEADERS_TIMEOUT_MS,
+  'request-timeout': DEFAULT_REQUEST_TIMEOUT_MS,
+  'max-connections': DEFAULT_MAX_CONNECTIONS,
+  'max-pending-per-source': DEFAULT_MAX_PENDING_PER_SOURCE,
 } as const satisfies Partial<OrchestratorConfig>;
 
 export type ResolvedOrchestratorConfig = OrchestratorConfig & Required<Pick<OrchestratorConfig, keyof typeof ORCHESTRATOR_DEFAULTS>>;

@@ -5,7 +5,7 @@ import type { Logger } from '../lib/log.ts';
 import { PcpClient } from '../protocol/client/pcp-client.ts';
 import { orchestratorConfigSchema } from '../schemas/orchestrator-config.ts';
 import { TokenStore } from './auth.ts';
-import { BROKER_WAIT_AT_START_MS, ORCHESTRATOR_DEFAULTS, type OrchestratorConfig, type ResolvedOrchestratorConfig } from './defaults.ts';
+import { BROKER_WAIT_AT_START_MS, DEFAULT_HEALTH_PROBE_INTERVAL_MS, ORCHESTRATOR_DEFAULTS, type OrchestratorConfig, type ResolvedOrchestratorConfig } from './defaults.ts';
 import { Engine } from './engine/engine.ts';
 import { JobStore } from './engine/store.ts';
 import { createHttpServer } from './http/server.ts';
@@ -31,9 +31,12 @@ import { NomadStore } from './nomad/store.ts';
 import { CHANGES_BLOCK_MS, NomadChanges } from './nomad/changes.ts';
 import { ScheduleService } from './schedules/service.ts';
 import { PlanService } from './plans/service.ts';
+import { OrchestratorHealth, ORCHESTRATOR_SERVICE_NAME } from './health.ts';
+import type { PendingConnections } from './http/listener.ts';
+import { connectionBudget, openFileLimit } from '../lib/open-files.ts';
 
 export const CONTROLLER_CLIENT_TYPE = 'controller';
-export const ORCHESTRATOR_SERVICE_NAME = 'orchestrator-service';
+export { ORCHESTRATOR_SERVICE_NAME };
 
 export function resolveOrchestratorConfig(sources: ConfigSources): ResolvedOrchestratorConfig {
   return loadConfig<OrchestratorConfig>(orchestratorConfigSchema, ORCHESTRATOR_DEFAULTS, sources) as ResolvedOrchestratorConfig;
@@ -46,7 +49,8 @@ export class Orchestrator {
   private engine!: Engine;
   private http!: AnyFastify;
   private api!: Redis;
-  private redisTimeoutMs = 0;
+  private health: OrchestratorHealth | null = null;
+  private pending: PendingConnections | null = null;
   private puppetdbClient: PuppetDbClient | null = null;
   private nomadChanges: NomadChanges | null = null;
   private deployments: DeploymentController | null = null;
@@ -95,7 +99,6 @@ export class Orchestrator {
     // reservations, Nomad versions and deployments) therefore carry a deadline their Lua checks
     // against Redis's TIME, so that what the API answered 503 for is never created late.
     const timeoutMs = c['redis-timeout'];
-    this.redisTimeoutMs = timeoutMs;
     this.api = redis('api', { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: timeoutMs });
     const apiStore = new JobStore(this.api, c['key-prefix'], { timeoutMs });
     const engineRedis = redis('engine', { maxRetriesPerRequest: null, commandTimeout: timeoutMs });
@@ -186,6 +189,11 @@ export class Orchestrator {
     await this.engine.start();
     await chef.recover();
     await deployments.recover();
+    this.health = new OrchestratorHealth({
+      redis: this.api, redisTimeoutMs: timeoutMs, client: this.client, puppetdb: this.puppetdbClient, puppetdbTimeoutMs: c['puppetdb-timeout'],
+      metrics: this.metrics, intervalMs: DEFAULT_HEALTH_PROBE_INTERVAL_MS,
+    });
+    await this.health.start();
 
     this.http = createHttpServer({
       tls,
@@ -205,6 +213,13 @@ export class Orchestrator {
       maxMessageDepth: c['max-message-depth'],
       chefClockSkewS: c.chef?.['clock-skew'] ?? DEFAULT_CHEF_CLOCK_SKEW_S,
       status: async () => this.status(),
+      listener: {
+        handshakeTimeoutMs: c['tls-handshake-timeout'], headersTimeoutMs: c['headers-timeout'], requestTimeoutMs: c['request-timeout'],
+        maxConnections: c['max-connections'] > 0 ? c['max-connections'] : connectionBudget(openFileLimit()),
+        maxPendingPerSource: c['max-pending-per-source'],
+        refused: (reason) => this.metrics.connectionsRefused[reason].inc(),
+        guarded: (pending) => (this.pending = pending),
+      },
       chef: {
         chef, orgs, store: apiStore, keys: apiStore.keys, redis: this.api, inventory, output, runner,
         jobFeedLingerS: c['job-feed-linger'], orgFeedExpirationS: c['org-feed-expiration'],
@@ -246,40 +261,16 @@ export class Orchestrator {
     await new Promise<void>((resolve) => r.once('ready', () => resolve()));
   }
 
-  /** Redis answers a PING within redis-timeout (a connected but stalled Redis is not healthy). */
-  private async redisHealthy(): Promise<boolean> {
-    if (this.api.status !== 'ready') return false;
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), this.redisTimeoutMs);
-    });
-    try {
-      return await Promise.race([this.api.ping().then((r) => r === 'PONG', () => false), bound]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async status(): Promise<Record<string, unknown>> {
-    const broker = this.client.connected;
-    const redis = await this.redisHealthy();
-    return {
-      [ORCHESTRATOR_SERVICE_NAME]: {
-        service_version: '0.1.0',
-        service_status_version: 1,
-        detail_level: 'info',
-        state: broker && redis ? 'running' : 'error',
-        status: { broker: { connected: broker, uri: this.client.broker }, redis: { connected: redis, timeout_ms: this.redisTimeoutMs } },
-        active_alerts: [
-          ...(broker ? [] : [{ name: 'broker', message: 'not connected to any broker' }]),
-          ...(redis ? [] : [{ name: 'redis', message: `Redis is unavailable or did not answer a PING within ${this.redisTimeoutMs} ms` }]),
-        ],
-      },
-    };
+  /** The status service's document (health.ts): each dependency from its timed probe. */
+  async status(): Promise<Record<string, { state: string }>> {
+    if (!this.health) return { [ORCHESTRATOR_SERVICE_NAME]: { state: 'starting' } };
+    return { [ORCHESTRATOR_SERVICE_NAME]: await this.health.status(this.pending?.size ?? 0) };
   }
 
   async stop(): Promise<void> {
+    this.health?.stopping();
     await this.http?.close();
+    this.health?.stop();
     await this.schedules?.close();
     await this.plans?.close();
     await this.deployments?.close();

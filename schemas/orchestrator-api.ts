@@ -1,6 +1,7 @@
 // Bodies of the orchestrator's HTTP requests (Puppet orchestrator v1 face).
 
-const nodeName = { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^/*\\s]+$' } as const;
+/** A certificate common name, as PCP has it: no `/`, `*`, white space or control characters. */
+const nodeName = { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^/*\\s\\u0000-\\u001f\\u007f-\\u009f]+$' } as const;
 
 /** Re-run scope: the nodes of an earlier job that ended in one of `states`. */
 const rerunScope = {

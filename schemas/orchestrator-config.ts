@@ -99,8 +99,18 @@ export const orchestratorConfigSchema = {
     'org-feed-expiration': { type: 'integer', minimum: 1 },
     /** Seconds the engine waits for a node that is away (or lost a request in flight) before it fails a run that never started. */
     'node-reconnect-grace': { type: 'integer', minimum: 0 },
-    /** Milliseconds any one Redis command may take before it fails (the API then answers 503). */
+    /** Milliseconds any one Redis command may take before it fails (the API then answers 503); also the bound of the health PING. */
     'redis-timeout': { type: 'integer', minimum: 100 },
+    /** Milliseconds from accepting a connection to the end of its TLS handshake; a slower one is closed. */
+    'tls-handshake-timeout': { type: 'integer', minimum: 10 },
+    /** Milliseconds for a complete request head: from the end of the TLS handshake (first request) or from a request's first byte; a slower connection is closed. */
+    'headers-timeout': { type: 'integer', minimum: 10 },
+    /** Milliseconds for a whole request, body included, from its first byte; the response (an event stream, a blocking query) is not bounded by it. */
+    'request-timeout': { type: 'integer', minimum: 10 },
+    /** Open HTTPS connections, those in TLS handshake included (0: the process's open-file budget); more are closed at accept. */
+    'max-connections': { type: 'integer', minimum: 0 },
+    /** Connections without a complete request head that one source address may hold (0: unlimited); more are reset at accept. */
+    'max-pending-per-source': { type: 'integer', minimum: 0 },
     /** Deepest nesting of arrays and objects accepted in one JSON message or request body; deeper ones are refused unparsed. */
     'max-message-depth': { type: 'integer', minimum: 2, maximum: 10000 },
     /** PuppetDB as the node query source: `query` scopes, environments and inventory facts come from it. */

@@ -22,7 +22,8 @@ export interface Scope {
 
 /** Where the inventory comes from: Baton's own fact store, or PuppetDB (puppetdb/nodes.ts). */
 export interface NodeSource {
-  nodes(opts: { facts: boolean }): Promise<NodeFacts[]>;
+  /** `environments`: only each node's environment is wanted (a source may then answer from what it kept longer). */
+  nodes(opts: { facts: boolean; environments?: boolean }): Promise<NodeFacts[]>;
 }
 
 export interface ScopeContext {
@@ -51,8 +52,8 @@ export function puppetDbApiError(err: unknown): never {
   throw apiError(err.code === PuppetDbErrorCode.refused ? ApiErrorCode.puppetdbError : ApiErrorCode.puppetdbUnavailable, err.message, details);
 }
 
-async function inventory(ctx: ScopeContext, facts: boolean): Promise<NodeFacts[]> {
-  const nodes = await ctx.facts.nodes({ facts }).catch(puppetDbApiError);
+async function inventory(ctx: ScopeContext, facts: boolean, environments = false): Promise<NodeFacts[]> {
+  const nodes = await ctx.facts.nodes({ facts, environments }).catch(puppetDbApiError);
   // A node's environment is its group's, else the one its agent reports.
   const classified = ctx.classifier.environments(nodes);
   for (const n of nodes) n.environment = classified.get(n.certname) ?? n.environment;
@@ -95,14 +96,25 @@ async function wholeEnvironment(ctx: ScopeContext, environment: string): Promise
   } catch (err) {
     return applicationError(err);
   }
-  const inv = await inventory(ctx, true);
+  // Only environments are read here (the classifier's rules may need other facts).
+  const inv = await inventory(ctx, true, !ctx.classifier.needsFacts());
   const nodes = new Set(ordered.nodes);
   for (const n of inv) if (n.environment === environment) nodes.add(n.certname);
   if (nodes.size === 0) throw apiError(ApiErrorCode.emptyEnvironment, `environment '${environment}' has no nodes and no applications`, { environment });
   return { nodes: [...nodes].sort(), deps: ordered.deps, inventory: inv };
 }
 
+/**
+ * The refusals a scope earns without any look-up (no inventory, facts, PuppetDB or Redis): called
+ * first, so that a request that will be refused is refused at once.
+ */
+export function precheckScope(scope: Scope): void {
+  if (scope.nodes !== undefined && scope.nodes.length === 0) throw apiError(ApiErrorCode.emptyTarget, 'the scope names no nodes', { scope });
+  if (scope.whole_environment === false) throw apiError(ApiErrorCode.validation, 'scope.whole_environment must be true when given');
+}
+
 export async function resolveScope(ctx: ScopeContext, scope: Scope, environment: string): Promise<ResolvedScope> {
+  precheckScope(scope);
   let resolved: ResolvedScope;
   if (scope.nodes !== undefined) {
     resolved = unordered(scope.nodes);

@@ -44,8 +44,13 @@ export function requires(permission: string): (req: FastifyRequest) => Promise<v
   return async (req) => demand(req, permission);
 }
 
+/** A Host header as links may use it: a host name or an IP literal, with an optional port. */
+const HOST_HEADER = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+
+/** The base of links in answers (bodies and Location headers): the Host header when it is a host, else localhost. */
 export function baseUrl(req: FastifyRequest): string {
-  return `https://${req.headers.host ?? 'localhost'}`;
+  const host = req.headers.host;
+  return `https://${host !== undefined && HOST_HEADER.test(host) ? host : 'localhost'}`;
 }
 
 /** An integer query parameter (>= min), or the fallback when it is absent or empty. */

@@ -21,6 +21,9 @@ import { NOMAD_PREFIX, nomadFace, type NomadFaceContext } from './nomad/routes.t
 import { PUPPET_PREFIX, type PuppetFaceContext } from './puppet/context.ts';
 import { puppetFace } from './puppet/routes.ts';
 import { decorateRequests, type AnyFastify } from './request.ts';
+import { refusalOf } from './identifiers.ts';
+import { guardListener, type ListenerLimits, type PendingConnections } from './listener.ts';
+import type { ConnectionRefusal } from '../metrics.ts';
 import { endAllStreams } from './sse.ts';
 
 export { MAX_BODY_BYTES };
@@ -30,7 +33,8 @@ export interface HttpOptions extends PuppetFaceContext {
   tls: { ca: Buffer; cert: Buffer; key: Buffer; crl?: Buffer };
   tokens: TokenStore;
   log: Logger;
-  status: () => Promise<Record<string, unknown>>;
+  /** The status service's documents by service name; 200 when every one is `running`, else 503. */
+  status: () => Promise<Record<string, { state: string }>>;
   metrics: () => Promise<{ contentType: string; text: string }>;
   chef: ChefFaceContext;
   nomad: NomadFaceContext;
@@ -40,7 +44,13 @@ export interface HttpOptions extends PuppetFaceContext {
   maxMessageDepth?: number;
   /** Seconds a Chef-signed request's X-Ops-Timestamp may be off (`chef.clock-skew`). */
   chefClockSkewS: number;
+  /** The listener's deadlines and budgets (listener.ts), each refusal counted; `guarded` gets the pending book. */
+  listener?: ListenerLimits & { requestTimeoutMs: number; refused: (reason: ConnectionRefusal) => void; guarded?: (pending: PendingConnections) => void };
 }
+
+/** Node checks its headersTimeout and requestTimeout this often at most (its default is 30 s). */
+const MAX_CONNECTIONS_CHECK_MS = 1_000;
+const MIN_CONNECTIONS_CHECK_MS = 10;
 
 /**
  * Whether the peer presented a certificate signed by this CA. `authorized` alone is not enough:
@@ -62,8 +72,15 @@ function errorSender(url: string): ErrorSender {
 }
 
 export function createHttpServer(opts: HttpOptions): AnyFastify {
+  const l = opts.listener;
+  // Node refuses a headersTimeout above requestTimeout; both bound a request only until it is read.
+  const headersTimeout = l ? Math.min(l.headersTimeoutMs, l.requestTimeoutMs) : undefined;
+  const deadlines = l && headersTimeout !== undefined
+    ? { handshakeTimeout: l.handshakeTimeoutMs, headersTimeout, connectionsCheckingInterval: Math.max(MIN_CONNECTIONS_CHECK_MS, Math.min(MAX_CONNECTIONS_CHECK_MS, Math.floor(headersTimeout / 4))) }
+    : {};
   const app = fastify({
-    https: { ...opts.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    https: { ...opts.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', ...deadlines },
+    ...(l ? { requestTimeout: l.requestTimeoutMs } : {}),
     loggerInstance: opts.log,
     // No line per request: errors are logged where they are handled.
     logController: new LogController({ disableRequestLogging: true }),
@@ -77,6 +94,10 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
     },
   });
   decorateRequests(app);
+  if (l) {
+    const pending = guardListener(app.server, l, l.refused, opts.log);
+    l.guarded?.(pending);
+  }
 
   // JSON bodies: size (bodyLimit, per route where set) and depth are checked before parsing, so
   // that no parser, validator or serializer ever recurses over hostile nesting. `__proto__` and
@@ -118,6 +139,13 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
     }
     req.principal = principal;
   });
+  // Every path segment and path identifier of the faces, checked against its grammar before the
+  // body is read or any handler runs: a bad one is the face's 400 (by the path, as for paths no
+  // route matches), with nothing done.
+  app.addHook('onRequest', async (req, reply) => {
+    const refusal = refusalOf(req);
+    if (refusal) return errorSender(req.url)(reply, refusal);
+  });
 
   app.addHook('preValidation', async (req) => {
     if (!req.chefSigned) return;
@@ -156,7 +184,17 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
     return reply.type('application/octet-stream').send(createReadStream(path));
   });
 
-  app.get('/status/v1/services', async () => opts.status());
+  // As Puppet's status service (and the broker's): 200 if and only if the service is running, else 503.
+  app.get('/status/v1/services', async (_req, reply) => {
+    const all = await opts.status();
+    return reply.code(Object.values(all).every((s) => s.state === 'running') ? 200 : 503).send(all);
+  });
+  app.get('/status/v1/services/:service', async (req, reply) => {
+    const all = await opts.status();
+    const one = all[(req.params as { service: string }).service];
+    if (!one) throw apiError(ApiErrorCode.notFound, `no service named ${JSON.stringify((req.params as { service: string }).service)}; services: ${Object.keys(all).join(', ')}`);
+    return reply.code(one.state === 'running' ? 200 : 503).send(one);
+  });
   app.get('/metrics', async (_req, reply) => {
     const m = await opts.metrics();
     return reply.type(m.contentType).send(m.text);

@@ -37,13 +37,18 @@ export class FactsStore {
     private readonly log: Logger,
   ) {}
 
-  /** Every node known (connected now, or with stored facts); with `facts`, fresh facts of the connected ones. */
-  async nodes(opts: { facts: boolean }): Promise<NodeFacts[]> {
+  /**
+   * Every node known (connected now, or with stored facts); with `facts`, fresh facts of the
+   * connected ones. With `environments`, only the environment is wanted: an agent's environment
+   * is its configuration's, fixed for the life of its connection, so facts fetched during the
+   * node's current connection are fresh enough whatever their age (no facts-ttl wait).
+   */
+  async nodes(opts: { facts: boolean; environments?: boolean }): Promise<NodeFacts[]> {
     // A Redis failure goes on as it is: the faces answer it 503 (service unavailable), like every other.
     const cached: Record<string, string> = opts.facts ? await this.redis.hgetall(this.keys.facts()) : {};
     const byNode = new Map<string, CachedFacts>();
     for (const [name, raw] of Object.entries(cached)) byNode.set(name, JSON.parse(raw) as CachedFacts);
-    if (opts.facts) await this.refresh(byNode);
+    if (opts.facts) await this.refresh(byNode, opts.environments === true);
     const names = new Set([...this.inventory.all().map((n) => n.name), ...byNode.keys()]);
     return [...names].sort().map((certname) => {
       const facts = byNode.get(certname)?.facts ?? {};
@@ -55,12 +60,12 @@ export class FactsStore {
    * Asks connected nodes whose facts are missing or stale, a bounded number at a time, for at most
    * FACTS_REFRESH_DEADLINE_MS: a node that has not answered by then keeps the facts it had.
    */
-  private async refresh(byNode: Map<string, CachedFacts>): Promise<void> {
+  private async refresh(byNode: Map<string, CachedFacts>, connectionLong: boolean): Promise<void> {
     const now = Date.now();
     const stale = this.inventory.connectedNodes().filter((n) => {
       const c = byNode.get(n);
       const since = Date.parse(this.inventory.get(n).timestamp ?? '') || 0;
-      return !c || c.fetched_ms < since || now - c.fetched_ms > this.ttlS * 1000;
+      return !c || c.fetched_ms < since || (!connectionLong && now - c.fetched_ms > this.ttlS * 1000);
     });
     if (stale.length === 0) return;
     let timer: NodeJS.Timeout | undefined;

@@ -29,6 +29,9 @@ export const MAX_PUPPETDB_ANSWER_BYTES = 256 * 1024 * 1024;
 /** Nesting an answer may have (facts are nested documents). */
 const MAX_ANSWER_DEPTH = 256;
 const QUERY_PATH = '/pdb/query/v4';
+/** PuppetDB's status service (trapperkeeper's): 200 while it is running, 503 otherwise. */
+const STATUS_PATH = '/status/v1/services/puppetdb-status';
+const MAX_STATUS_ANSWER_BYTES = 1024 * 1024;
 
 export interface PuppetDbOptions {
   url: string;
@@ -137,6 +140,12 @@ export class PuppetDbClient {
     }
     if (!Array.isArray(rows)) throw new PuppetDbError(PuppetDbErrorCode.failed, 'PuppetDB answered with something other than an array of rows');
     return rows;
+  }
+
+  /** The health probe: PuppetDB's status service answers 200 (`running`) within `timeoutMs`. */
+  async ping(timeoutMs: number): Promise<void> {
+    const res = await boundedRequest(new URL(STATUS_PATH, this.base), { agent: this.agent, method: 'GET', headers: { accept: 'application/json' }, timeoutMs, maxBytes: MAX_STATUS_ANSWER_BYTES });
+    if (res.status !== 200) throw new PuppetDbError(PuppetDbErrorCode.failed, `PuppetDB's status service answered ${res.status}`, { details: { status: res.status } });
   }
 
   close(): void {

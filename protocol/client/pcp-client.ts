@@ -155,6 +155,16 @@ export class PcpClient extends EventEmitter<PcpClientEvents> {
     return this.transport.broker;
   }
 
+  /** The open session (its broker, since when, the last pong), or null. */
+  get session(): { broker: string; sinceMs: number; lastPongMs: number | null } | null {
+    return this.transport.session;
+  }
+
+  /** A WebSocket ping to the broker, answered within `timeoutMs` (a health probe). */
+  ping(timeoutMs: number): Promise<void> {
+    return this.transport.ping(timeoutMs);
+  }
+
   /** Starts connecting (and reconnecting, forever) until `stop()`. */
   start(): void {
     this.transport.start();

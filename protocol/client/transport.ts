@@ -57,6 +57,8 @@ export class Transport {
   /** Parsed once: building it from PEM on every attempt costs more CPU than the handshake in a storm. */
   private readonly secureContext: SecureContext;
   private readonly v1: boolean;
+  private sessionSinceMs = 0;
+  private lastPongMs: number | null = null;
 
   constructor(
     private readonly opts: TransportOptions,
@@ -79,6 +81,33 @@ export class Transport {
 
   get broker(): string | null {
     return this.connected ? this.currentBroker : null;
+  }
+
+  /** The open session: when it was established and when the broker last answered a ping (epoch ms). */
+  get session(): { broker: string; sinceMs: number; lastPongMs: number | null } | null {
+    const ws = this.openSocket;
+    return ws && this.currentBroker !== null ? { broker: this.currentBroker, sinceMs: this.sessionSinceMs, lastPongMs: this.lastPongMs } : null;
+  }
+
+  /** A WebSocket ping over the open session; resolves at its pong, rejects without a session or after `timeoutMs`. */
+  ping(timeoutMs: number): Promise<void> {
+    const ws = this.openSocket;
+    if (!ws) return Promise.reject(new PcpClientError(ClientErrorCode.notConnected, 'not connected to a broker'));
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        ws.off('pong', onPong);
+        ws.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onPong = () => done();
+      const onClose = () => done(new PcpClientError(ClientErrorCode.notConnected, 'the session closed before the pong'));
+      const timer = setTimeout(() => done(new PcpClientError(ClientErrorCode.timeout, `no pong within ${timeoutMs} ms`)), timeoutMs);
+      ws.on('pong', onPong);
+      ws.once('close', onClose);
+      ws.ping();
+    });
   }
 
   /** Starts connecting (and reconnecting, forever) until `stop()`. */
@@ -189,6 +218,9 @@ export class Transport {
     const log = this.opts.log;
     this.ws = ws;
     this.currentBroker = brokerUri;
+    this.sessionSinceMs = Date.now();
+    this.lastPongMs = null;
+    ws.on('pong', () => (this.lastPongMs = Date.now()));
     const keepalive = keepAlive(ws, this.opts.pingIntervalMs, this.opts.allowedKeepaliveTimeouts, (missed) =>
       log.warn({ broker: brokerUri, missed }, 'no pong from the broker; reconnecting'),
     );

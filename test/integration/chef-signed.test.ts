@@ -154,12 +154,13 @@ describe('Chef face: signed requests and organizations', { skip: missing ?? fals
     const foreign = await orch.api(`${ALPHA}/jobs`, { body: { command: 'echo hello', nodes: ['a1', 'b1'] } });
     assert.equal(foreign.status, 400);
     assert.match(foreign.json.error[0], /b1 is not in organization alpha/);
-    // An organization that is not configured, or not a name at all, is 404 and creates nothing.
-    for (const org of ['gamma', '%00', 'UPPER']) {
+    // An organization that is not configured, or not one of Chef's names, is 404 and creates nothing; a control character is 400.
+    for (const org of ['gamma', 'UPPER']) {
       const res = await orch.api(`/organizations/${org}/pushy/jobs`, { body: { command: 'echo hello', nodes: ['a1'] } });
       assert.equal(res.status, 404, `${org}: ${res.text}`);
       assert.match(res.json.error[0], /no organization/);
     }
+    assert.equal((await orch.api('/organizations/%00/pushy/jobs', { body: { command: 'echo hello', nodes: ['a1'] } })).status, 400);
     assert.deepEqual(((await orch.api(`${BETA}/jobs`)).json as { id: string }[]).map((j) => j.id), [betaId]);
   });
 

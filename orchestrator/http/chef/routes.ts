@@ -18,7 +18,7 @@ import type { PxpRunner } from '../../pcp/pxp-runner.ts';
 import { apiError, ApiErrorCode, sendChefError } from '../errors.ts';
 import { setUpFace } from '../face.ts';
 import { idempotentJob, registerIdempotency } from '../idempotency.ts';
-import { demand, principal, requires, type AnyFastify } from '../request.ts';
+import { baseUrl, demand, principal, requires, type AnyFastify } from '../request.ts';
 import { SseStream, wantsEventStream } from '../sse.ts';
 import { followStream, lastEventId } from '../stream-follow.ts';
 
@@ -97,7 +97,8 @@ export async function chefFace(app: AnyFastify, ctx: ChefFaceContext): Promise<v
     const spec = chefSpec(req.body, org);
     const foreign = spec.nodes.filter((n) => !orgs.hasNode(org, n));
     if (foreign.length > 0) throw apiError(ApiErrorCode.validation, `body.nodes: ${foreign.slice(0, 10).join(', ')}${foreign.length > 10 ? ` and ${foreign.length - 10} more` : ''} ${foreign.length === 1 ? 'is' : 'are'} not in organization ${org}`, { nodes: foreign });
-    const location = (id: string) => ({ location: `https://${req.headers.host ?? 'localhost'}/organizations/${org}/pushy/jobs/${id}` });
+    // Built only from checked values: a served organization name, a numeric id, a well-formed host.
+    const location = (id: string) => ({ location: `${baseUrl(req)}/organizations/${org}/pushy/jobs/${id}` });
     const answer = (id: string) => ({ id, uri: `/organizations/${org}/pushy/jobs/${id}` });
     const job = await chef.submit(spec, principal(req).login, idempotentJob(req, 201, location, answer));
     return reply.code(201).headers(location(job.id)).send(answer(job.id));

@@ -4,7 +4,7 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import { PUPPET_RUN_MODULE } from '../../../protocol/pxp.ts';
 import type { commandDeployBodySchema, commandTaskBodySchema } from '../../../schemas/orchestrator-api.ts';
-import { classifiedEnvironments, resolveScope, type Scope } from '../../deploy/scope.ts';
+import { classifiedEnvironments, precheckScope, resolveScope, type Scope } from '../../deploy/scope.ts';
 import type { JobAction, JobSubmission } from '../../engine/engine.ts';
 import { taskRunAction } from '../../engine/kinds/task.ts';
 import { sensitiveParameters, validateParams } from '../../tasks/catalog.ts';
@@ -22,6 +22,8 @@ export function taskPermission(task: string): string {
 /** The task job `b` asks for, its task and parameters checked; the scope resolved to its nodes. */
 export async function taskSubmission(ctx: PuppetFaceContext, b: TaskBody, owner: string): Promise<JobSubmission> {
   const environment = b.environment ?? DEFAULT_ENVIRONMENT;
+  // What is refused without a look-up is refused before the task source (a Puppet server) is asked.
+  precheckScope(b.scope as Scope);
   let task;
   let params;
   try {

@@ -1,0 +1,243 @@
+// The edges of the orchestrator: connections that stop mid-TLS-handshake or mid-request-head are
+// closed at their deadlines while a real client is served, and an event stream outlives those
+// deadlines; /status/v1/services turns unavailable (503) while Redis is frozen and back after; NUL
+// and control characters in any path segment of the three faces are a 400 in the face's format
+// that creates nothing.
+import assert from 'node:assert/strict';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+import { metricValue, startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
+import { http } from '../helpers/http.ts';
+import { ADMIN_TOKEN, makeCodedir, startOrchestratorProcess, stopStack, type OrchestratorProcess } from '../helpers/orchestrator.ts';
+import { within } from '../helpers/pcp-client.ts';
+import { makePki, type TestPki } from '../helpers/pki.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { SseClient } from '../helpers/sse.ts';
+
+/** Connections held in each way. */
+const HELD = 250;
+/** The handshake and request-head deadlines: long enough to open 500 connections on a shared machine. */
+const DEADLINE_MS = 5_000;
+/** requestTimeout: a whole request must be read within this; a response may stream far longer. */
+const REQUEST_TIMEOUT_MS = 6_000;
+/** A deadline may fire this much later (sweep period, a busy machine)... */
+const LATE_MS = 3_000;
+/** ...and look this much early (the server accepts a little after the client saw its connection). */
+const EARLY_MS = 100;
+const REDIS_TIMEOUT_MS = 500;
+/** From SIGSTOP to a 503, and from SIGCONT to a 200: a probe's bound plus a busy machine. */
+const HEALTH_BOUND_MS = 5_000;
+
+/** A TLS record header announcing a 512-byte handshake record, then the start of a ClientHello. */
+const PARTIAL_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
+
+interface Held {
+  socket: Socket;
+  since: number;
+  closedAt: Promise<number>;
+}
+
+function closedAt(socket: Socket): Promise<number> {
+  socket.on('error', () => {});
+  // Read what comes (a 408 before the close): an unread socket never sees the end.
+  socket.resume();
+  return new Promise((resolve) => socket.once('close', () => resolve(performance.now())));
+}
+
+async function holdHandshake(port: number, partial: boolean): Promise<Held> {
+  const socket = tcpConnect(port, '127.0.0.1');
+  const closed = closedAt(socket);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  if (partial) socket.write(PARTIAL_CLIENT_HELLO);
+  return { socket, since: performance.now(), closedAt: closed };
+}
+
+/** Finishes TLS, then sends a request head that never ends. */
+async function holdHead(port: number, ca: Buffer): Promise<Held> {
+  const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+  const closed = closedAt(socket);
+  await within(new Promise((resolve, reject) => {
+    socket.once('secureConnect', resolve);
+    socket.once('error', reject);
+  }), 'a TLS handshake of a held connection');
+  const since = performance.now();
+  socket.write('GET /orchestrator/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Authentication: ');
+  return { socket, since, closedAt: closed };
+}
+
+/** Polls `probe` until it returns a value, for at most `ms`. */
+async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the poll period, not a synchronisation
+  }
+}
+
+describe('orchestrator edges', () => {
+  let pki: TestPki;
+  let redis: TestRedis;
+  let broker: BrokerProcess;
+  let orch: OrchestratorProcess;
+  const sockets: Socket[] = [];
+
+  before(async () => {
+    pki = await makePki([]);
+    redis = await startRedis();
+    broker = await startBrokerProcess({ pki, logLevel: 'info' });
+    orch = await startOrchestratorProcess({
+      pki, brokerUris: [`wss://127.0.0.1:${broker.port}/pcp2/`], redisUrl: redis.url, codedir: makeCodedir(),
+      config: { 'log-level': 'info', 'redis-timeout': REDIS_TIMEOUT_MS, 'tls-handshake-timeout': DEADLINE_MS, 'headers-timeout': DEADLINE_MS, 'request-timeout': REQUEST_TIMEOUT_MS, 'voting-timeout': 1 },
+    });
+  });
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    if (redis?.paused) redis.resume();
+    await stopStack({ agents: [], orch, broker, redis, pki });
+  });
+
+  const status = async () => {
+    const res = await orch.api('/status/v1/services', { token: undefined });
+    return { code: res.status, s: res.json['orchestrator-service'] };
+  };
+  const metrics = async () => (await orch.api('/metrics', { token: undefined })).text;
+
+  it('closes 500 connections stopped mid-handshake and mid-request-head at their deadlines while serving a real client', async () => {
+    const before = await metrics();
+    const held: Held[] = [];
+    for (let i = 0; i < HELD; i++) held.push(await holdHandshake(orch.port, i % 2 === 1));
+    for (let i = 0; i < HELD; i++) held.push(await holdHead(orch.port, orch.ca));
+    for (const h of held) sockets.push(h.socket);
+    // While they are held, a real client is served, and /status counts them as pending.
+    const served = await orch.api('/orchestrator/v1/jobs?limit=1');
+    assert.equal(served.status, 200, served.text);
+    const { code, s } = await status();
+    assert.equal(code, 200, JSON.stringify(s));
+    assert.ok(s.status.pending_connections > 0, `pending connections: ${s.status.pending_connections}`);
+
+    const open = new Set(held.map((_, i) => i));
+    held.forEach((h, i) => void h.closedAt.then(() => open.delete(i)));
+    const closed = await within(Promise.all(held.map((h) => h.closedAt)), 'every held connection closed', DEADLINE_MS + LATE_MS + 5_000).catch((err: Error) => {
+      throw new Error(`${err.message}; still open: ${[...open].filter((i) => i < HELD).length} mid-handshake, ${[...open].filter((i) => i >= HELD).length} mid-head`);
+    });
+    closed.forEach((at, i) => {
+      const after = at - held[i]!.since;
+      assert.ok(after >= DEADLINE_MS - EARLY_MS, `connection ${i} closed after ${Math.round(after)} ms, before its deadline`);
+      assert.ok(after <= DEADLINE_MS + LATE_MS, `connection ${i} closed after ${Math.round(after)} ms`);
+    });
+    const text = await metrics();
+    const count = (t: string, reason: string) => metricValue(t, 'baton_orchestrator_connections_refused_total', { reason }) || 0;
+    const grew = (reason: string) => count(text, reason) - count(before, reason);
+    assert.ok(grew('handshake_timeout') >= HELD, `handshake_timeout grew by ${grew('handshake_timeout')}`);
+    assert.ok(grew('headers_timeout') >= HELD, `headers_timeout grew by ${grew('headers_timeout')}`);
+    assert.equal((await status()).s.status.pending_connections, 0);
+  });
+
+  it('keeps an event stream open past the request and header deadlines', async () => {
+    const feed = new SseClient(orch.url('/organizations/edge/pushy/jobs_status_feed'), { ca: orch.ca, token: ADMIN_TOKEN });
+    await within(feed.open, 'the feed opening');
+    assert.equal(feed.status, 200);
+    // The time under test: longer than request-timeout and headers-timeout.
+    await new Promise((resolve) => setTimeout(resolve, REQUEST_TIMEOUT_MS + 1_000));
+    const job = await orch.api('/organizations/edge/pushy/jobs', { body: { command: 'uptime', nodes: ['ghost'] } });
+    assert.equal(job.status, 201, job.text);
+    const event = await within(feed.waitFor((e) => e.data.job === job.json.id), 'the new job on the still open feed');
+    assert.ok(event);
+    feed.close();
+  });
+
+  it('reports Redis unavailable (503, an alert, the gauge at 0) while it is frozen, and running again after', async () => {
+    assert.equal((await status()).code, 200);
+    redis.pause();
+    let down;
+    try {
+      down = await until('a 503 with Redis frozen', HEALTH_BOUND_MS, async () => {
+        const r = await status();
+        return r.code === 503 ? r.s : undefined;
+      });
+      assert.equal(down.state, 'error');
+      assert.equal(down.status.dependencies.redis.state, 'error');
+      assert.equal(down.status.redis.connected, false);
+      assert.ok(down.active_alerts.some((a: { name: string }) => a.name === 'redis'), JSON.stringify(down.active_alerts));
+      assert.equal(down.status.dependencies.broker.state, 'running');
+      assert.equal(metricValue(await metrics(), 'baton_orchestrator_dependency_up', { dependency: 'redis' }), 0);
+    } finally {
+      redis.resume();
+    }
+    const up = await until('a 200 after SIGCONT', HEALTH_BOUND_MS, async () => {
+      const r = await status();
+      return r.code === 200 ? r.s : undefined;
+    });
+    assert.equal(up.state, 'running');
+    assert.deepEqual(up.active_alerts, []);
+    assert.equal(up.status.broker.connected, true);
+    assert.ok(up.status.dependencies.broker.session_age_ms > 0);
+  });
+
+  it('answers NUL and control characters in every path segment of the three faces with a 400 in the face\'s format, creating nothing', async () => {
+    const uuid = '00000000-0000-4000-8000-000000000000';
+    const future = new Date(Date.now() + 3_600_000).toISOString();
+    const spec = { ID: 'web', TaskGroups: [{ Name: 'web', Scope: { nodes: ['ghost'] }, Task: { task: 'sample::echo', params: { message: 'x' } } }] };
+    const routes: { method: string; path: string; body?: unknown }[] = [
+      { method: 'POST', path: '/orchestrator/v1/command/task', body: { task: 'sample::echo', params: { message: 'x' }, scope: { nodes: ['ghost'] } } },
+      { method: 'POST', path: '/orchestrator/v1/command/deploy', body: { environment: 'production', scope: { nodes: ['ghost'] } } },
+      { method: 'POST', path: '/orchestrator/v1/command/schedule_task', body: { task: 'sample::echo', params: { message: 'x' }, scope: { nodes: ['ghost'] }, scheduled_time: future } },
+      { method: 'GET', path: '/orchestrator/v1/jobs/1/nodes' },
+      { method: 'GET', path: '/orchestrator/v1/jobs/1/events' },
+      { method: 'GET', path: '/orchestrator/v1/inventory/ghost' },
+      { method: 'GET', path: '/orchestrator/v1/tasks/sample/echo' },
+      { method: 'DELETE', path: '/orchestrator/v1/scheduled_jobs/1' },
+      { method: 'POST', path: '/organizations/edge/pushy/jobs', body: { command: 'uptime', nodes: ['ghost'] } },
+      { method: 'PUT', path: '/organizations/edge/pushy/jobs/1', body: { status: 'abort' } },
+      { method: 'GET', path: '/organizations/edge/pushy/jobs/1/output/ghost/stdout' },
+      { method: 'GET', path: '/organizations/edge/pushy/node_states/ghost' },
+      { method: 'PUT', path: '/v1/jobs', body: { Job: spec } },
+      { method: 'GET', path: '/v1/job/web/versions' },
+      { method: 'POST', path: `/v1/deployment/fail/${uuid}`, body: {} },
+      { method: 'GET', path: `/v1/deployment/allocations/${uuid}` },
+    ];
+    const counts = async () => ({
+      jobs: (await orch.api('/orchestrator/v1/jobs?limit=1')).json.pagination.total as number,
+      schedules: (await orch.api('/orchestrator/v1/scheduled_jobs?limit=1')).json.pagination.total as number,
+      nomad: ((await orch.api('/v1/jobs')).json as unknown[]).length,
+    });
+    const before = await counts();
+    let asked = 0;
+    for (const r of routes) {
+      const segments = r.path.split('/');
+      for (let i = 1; i < segments.length; i++) {
+        for (const bad of ['%00', '%0A', '%1F', '%7F', '%C2%85']) {
+          const path = segments.map((s, j) => (j === i ? `${s}${bad}` : s)).join('/');
+          const res = await orch.api(path, { method: r.method, ...(r.body === undefined ? {} : { body: r.body }) });
+          asked++;
+          const what = `${r.method} ${path}: ${res.status} ${res.text.slice(0, 200)}`;
+          assert.equal(res.status, 400, what);
+          if (path.startsWith('/organizations/')) assert.ok(Array.isArray(res.json?.error), what);
+          else if (path.startsWith('/v1/')) assert.match(String(res.headers['content-type']), /^text\/plain/, what);
+          else assert.equal(res.json?.kind, 'puppetlabs.orchestrator/validation-error', what);
+        }
+      }
+    }
+    assert.ok(asked > 300, `${asked} requests`);
+    assert.deepEqual(await counts(), before, 'nothing was created');
+    // The request of the known bug: a 400 in Chef's format, with no job behind it.
+    const nul = await orch.api('/organizations/%00/pushy/jobs', { body: { command: 'uptime', nodes: ['ghost'] } });
+    assert.equal(nul.status, 400, nul.text);
+    assert.match(nul.json.error[0], /path segment 2/);
+    // Identifiers off their grammar are 400s too; a well-formed one that names nothing is 404.
+    assert.equal((await orch.api('/orchestrator/v1/jobs/abc')).status, 400);
+    assert.equal((await orch.api('/orchestrator/v1/jobs/999999')).status, 404);
+    assert.equal((await orch.api('/v1/deployment/short')).status, 400);
+    assert.equal((await orch.api('/organizations/edge/pushy/node_states/a%20b')).status, 400);
+    assert.deepEqual(await counts(), before, 'nothing was created');
+    // The control case: the same Chef request, well-formed, creates one job and links it by a clean Location.
+    // (Without the CA: the client would check the certificate against that Host.)
+    const ok = await http(orch.url('/organizations/edge/pushy/jobs'), { token: ADMIN_TOKEN, body: { command: 'uptime', nodes: ['ghost'] }, headers: { host: 'evil.example/x' } });
+    assert.equal(ok.status, 201, ok.text);
+    assert.equal(ok.headers.location, `https://localhost/organizations/edge/pushy/jobs/${ok.json.id}`);
+    assert.equal((await counts()).jobs, before.jobs + 1);
+  });
+});
