@@ -14,8 +14,8 @@ import type { Logger } from '../lib/log.ts';
 import { formatUri, isValidClientType, isValidCommonName, SERVER_CLIENT_TYPE } from '../protocol/uri.ts';
 import { CONTROLLER_TYPE, createAuthorizer } from './authz.ts';
 import { CloseCode, DEFAULT_HEALTH_PROBE_INTERVAL_MS, MAX_CONNECTIONS_PENDING_RESERVE, MAX_V1_PENDING_REPLIES, type BrokerConfig } from './defaults.ts';
-import { PendingConnections } from './pending.ts';
-import { DependencyProbe } from './health.ts';
+import { PendingConnections } from '../lib/pending-connections.ts';
+import { DependencyProbe } from '../lib/dependency-probe.ts';
 import { brokerStatus, onHttpRequest, type BrokerStatus } from './status-http.ts';
 import { HandshakeGate } from './handshake-gate.ts';
 export { HandshakeGate } from './handshake-gate.ts';
@@ -123,9 +123,10 @@ export class Broker {
     this.connectionBudget = connectionBudget(fileLimit);
     this.pending = new PendingConnections({
       handshakeTimeoutMs: config['tls-handshake-timeout'],
-      upgradeTimeoutMs: config['upgrade-timeout'],
+      requestTimeoutMs: config['upgrade-timeout'],
       maxPerSource: config['max-pending-per-source'],
-      onDeadline: (reason, remote) => {
+      onDeadline: (phase, remote) => {
+        const reason = phase === 'handshake' ? 'handshake_timeout' : 'upgrade_timeout';
         this.metrics.connectionsRefused[reason].inc();
         log.debug({ remote, reason }, 'connection closed: its TLS handshake or upgrade request took too long');
       },

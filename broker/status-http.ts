@@ -1,7 +1,7 @@
 // The broker's plain HTTP face on its port: /status/v1/services (the status service's shape) and
 // /metrics (Prometheus). Neither needs a client certificate, so that load balancers reach them.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DependencyProbe, DependencyReport, StatusAlert } from './health.ts';
+import type { DependencyProbe, DependencyReport, StatusAlert } from '../lib/dependency-probe.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import type { SessionRegistry } from './sessions.ts';
 

@@ -1,34 +1,41 @@
-// Connections that are not sessions yet: from TCP accept until their WebSocket upgrade (or plain
-// HTTP request). Each has a deadline for its TLS handshake and one for its upgrade request; a
-// source address may hold only so many at once. Half-open connections so cost a bounded number of
-// file descriptors for a bounded time, whatever the client does.
+// Connections a TLS server has accepted that have not yet sent a complete request (the broker's
+// WebSocket upgrade, the orchestrator's first request head): each has a deadline for its TLS
+// handshake and one for that request, and a source address may hold only so many at once. So
+// half-open connections cost a bounded number of file descriptors for a bounded time, whatever the
+// client does. Used by broker/server.ts and orchestrator/http/listener.ts.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { ConnectionRefusal } from './errors.ts';
+
+/** Which deadline closed a connection. */
+export type PendingPhase = 'handshake' | 'request';
 
 export interface PendingOptions {
   /** Milliseconds from the start of a TLS handshake to its end (`tls-handshake-timeout`). */
   handshakeTimeoutMs: number;
-  /** Milliseconds from the end of the TLS handshake to a complete upgrade request (`upgrade-timeout`). */
-  upgradeTimeoutMs: number;
+  /** Milliseconds from the end of the TLS handshake to a complete request (the broker's `upgrade-timeout`, the orchestrator's `headers-timeout`). */
+  requestTimeoutMs: number;
   /** Pending connections one source address may hold (`max-pending-per-source`; 0: no bound). */
   maxPerSource: number;
-  /** A connection was closed by a deadline (counted and logged by the broker). */
-  onDeadline: (reason: Extract<ConnectionRefusal, 'handshake_timeout' | 'upgrade_timeout'>, remote: string) => void;
+  /** A connection was closed by a deadline (the server counts and logs it). */
+  onDeadline: (phase: PendingPhase, remote: string) => void;
 }
+
+/** Deadlines are checked at least this often (more often for short ones), and at most every 10 ms. */
+const SWEEP_MAX_MS = 250;
+const SWEEP_MIN_MS = 10;
 
 /**
  * The book of pending connections, keyed by the accepted (raw) socket. Two insertion-ordered maps
- * hold the start of each handshake and of each upgrade wait; since every entry of a map has the
+ * hold the start of each handshake and of each request wait; since every entry of a map has the
  * same timeout, one sweep walks each from its oldest entry and stops at the first that is in time.
  * No timer or closure per connection.
  */
 export class PendingConnections {
-  /** Raw socket -> its source address, from accept until upgrade, request or close. */
+  /** Raw socket -> its source address, from accept until its request, or its close. */
   private readonly sources = new Map<Socket, string>();
   private readonly bySource = new Map<string, number>();
   private readonly handshaking = new Map<Socket, number>();
-  private readonly upgrading = new Map<Socket, number>();
+  private readonly requesting = new Map<Socket, number>();
   private sweep: NodeJS.Timeout | null = null;
   private readonly onClose: (this: Socket) => void;
   private readonly sweepMs: number;
@@ -38,10 +45,10 @@ export class PendingConnections {
     this.onClose = function onClose(this: Socket) {
       book.leave(this);
     };
-    this.sweepMs = Math.max(10, Math.min(o.handshakeTimeoutMs / 4, o.upgradeTimeoutMs / 4, SWEEP_MAX_MS));
+    this.sweepMs = Math.max(SWEEP_MIN_MS, Math.min(o.handshakeTimeoutMs / 4, o.requestTimeoutMs / 4, SWEEP_MAX_MS));
   }
 
-  /** Connections accepted and neither upgraded, nor past a plain HTTP request, nor closed. */
+  /** Connections accepted that have neither sent their request nor closed. */
   get size(): number {
     return this.sources.size;
   }
@@ -58,8 +65,8 @@ export class PendingConnections {
   }
 
   /**
-   * The handshake clock of an entered connection (re)starts now: at accept (for its ClientHello
-   * to arrive) and again when it gets a handshake slot. Waiting for a slot has a bound of its own.
+   * The handshake clock of an entered connection (re)starts now: at accept, and (the broker) again
+   * when it gets a handshake slot. Waiting for a slot has a bound of its own.
    */
   handshakeStarted(socket: Socket): void {
     if (!this.sources.has(socket)) return;
@@ -68,26 +75,28 @@ export class PendingConnections {
     this.arm();
   }
 
-  /** The ClientHello arrived: the connection waits for a handshake slot, with the gate's bound. */
+  /** The ClientHello arrived (the broker): the connection waits for a handshake slot, with the gate's bound. */
   helloArrived(socket: Socket): void {
     this.handshaking.delete(socket);
   }
 
-  /** The TLS handshake succeeded: the upgrade request is awaited from now on. */
+  /** The TLS handshake succeeded: the request is awaited from now on. */
   secured(tls: TLSSocket): void {
     const raw = rawOf(tls);
     if (raw === undefined || !this.handshaking.delete(raw)) return;
-    this.upgrading.set(raw, performance.now());
+    this.requesting.set(raw, performance.now());
     this.arm();
   }
 
-  /** The connection is a WebSocket now, or sent a complete HTTP request: it is pending no more. */
-  settled(tls: TLSSocket): void {
+  /** The connection sent its request (or ended): it is pending no more. False if it was not. */
+  settled(tls: TLSSocket): boolean {
     const raw = rawOf(tls);
-    if (raw !== undefined) this.leave(raw);
+    if (raw === undefined || !this.sources.has(raw)) return false;
+    this.leave(raw);
+    return true;
   }
 
-  /** Stops the deadlines and closes every pending connection (the broker is shutting down). */
+  /** Stops the deadlines and closes every pending connection (the server is shutting down). */
   close(): void {
     if (this.sweep) clearInterval(this.sweep);
     this.sweep = null;
@@ -99,7 +108,7 @@ export class PendingConnections {
     if (source === undefined) return;
     this.sources.delete(socket);
     this.handshaking.delete(socket);
-    this.upgrading.delete(socket);
+    this.requesting.delete(socket);
     socket.off('close', this.onClose);
     const held = (this.bySource.get(source) ?? 1) - 1;
     if (held > 0) this.bySource.set(source, held);
@@ -111,28 +120,27 @@ export class PendingConnections {
   }
 
   private expire(now: number): void {
-    this.expireIn(this.handshaking, now - this.o.handshakeTimeoutMs, 'handshake_timeout');
-    this.expireIn(this.upgrading, now - this.o.upgradeTimeoutMs, 'upgrade_timeout');
-    if (this.handshaking.size === 0 && this.upgrading.size === 0 && this.sweep) {
+    this.expireIn(this.handshaking, now - this.o.handshakeTimeoutMs, 'handshake');
+    this.expireIn(this.requesting, now - this.o.requestTimeoutMs, 'request');
+    if (this.handshaking.size === 0 && this.requesting.size === 0 && this.sweep) {
       clearInterval(this.sweep);
       this.sweep = null;
     }
   }
 
-  private expireIn(started: Map<Socket, number>, cutoff: number, reason: 'handshake_timeout' | 'upgrade_timeout'): void {
+  private expireIn(started: Map<Socket, number>, cutoff: number, phase: PendingPhase): void {
     for (const [socket, at] of started) {
       if (at > cutoff) return;
       const remote = this.sources.get(socket) ?? '';
       this.leave(socket);
-      this.o.onDeadline(reason, remote);
+      // A timer of Node's own (TLS handshake, headers) got there first, and was counted.
+      if (socket.destroyed) continue;
+      this.o.onDeadline(phase, remote);
       // Destroying the accepted socket ends the TLS socket over it (and its HTTP parser) too.
       socket.destroy();
     }
   }
 }
-
-/** Deadlines are checked at least this often (more often for short ones). */
-const SWEEP_MAX_MS = 250;
 
 /** A TLSSocket made by the server over an accepted socket keeps it as its (undocumented) parent. */
 function rawOf(tls: TLSSocket): Socket | undefined {
