@@ -28,6 +28,8 @@ export const NUMERIC_ID = grammar(/^[0-9]{1,20}$/, 'a decimal job id');
 export const NODE_NAME: Grammar = { test: isValidCommonName, what: 'a node name (a certificate common name: no /, *, white space or control characters, at most 255 characters)' };
 /** Puppet module and task names. */
 export const MODULE_NAME = grammar(/^[a-z][a-z0-9_]{0,254}$/, 'a Puppet module or task name (lowercase letters, digits and _, starting with a letter)');
+/** A plan's name inside its module (`init`, `name`, or `dir::name` for plans/dir/name.yaml). */
+export const PLAN_NAME_IN_MODULE = grammar(/^[a-z][a-z0-9_]{0,254}(::[a-z][a-z0-9_]{0,254})*$/, 'a plan name (lowercase letters, digits and _, starting with a letter; :: between directories)');
 /** Nomad job IDs, as the register body's schema has them. */
 export const NOMAD_JOB_ID = grammar(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'a job ID (letters, digits, _, . and -, at most 128)');
 /** Nomad deployment ids: full UUIDs. */
@@ -45,10 +47,10 @@ const RULES: readonly { under: string; param: string; grammar: Grammar }[] = [
   { under: '/orchestrator/v1/inventory/', param: 'node', grammar: NODE_NAME },
   { under: '/orchestrator/v1/tasks/', param: 'module', grammar: MODULE_NAME },
   { under: '/orchestrator/v1/tasks/', param: 'task', grammar: MODULE_NAME },
-  // Plans (http/puppet/plans.ts): /plan_jobs/:id[/events], /plans/:module/:plan.
+  // Plans (http/puppet/plans.ts): /plan_jobs/:id[/events], /plans/:module/:name.
   { under: '/orchestrator/v1/plan_jobs/', param: 'id', grammar: NUMERIC_ID },
   { under: '/orchestrator/v1/plans/', param: 'module', grammar: MODULE_NAME },
-  { under: '/orchestrator/v1/plans/', param: 'plan', grammar: MODULE_NAME },
+  { under: '/orchestrator/v1/plans/', param: 'name', grammar: PLAN_NAME_IN_MODULE },
   { under: '/organizations/', param: 'org', grammar: ORG_NAME_SHAPE },
   { under: '/organizations/', param: 'id', grammar: NUMERIC_ID },
   { under: '/organizations/', param: 'node', grammar: NODE_NAME },

@@ -190,6 +190,9 @@ describe('orchestrator edges', () => {
       { method: 'GET', path: '/orchestrator/v1/inventory/ghost' },
       { method: 'GET', path: '/orchestrator/v1/tasks/sample/echo' },
       { method: 'DELETE', path: '/orchestrator/v1/scheduled_jobs/1' },
+      { method: 'POST', path: '/orchestrator/v1/command/plan_run', body: { plan_name: 'sample::check_and_preview', params: { targets: ['ghost'] } } },
+      { method: 'GET', path: '/orchestrator/v1/plan_jobs/1/events' },
+      { method: 'GET', path: '/orchestrator/v1/plans/sample/check_and_preview' },
       { method: 'POST', path: '/organizations/edge/pushy/jobs', body: { command: 'uptime', nodes: ['ghost'] } },
       { method: 'PUT', path: '/organizations/edge/pushy/jobs/1', body: { status: 'abort' } },
       { method: 'GET', path: '/organizations/edge/pushy/jobs/1/output/ghost/stdout' },
@@ -202,6 +205,7 @@ describe('orchestrator edges', () => {
     const counts = async () => ({
       jobs: (await orch.api('/orchestrator/v1/jobs?limit=1')).json.pagination.total as number,
       schedules: (await orch.api('/orchestrator/v1/scheduled_jobs?limit=1')).json.pagination.total as number,
+      plans: (await orch.api('/orchestrator/v1/plan_jobs?limit=1')).json.pagination.total as number,
       nomad: ((await orch.api('/v1/jobs')).json as unknown[]).length,
     });
     const before = await counts();
