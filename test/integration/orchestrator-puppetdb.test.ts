@@ -207,6 +207,13 @@ describe('orchestrator with PuppetDB and a Puppet server', { skip }, () => {
       assert.equal(res.json.details?.service, 'puppetdb');
       assert.equal(res.json.details?.reason, 'timeout');
       assert.ok(ms >= PUPPETDB_TIMEOUT_MS - 100 && ms < PUPPETDB_TIMEOUT_MS + 3_000, `answered in ${ms} ms (puppetdb-timeout ${PUPPETDB_TIMEOUT_MS} ms)`);
+      // The status service says so too: its PuppetDB probe (bounded by puppetdb-timeout) failed.
+      const status = await orch!.api('/status/v1/services');
+      assert.equal(status.status, 503, status.text);
+      const svc = status.json['orchestrator-service'] as { state: string; status: { dependencies: Record<string, { state: string; error?: string }> }; active_alerts: { name: string }[] };
+      assert.equal(svc.state, 'error');
+      assert.equal(svc.status.dependencies.puppetdb!.state, 'error', status.text);
+      assert.ok(svc.active_alerts.some((a) => a.name === 'puppetdb'), status.text);
     } finally {
       process.kill(-pid, 'SIGCONT');
     }
@@ -215,5 +222,8 @@ describe('orchestrator with PuppetDB and a Puppet server', { skip }, () => {
     const again = await task({ query: ['=', 'certname', 'node1'] });
     assert.equal(again.status, 202, JSON.stringify(again.json));
     await waitForJobEnd(orch!, again.json.job!.name);
+    const status = await orch!.api('/status/v1/services');
+    assert.equal(status.status, 200, status.text);
+    assert.equal(status.json['orchestrator-service'].status.dependencies.puppetdb.state, 'running', status.text);
   });
 });
