@@ -12,6 +12,7 @@ import { Reporter } from './progress.ts';
 export const ENDED_PLAN_STATES: readonly string[] = ['success', 'failure', 'stopped'];
 const PLAN_END_EVENTS: readonly string[] = ['plan_finished', 'plan_failed', 'plan_stopped'];
 const STEP_START_EVENTS: readonly string[] = ['task_start', 'command_start', 'script_start', 'plan_start', 'puppet_run_start'];
+const STEP_END_EVENTS: readonly string[] = ['step_finished', 'step_failed'];
 
 export interface StepJson {
   path: string;
@@ -58,7 +59,8 @@ export function stepLine(s: StepJson): string {
   const r = s.result as { ok_targets?: unknown[]; failed_targets?: unknown[] } | null;
   const nodes = r && Array.isArray(r.ok_targets) && Array.isArray(r.failed_targets) ? `${r.ok_targets.length} ok, ${r.failed_targets.length} failed` : '';
   const jobs = s.jobs.length > 0 ? `job${s.jobs.length > 1 ? 's' : ''} ${s.jobs.map((j) => j.name).join(', ')}` : '';
-  const detail = [nodes, jobs, s.error ? s.error.msg : ''].filter(Boolean).join('; ');
+  // A failed task-like step's error says what its node counts say; other errors are said.
+  const detail = [nodes, jobs, s.error && !nodes ? s.error.msg : ''].filter(Boolean).join('; ');
   return `${label} (${what}): ${s.state}${detail ? ` — ${detail}` : ''}`;
 }
 
@@ -84,11 +86,12 @@ export async function followPlanJob(client: ApiClient, id: string, opts: { json?
         reporter.log(`Stopping plan job ${id}…`);
       },
       page: async (items) => {
-        for (const e of items) if (STEP_START_EVENTS.includes(e.type)) reporter.log(startLine(e));
-        const stepsEnded = items.filter((e) => e.type === 'step_finished' || e.type === 'step_failed');
-        if (stepsEnded.length === 0) return;
-        const steps = ((await ask((o) => client.get(planJobPath(id), o))) as PlanJobJson).steps ?? [];
-        for (const e of stepsEnded) {
+        // The steps' outcomes are read once per page, then every line comes in the events' order.
+        const ends = items.some((e) => STEP_END_EVENTS.includes(e.type));
+        const steps = ends ? (((await ask((o) => client.get(planJobPath(id), o))) as PlanJobJson).steps ?? []) : [];
+        for (const e of items) {
+          if (STEP_START_EVENTS.includes(e.type)) reporter.log(startLine(e));
+          if (!STEP_END_EVENTS.includes(e.type)) continue;
           const s = steps.find((x) => x.path === e.details.path);
           if (s) reporter.log(`  ${s.state === 'success' ? green('✔') : red('✖')} step ${stepLine(s)}`);
         }
