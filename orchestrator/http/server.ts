@@ -76,7 +76,8 @@ export function createHttpServer(opts: HttpOptions): AnyFastify {
   // Node refuses a headersTimeout above requestTimeout; both bound a request only until it is read.
   const headersTimeout = l ? Math.min(l.headersTimeoutMs, l.requestTimeoutMs) : undefined;
   const deadlines = l && headersTimeout !== undefined
-    ? { handshakeTimeout: l.handshakeTimeoutMs, headersTimeout, connectionsCheckingInterval: Math.max(MIN_CONNECTIONS_CHECK_MS, Math.min(MAX_CONNECTIONS_CHECK_MS, Math.floor(headersTimeout / 4))) }
+    // requestTimeout here too: Node checks headersTimeout against it when the server is made, before fastify sets its own.
+    ? { handshakeTimeout: l.handshakeTimeoutMs, headersTimeout, requestTimeout: l.requestTimeoutMs, connectionsCheckingInterval: Math.max(MIN_CONNECTIONS_CHECK_MS, Math.min(MAX_CONNECTIONS_CHECK_MS, Math.floor(headersTimeout / 4))) }
     : {};
   const app = fastify({
     https: { ...opts.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', ...deadlines },

@@ -24,6 +24,8 @@ export interface HttpOptions {
   agent?: Agent;
   /** Fails the request when the socket is idle this long (a service that accepts and never answers). */
   timeoutMs?: number;
+  /** The local (source) address of the connection, e.g. another 127.0.0.0/8 address than the test's others. */
+  localAddress?: string;
 }
 
 export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse> {
@@ -41,6 +43,7 @@ export function http(url: string, opts: HttpOptions = {}): Promise<HttpResponse>
         ...(opts.ca ? { ca: opts.ca } : { rejectUnauthorized: false }),
         ...(opts.cert ? { cert: opts.cert, key: opts.key } : {}),
         ...(opts.agent ? { agent: opts.agent } : {}),
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
         ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
       },
       (res) => {

@@ -5,13 +5,14 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:https';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { MAX_CONNECTIONS_PENDING_RESERVE } from '../../broker/defaults.ts';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent.ts';
 import { metricValue, startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
 import { identity, TestClient, within } from '../helpers/pcp-client.ts';
+import { holdHandshake, holdRequestHead, type Held } from '../helpers/held-connections.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
+import { pollUntil } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 
 /** Connections held in each way. */
@@ -23,42 +24,9 @@ const LATE_MS = 3_000;
 /** ...and look this much early (the broker accepts a little after the client saw its connection). */
 const EARLY_MS = 100;
 
-/** A TLS record header announcing a 512-byte handshake record, then the start of a ClientHello. */
-const PARTIAL_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
-
-interface Held {
-  socket: Socket;
-  /** When the deadline's clock started, seen from here (connected, or TLS done). */
-  since: number;
-  closedAt: Promise<number>;
-}
-
-function closedAt(socket: Socket): Promise<number> {
-  socket.on('error', () => {});
-  return new Promise((resolve) => socket.once('close', () => resolve(performance.now())));
-}
-
-/** Opens a TCP connection that stops mid-handshake: it sends nothing, or part of a ClientHello. */
-async function holdHandshake(port: number, partial: boolean): Promise<Held> {
-  const socket = tcpConnect(port, '127.0.0.1');
-  const closed = closedAt(socket);
-  await new Promise((resolve) => socket.once('connect', resolve));
-  if (partial) socket.write(PARTIAL_CLIENT_HELLO);
-  return { socket, since: performance.now(), closedAt: closed };
-}
-
 /** Finishes TLS with a valid client certificate, then sends an upgrade request that never ends. */
-async function holdUpgrade(port: number, pki: TestPki): Promise<Held> {
-  const socket = tlsConnect({ host: '127.0.0.1', port, ...identity(pki, 'edge') });
-  const closed = closedAt(socket);
-  await within(new Promise((resolve, reject) => {
-    socket.once('secureConnect', resolve);
-    socket.once('error', reject);
-  }), 'a TLS handshake of a held connection');
-  const since = performance.now();
-  socket.write('GET /pcp2/agent HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n');
-  return { socket, since, closedAt: closed };
-}
+const holdUpgrade = (port: number, pki: TestPki): Promise<Held> =>
+  holdRequestHead(port, identity(pki, 'edge'), 'GET /pcp2/agent HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n');
 
 /** Resolves with how a connection ended: reset (ECONNRESET), or closed without an error. */
 function ending(socket: Socket): Promise<string> {
@@ -94,16 +62,6 @@ async function getStatus(port: number): Promise<{ code: number; body: Record<str
 
 const metrics = async (b: BrokerProcess) => (await get(b.port, '/metrics')).text;
 
-/** Polls `probe` until it returns a value, for at most `ms`. */
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50)); // the poll period, not a synchronisation
-  }
-}
 
 const pendingIs = (b: BrokerProcess, n: number) => until(`${n} pending connections`, 10_000, async () => ((await getStatus(b.port)).body.status.pending_connections === n ? true : undefined));
 
@@ -243,3 +201,8 @@ describe('broker edges', () => {
     assert.equal(metricValue(await metrics(b), 'baton_broker_dependency_up', { dependency: 'redis' }), 1);
   });
 });
+
+/** Polls `probe` (every 50 ms, the poll period, not a synchronisation) until it returns a value, for at most `ms`. */
+function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  return pollUntil(what, probe, { timeoutMs: ms, intervalMs: 50 });
+}

@@ -4,14 +4,16 @@
 // and control characters in any path segment of the three faces are a 400 in the face's format
 // that creates nothing.
 import assert from 'node:assert/strict';
-import { connect as tcpConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { Agent } from 'node:https';
+import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { metricValue, startBrokerProcess, type BrokerProcess } from '../helpers/broker.ts';
 import { http } from '../helpers/http.ts';
 import { ADMIN_TOKEN, makeCodedir, startOrchestratorProcess, stopStack, type OrchestratorProcess } from '../helpers/orchestrator.ts';
 import { within } from '../helpers/pcp-client.ts';
+import { holdHandshake, holdRequestHead, type Held } from '../helpers/held-connections.ts';
 import { makePki, type TestPki } from '../helpers/pki.ts';
+import { pollUntil } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { SseClient } from '../helpers/sse.ts';
 
@@ -29,53 +31,9 @@ const REDIS_TIMEOUT_MS = 500;
 /** From SIGSTOP to a 503, and from SIGCONT to a 200: a probe's bound plus a busy machine. */
 const HEALTH_BOUND_MS = 5_000;
 
-/** A TLS record header announcing a 512-byte handshake record, then the start of a ClientHello. */
-const PARTIAL_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
-
-interface Held {
-  socket: Socket;
-  since: number;
-  closedAt: Promise<number>;
-}
-
-function closedAt(socket: Socket): Promise<number> {
-  socket.on('error', () => {});
-  // Read what comes (a 408 before the close): an unread socket never sees the end.
-  socket.resume();
-  return new Promise((resolve) => socket.once('close', () => resolve(performance.now())));
-}
-
-async function holdHandshake(port: number, partial: boolean): Promise<Held> {
-  const socket = tcpConnect(port, '127.0.0.1');
-  const closed = closedAt(socket);
-  await new Promise((resolve) => socket.once('connect', resolve));
-  if (partial) socket.write(PARTIAL_CLIENT_HELLO);
-  return { socket, since: performance.now(), closedAt: closed };
-}
-
 /** Finishes TLS, then sends a request head that never ends. */
-async function holdHead(port: number, ca: Buffer): Promise<Held> {
-  const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
-  const closed = closedAt(socket);
-  await within(new Promise((resolve, reject) => {
-    socket.once('secureConnect', resolve);
-    socket.once('error', reject);
-  }), 'a TLS handshake of a held connection');
-  const since = performance.now();
-  socket.write('GET /orchestrator/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Authentication: ');
-  return { socket, since, closedAt: closed };
-}
-
-/** Polls `probe` until it returns a value, for at most `ms`. */
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50)); // the poll period, not a synchronisation
-  }
-}
+const holdHead = (port: number, ca: Buffer): Promise<Held> =>
+  holdRequestHead(port, { ca, servername: 'localhost' }, 'GET /orchestrator/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Authentication: ');
 
 describe('orchestrator edges', () => {
   let pki: TestPki;
@@ -245,3 +203,71 @@ describe('orchestrator edges', () => {
     assert.equal((await counts()).jobs, before.jobs + 1);
   });
 });
+
+describe('orchestrator edges: budgets at accept', () => {
+  /** Small budgets, and deadlines far beyond the test, so that only the budgets close connections. */
+  const PER_SOURCE = 4;
+  const MAX_CONNECTIONS = 12;
+  let pki: TestPki;
+  let redis: TestRedis;
+  let broker: BrokerProcess;
+  let orch: OrchestratorProcess;
+  const sockets: Socket[] = [];
+
+  before(async () => {
+    pki = await makePki([]);
+    redis = await startRedis();
+    broker = await startBrokerProcess({ pki, logLevel: 'info' });
+    orch = await startOrchestratorProcess({
+      pki, brokerUris: [`wss://127.0.0.1:${broker.port}/pcp2/`], redisUrl: redis.url, codedir: makeCodedir(),
+      config: { 'log-level': 'info', 'tls-handshake-timeout': 600_000, 'headers-timeout': 600_000, 'request-timeout': 600_000, 'max-pending-per-source': PER_SOURCE, 'max-connections': MAX_CONNECTIONS },
+    });
+  });
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    await stopStack({ agents: [], orch, broker, redis, pki });
+  });
+
+  /** A request from its own source address, on a connection of its own that ends with it. */
+  const fromElsewhere = (path: string, localAddress: string) => http(orch.url(path), { ca: orch.ca, token: ADMIN_TOKEN, localAddress, agent: new Agent({ keepAlive: false }) });
+  const refusals = async (reason: string) => metricValue((await fromElsewhere('/metrics', '127.0.0.9')).text, 'baton_orchestrator_connections_refused_total', { reason }) || 0;
+  /** Resolves once `n` of `held` have been closed by the server. */
+  const closedCount = (held: Held[], n: number, what: string) => {
+    let closed = 0;
+    return within(new Promise<void>((resolve) => held.forEach((h) => void h.closedAt.then(() => ++closed === n && resolve()))), what);
+  };
+  const releaseAll = async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await until('no pending connections', 10_000, async () => ((await fromElsewhere('/status/v1/services', '127.0.0.9')).json['orchestrator-service'].status.pending_connections === 0 ? true : undefined));
+  };
+
+  it('resets connections beyond max-pending-per-source at accept and counts them; another source is still served', async () => {
+    const before = await refusals('per_source');
+    const held: Held[] = [];
+    for (let i = 0; i < PER_SOURCE + 3; i++) held.push(await holdHandshake(orch.port, false, '127.0.0.1'));
+    sockets.push(...held.map((h) => h.socket));
+    await closedCount(held, 3, 'the connections beyond the per-source budget being reset');
+    const served = await fromElsewhere('/orchestrator/v1/jobs?limit=1', '127.0.0.3');
+    assert.equal(served.status, 200, served.text);
+    await releaseAll();
+    assert.ok((await refusals('per_source')) - before >= 3, 'per_source refusals counted');
+  });
+
+  it('drops connections beyond max-connections (those in handshake count) and counts them; served again once they go', async () => {
+    const before = await refusals('max_connections');
+    const held: Held[] = [];
+    // Each from its own address: only max-connections can refuse them.
+    for (let i = 0; i < MAX_CONNECTIONS + 5; i++) held.push(await holdHandshake(orch.port, false, `127.0.1.${i + 1}`));
+    sockets.push(...held.map((h) => h.socket));
+    await closedCount(held, 5, 'the connections beyond max-connections being dropped');
+    await releaseAll();
+    assert.ok((await refusals('max_connections')) - before >= 5, 'max_connections refusals counted');
+    const served = await fromElsewhere('/orchestrator/v1/jobs?limit=1', '127.0.0.3');
+    assert.equal(served.status, 200, served.text);
+  });
+});
+
+/** Polls `probe` (every 50 ms, the poll period, not a synchronisation) until it returns a value, for at most `ms`. */
+function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  return pollUntil(what, probe, { timeoutMs: ms, intervalMs: 50 });
+}
