@@ -4,9 +4,12 @@
 export const PLAN_WORKER_CONCURRENCY = 8;
 /** How long an orchestrator holds a plan job it runs (renewed meanwhile); one that died holding it is taken over after about this. */
 export const PLAN_LOCK_DURATION_MS = 5_000;
-/** A plan job whose run failed for want of Redis is tried again: this often, this many times. */
+/**
+ * A plan job whose run failed for want of Redis (the only failure its run throws; a step's own
+ * failure is the step's) is tried again: this often, this many times (an hour of Redis outage).
+ */
 export const PLAN_RETRY_DELAY_MS = 2_000;
-export const PLAN_ATTEMPTS = 100;
+export const PLAN_ATTEMPTS = 1_800;
 /** Sub-plans nest at most this deep. */
 export const PLAN_NESTING_MAX = 10;
 /** The largest script a script step sends. */
