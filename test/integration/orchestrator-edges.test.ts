@@ -35,42 +35,41 @@ const HEALTH_BOUND_MS = 5_000;
 const holdHead = (port: number, ca: Buffer): Promise<Held> =>
   holdRequestHead(port, { ca, servername: 'localhost' }, 'GET /orchestrator/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Authentication: ');
 
-describe('orchestrator edges', () => {
-  let pki: TestPki;
-  let redis: TestRedis;
-  let broker: BrokerProcess;
-  let orch: OrchestratorProcess;
-  const sockets: Socket[] = [];
-
+/** A private stack (Redis, a broker, the orchestrator under test with `config`), stopped after its suite; held sockets destroyed first. */
+function edgeStack(config: Record<string, unknown>) {
+  const stack = { pki: undefined as unknown as TestPki, redis: undefined as unknown as TestRedis, broker: undefined as unknown as BrokerProcess, orch: undefined as unknown as OrchestratorProcess, sockets: [] as Socket[] };
   before(async () => {
-    pki = await makePki([]);
-    redis = await startRedis();
-    broker = await startBrokerProcess({ pki, logLevel: 'info' });
-    orch = await startOrchestratorProcess({
-      pki, brokerUris: [`wss://127.0.0.1:${broker.port}/pcp2/`], redisUrl: redis.url, codedir: makeCodedir(),
-      config: { 'log-level': 'info', 'redis-timeout': REDIS_TIMEOUT_MS, 'tls-handshake-timeout': DEADLINE_MS, 'headers-timeout': DEADLINE_MS, 'request-timeout': REQUEST_TIMEOUT_MS, 'voting-timeout': 1 },
-    });
+    stack.pki = await makePki([]);
+    stack.redis = await startRedis();
+    stack.broker = await startBrokerProcess({ pki: stack.pki, logLevel: 'info' });
+    stack.orch = await startOrchestratorProcess({ pki: stack.pki, brokerUris: [`wss://127.0.0.1:${stack.broker.port}/pcp2/`], redisUrl: stack.redis.url, codedir: makeCodedir(), config: { 'log-level': 'info', ...config } });
   });
   after(async () => {
-    for (const s of sockets) s.destroy();
-    if (redis?.paused) redis.resume();
-    await stopStack({ agents: [], orch, broker, redis, pki });
+    for (const s of stack.sockets) s.destroy();
+    if (stack.redis?.paused) stack.redis.resume();
+    await stopStack({ agents: [], orch: stack.orch, broker: stack.broker, redis: stack.redis, pki: stack.pki });
   });
+  return stack;
+}
+
+describe('orchestrator edges', () => {
+  const stack = edgeStack({ 'redis-timeout': REDIS_TIMEOUT_MS, 'tls-handshake-timeout': DEADLINE_MS, 'headers-timeout': DEADLINE_MS, 'request-timeout': REQUEST_TIMEOUT_MS, 'voting-timeout': 1 });
+  const { sockets } = stack;
 
   const status = async () => {
-    const res = await orch.api('/status/v1/services', { token: undefined });
+    const res = await stack.orch.api('/status/v1/services', { token: undefined });
     return { code: res.status, s: res.json['orchestrator-service'] };
   };
-  const metrics = async () => (await orch.api('/metrics', { token: undefined })).text;
+  const metrics = async () => (await stack.orch.api('/metrics', { token: undefined })).text;
 
   it('closes 500 connections stopped mid-handshake and mid-request-head at their deadlines while serving a real client', async () => {
     const before = await metrics();
     const held: Held[] = [];
-    for (let i = 0; i < HELD; i++) held.push(await holdHandshake(orch.port, i % 2 === 1));
-    for (let i = 0; i < HELD; i++) held.push(await holdHead(orch.port, orch.ca));
+    for (let i = 0; i < HELD; i++) held.push(await holdHandshake(stack.orch.port, i % 2 === 1));
+    for (let i = 0; i < HELD; i++) held.push(await holdHead(stack.orch.port, stack.orch.ca));
     for (const h of held) sockets.push(h.socket);
     // While they are held, a real client is served, and /status counts them as pending.
-    const served = await orch.api('/orchestrator/v1/jobs?limit=1');
+    const served = await stack.orch.api('/orchestrator/v1/jobs?limit=1');
     assert.equal(served.status, 200, served.text);
     const { code, s } = await status();
     assert.equal(code, 200, JSON.stringify(s));
@@ -95,12 +94,12 @@ describe('orchestrator edges', () => {
   });
 
   it('keeps an event stream open past the request and header deadlines', async () => {
-    const feed = new SseClient(orch.url('/organizations/edge/pushy/jobs_status_feed'), { ca: orch.ca, token: ADMIN_TOKEN });
+    const feed = new SseClient(stack.orch.url('/organizations/edge/pushy/jobs_status_feed'), { ca: stack.orch.ca, token: ADMIN_TOKEN });
     await within(feed.open, 'the feed opening');
     assert.equal(feed.status, 200);
     // The time under test: longer than request-timeout and headers-timeout.
     await new Promise((resolve) => setTimeout(resolve, REQUEST_TIMEOUT_MS + 1_000));
-    const job = await orch.api('/organizations/edge/pushy/jobs', { body: { command: 'uptime', nodes: ['ghost'] } });
+    const job = await stack.orch.api('/organizations/edge/pushy/jobs', { body: { command: 'uptime', nodes: ['ghost'] } });
     assert.equal(job.status, 201, job.text);
     const event = await within(feed.waitFor((e) => e.data.job === job.json.id), 'the new job on the still open feed');
     assert.ok(event);
@@ -109,7 +108,7 @@ describe('orchestrator edges', () => {
 
   it('reports Redis unavailable (503, an alert, the gauge at 0) while it is frozen, and running again after', async () => {
     assert.equal((await status()).code, 200);
-    redis.pause();
+    stack.redis.pause();
     let down;
     try {
       down = await until('a 503 with Redis frozen', HEALTH_BOUND_MS, async () => {
@@ -123,7 +122,7 @@ describe('orchestrator edges', () => {
       assert.equal(down.status.dependencies.broker.state, 'running');
       assert.equal(metricValue(await metrics(), 'baton_orchestrator_dependency_up', { dependency: 'redis' }), 0);
     } finally {
-      redis.resume();
+      stack.redis.resume();
     }
     const up = await until('a 200 after SIGCONT', HEALTH_BOUND_MS, async () => {
       const r = await status();
@@ -161,10 +160,10 @@ describe('orchestrator edges', () => {
       { method: 'GET', path: `/v1/deployment/allocations/${uuid}` },
     ];
     const counts = async () => ({
-      jobs: (await orch.api('/orchestrator/v1/jobs?limit=1')).json.pagination.total as number,
-      schedules: (await orch.api('/orchestrator/v1/scheduled_jobs?limit=1')).json.pagination.total as number,
-      plans: (await orch.api('/orchestrator/v1/plan_jobs?limit=1')).json.pagination.total as number,
-      nomad: ((await orch.api('/v1/jobs')).json as unknown[]).length,
+      jobs: (await stack.orch.api('/orchestrator/v1/jobs?limit=1')).json.pagination.total as number,
+      schedules: (await stack.orch.api('/orchestrator/v1/scheduled_jobs?limit=1')).json.pagination.total as number,
+      plans: (await stack.orch.api('/orchestrator/v1/plan_jobs?limit=1')).json.pagination.total as number,
+      nomad: ((await stack.orch.api('/v1/jobs')).json as unknown[]).length,
     });
     const before = await counts();
     let asked = 0;
@@ -173,7 +172,7 @@ describe('orchestrator edges', () => {
       for (let i = 1; i < segments.length; i++) {
         for (const bad of ['%00', '%0A', '%1F', '%7F', '%C2%85']) {
           const path = segments.map((s, j) => (j === i ? `${s}${bad}` : s)).join('/');
-          const res = await orch.api(path, { method: r.method, ...(r.body === undefined ? {} : { body: r.body }) });
+          const res = await stack.orch.api(path, { method: r.method, ...(r.body === undefined ? {} : { body: r.body }) });
           asked++;
           const what = `${r.method} ${path}: ${res.status} ${res.text.slice(0, 200)}`;
           assert.equal(res.status, 400, what);
@@ -186,18 +185,18 @@ describe('orchestrator edges', () => {
     assert.ok(asked > 300, `${asked} requests`);
     assert.deepEqual(await counts(), before, 'nothing was created');
     // The request of the known bug: a 400 in Chef's format, with no job behind it.
-    const nul = await orch.api('/organizations/%00/pushy/jobs', { body: { command: 'uptime', nodes: ['ghost'] } });
+    const nul = await stack.orch.api('/organizations/%00/pushy/jobs', { body: { command: 'uptime', nodes: ['ghost'] } });
     assert.equal(nul.status, 400, nul.text);
     assert.match(nul.json.error[0], /path segment 2/);
     // Identifiers off their grammar are 400s too; a well-formed one that names nothing is 404.
-    assert.equal((await orch.api('/orchestrator/v1/jobs/abc')).status, 400);
-    assert.equal((await orch.api('/orchestrator/v1/jobs/999999')).status, 404);
-    assert.equal((await orch.api('/v1/deployment/short')).status, 400);
-    assert.equal((await orch.api('/organizations/edge/pushy/node_states/a%20b')).status, 400);
+    assert.equal((await stack.orch.api('/orchestrator/v1/jobs/abc')).status, 400);
+    assert.equal((await stack.orch.api('/orchestrator/v1/jobs/999999')).status, 404);
+    assert.equal((await stack.orch.api('/v1/deployment/short')).status, 400);
+    assert.equal((await stack.orch.api('/organizations/edge/pushy/node_states/a%20b')).status, 400);
     assert.deepEqual(await counts(), before, 'nothing was created');
     // The control case: the same Chef request, well-formed, creates one job and links it by a clean Location.
     // (Without the CA: the client would check the certificate against that Host.)
-    const ok = await http(orch.url('/organizations/edge/pushy/jobs'), { token: ADMIN_TOKEN, body: { command: 'uptime', nodes: ['ghost'] }, headers: { host: 'evil.example/x' } });
+    const ok = await http(stack.orch.url('/organizations/edge/pushy/jobs'), { token: ADMIN_TOKEN, body: { command: 'uptime', nodes: ['ghost'] }, headers: { host: 'evil.example/x' } });
     assert.equal(ok.status, 201, ok.text);
     assert.equal(ok.headers.location, `https://localhost/organizations/edge/pushy/jobs/${ok.json.id}`);
     assert.equal((await counts()).jobs, before.jobs + 1);
@@ -208,28 +207,11 @@ describe('orchestrator edges: budgets at accept', () => {
   /** Small budgets, and deadlines far beyond the test, so that only the budgets close connections. */
   const PER_SOURCE = 4;
   const MAX_CONNECTIONS = 12;
-  let pki: TestPki;
-  let redis: TestRedis;
-  let broker: BrokerProcess;
-  let orch: OrchestratorProcess;
-  const sockets: Socket[] = [];
-
-  before(async () => {
-    pki = await makePki([]);
-    redis = await startRedis();
-    broker = await startBrokerProcess({ pki, logLevel: 'info' });
-    orch = await startOrchestratorProcess({
-      pki, brokerUris: [`wss://127.0.0.1:${broker.port}/pcp2/`], redisUrl: redis.url, codedir: makeCodedir(),
-      config: { 'log-level': 'info', 'tls-handshake-timeout': 600_000, 'headers-timeout': 600_000, 'request-timeout': 600_000, 'max-pending-per-source': PER_SOURCE, 'max-connections': MAX_CONNECTIONS },
-    });
-  });
-  after(async () => {
-    for (const s of sockets) s.destroy();
-    await stopStack({ agents: [], orch, broker, redis, pki });
-  });
+  const stack = edgeStack({ 'tls-handshake-timeout': 600_000, 'headers-timeout': 600_000, 'request-timeout': 600_000, 'max-pending-per-source': PER_SOURCE, 'max-connections': MAX_CONNECTIONS });
+  const { sockets } = stack;
 
   /** A request from its own source address, on a connection of its own that ends with it. */
-  const fromElsewhere = (path: string, localAddress: string) => http(orch.url(path), { ca: orch.ca, token: ADMIN_TOKEN, localAddress, agent: new Agent({ keepAlive: false }) });
+  const fromElsewhere = (path: string, localAddress: string) => http(stack.orch.url(path), { ca: stack.orch.ca, token: ADMIN_TOKEN, localAddress, agent: new Agent({ keepAlive: false }) });
   const refusals = async (reason: string) => metricValue((await fromElsewhere('/metrics', '127.0.0.9')).text, 'baton_orchestrator_connections_refused_total', { reason }) || 0;
   /** Resolves once `n` of `held` have been closed by the server. */
   const closedCount = (held: Held[], n: number, what: string) => {
@@ -244,7 +226,7 @@ describe('orchestrator edges: budgets at accept', () => {
   it('resets connections beyond max-pending-per-source at accept and counts them; another source is still served', async () => {
     const before = await refusals('per_source');
     const held: Held[] = [];
-    for (let i = 0; i < PER_SOURCE + 3; i++) held.push(await holdHandshake(orch.port, false, '127.0.0.1'));
+    for (let i = 0; i < PER_SOURCE + 3; i++) held.push(await holdHandshake(stack.orch.port, false, '127.0.0.1'));
     sockets.push(...held.map((h) => h.socket));
     await closedCount(held, 3, 'the connections beyond the per-source budget being reset');
     const served = await fromElsewhere('/orchestrator/v1/jobs?limit=1', '127.0.0.3');
@@ -257,7 +239,7 @@ describe('orchestrator edges: budgets at accept', () => {
     const before = await refusals('max_connections');
     const held: Held[] = [];
     // Each from its own address: only max-connections can refuse them.
-    for (let i = 0; i < MAX_CONNECTIONS + 5; i++) held.push(await holdHandshake(orch.port, false, `127.0.1.${i + 1}`));
+    for (let i = 0; i < MAX_CONNECTIONS + 5; i++) held.push(await holdHandshake(stack.orch.port, false, `127.0.1.${i + 1}`));
     sockets.push(...held.map((h) => h.socket));
     await closedCount(held, 5, 'the connections beyond max-connections being dropped');
     await releaseAll();
