@@ -109,7 +109,8 @@ describe('real Puppet infrastructure (PostgreSQL, PuppetDB, Puppet server)', { s
 
   it('PuppetDB has node1, its facts and the report of that run', async () => {
     const lastReport = readFileSync(join(node1!.vardir, 'state', 'last_run_report.yaml'), 'utf8');
-    const transactionUuid = /^transaction_uuid: (\S+)$/m.exec(lastReport)?.[1];
+    // Puppet's YAML quotes a UUID that could read as another type (one that starts with digits, say).
+    const transactionUuid = /^transaction_uuid: (['"]?)([0-9a-f-]{36})\1$/m.exec(lastReport)?.[2];
     assert.ok(transactionUuid, 'the agent wrote its report with a transaction_uuid');
 
     const nodes = await pdb!.waitFor<PdbNode[]>('nodes[certname, report_environment, latest_report_status] { certname = "node1" }', (rows) => rows[0]?.latest_report_status != null);
