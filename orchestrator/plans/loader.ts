@@ -2,10 +2,10 @@
 // the plan and its sub-plans parse, their tasks and scripts exist, the parameters given match the
 // declared types. The result is the compiled plan (sub-plans and scripts included), stored with the
 // plan job so that a resumed plan runs what was submitted even if the files changed since.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { TaskCatalogError, TaskErrorCode, validateParams, type TaskCatalog, type TaskDescription } from '../tasks/catalog.ts';
-import { acceptsUndef, checkValue, parsePuppetType, type PuppetType } from '../tasks/puppet-types.ts';
+import { checkDeclared, safeReaddir, TaskCatalogError, TaskErrorCode, taskParameterType, type DeclaredParameter, type TaskCatalog, type TaskDescription } from '../tasks/catalog.ts';
+import { parsePuppetType, type PuppetType } from '../tasks/puppet-types.ts';
 import type { TaskSource } from '../tasks/source.ts';
 import { PLAN_SCRIPT_MAX_BYTES, PLAN_NESTING_MAX } from './defaults.ts';
 import { NAME_RE, PLAN_NAME_RE, PlanError, PlanErrorCode, type ParameterDef, type PlanDef, type StepDef } from './model.ts';
@@ -49,28 +49,16 @@ const UNKNOWN = Symbol('unknown at submit');
  * earlier steps, are left out of the type checks); returns them with defaults applied.
  */
 export function checkPlanParams(plan: Pick<PlanDef, 'name' | 'parameters'>, given: Record<string, unknown>, unknownKeys: ReadonlySet<string> = new Set()): Record<string, unknown> {
-  const problems: string[] = [];
-  for (const k of Object.keys(given)) if (!(k in plan.parameters)) problems.push(`unknown parameter '${k}'`);
-  const out: Record<string, unknown> = {};
-  for (const [k, def] of Object.entries(plan.parameters)) {
-    let type: PuppetType;
+  const typeOf = (k: string, def: DeclaredParameter): PuppetType => {
     try {
-      type = planType(def.type);
+      return planType(def.type!);
     } catch (err) {
       throw new PlanError(PlanErrorCode.invalidPlan, `plan ${plan.name}: parameter ${k} has type '${def.type}': ${(err as Error).message}`, { plan: plan.name, parameter: k });
     }
-    if (unknownKeys.has(k)) continue;
-    const v = k in given ? given[k] : def.default;
-    if (v === undefined) {
-      if (!acceptsUndef(type)) problems.push(`parameter '${k}' is required (${def.type})`);
-      continue;
-    }
-    const bad = checkValue(v, type);
-    if (bad) problems.push(`parameter '${k}' ${bad}`);
-    out[k] = v;
-  }
+  };
+  const { values, problems } = checkDeclared(plan.parameters, given, { typeOf, later: unknownKeys });
   if (problems.length > 0) throw new PlanError(PlanErrorCode.invalidParameters, `invalid parameters for plan ${plan.name}: ${problems.join('; ')}`, { plan: plan.name, problems });
-  return out;
+  return values;
 }
 
 export class PlanCatalog {
@@ -203,28 +191,12 @@ export class PlanCatalog {
 /** A task step's parameters checked against the task: every key known, values known at submit type-checked. */
 function checkTaskParams(task: TaskDescription, given: Record<string, unknown>, later: ReadonlySet<string>, at: (r: string) => string, plan: string, line: number): void {
   const declared = task.metadata.parameters;
-  if (declared) {
-    const unknown = [...later].filter((k) => !(k in declared) && !k.startsWith('_'));
-    if (unknown.length > 0) throw new PlanError(PlanErrorCode.invalidParameters, at(`invalid parameters for task '${task.name}': ${unknown.map((k) => `unknown parameter '${k}'`).join('; ')}`), { plan, line, task: task.name });
-  }
-  const known = declared ? { ...task, metadata: { ...task.metadata, parameters: Object.fromEntries(Object.entries(declared).filter(([k]) => !later.has(k))) } } : task;
-  try {
-    validateParams(known, given);
-  } catch (err) {
-    if (err instanceof TaskCatalogError && err.code === TaskErrorCode.validation) throw new PlanError(PlanErrorCode.invalidParameters, at(err.message), { ...err.details, plan, line, task: task.name });
-    throw err;
-  }
+  if (!declared) return; // a task without parameter metadata takes anything
+  const { problems } = checkDeclared(declared, given, { typeOf: taskParameterType(task), later, passPrivate: true });
+  if (problems.length > 0) throw new PlanError(PlanErrorCode.invalidParameters, at(`invalid parameters for task '${task.name}': ${problems.join('; ')}`), { problems, plan, line, task: task.name });
 }
 
 /** A step's parameter declarations as GET /plans/:module/:name shows them. */
 export function parameterSummary(p: Record<string, ParameterDef>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(p).map(([k, d]) => [k, { type: d.type, ...(d.description ? { description: d.description } : {}), ...(d.sensitive ? { sensitive: true } : {}), ...(d.default !== undefined ? { default: d.sensitive ? '[redacted]' : d.default } : {}) }]));
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir).sort();
-  } catch {
-    return [];
-  }
 }

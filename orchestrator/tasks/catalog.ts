@@ -154,6 +154,58 @@ export class TaskCatalog {
   }
 }
 
+/** A declared parameter, of a task or a plan: its Puppet type (source) and default. */
+export interface DeclaredParameter {
+  type?: string;
+  default?: unknown;
+}
+
+/**
+ * The parameter check that tasks and plans share: every key of `given` and of `later` (keys whose
+ * values are known only later) is declared, unless `passPrivate` lets `_` keys through; each
+ * declared type is parsed (`typeOf`, which throws its own error for a bad one); every declared
+ * key not in `later` has a value (given, else its default) of its type, or is optional. Returns
+ * the values with defaults applied (then the `_` keys, when passed) and every problem found.
+ */
+export function checkDeclared(
+  declared: Record<string, DeclaredParameter>,
+  given: Record<string, unknown>,
+  o: { typeOf: (key: string, spec: DeclaredParameter) => PuppetType; later?: ReadonlySet<string>; passPrivate?: boolean },
+): { values: Record<string, unknown>; problems: string[] } {
+  const later = o.later ?? new Set<string>();
+  const problems: string[] = [];
+  for (const key of [...Object.keys(given), ...later]) {
+    if (!(key in declared) && !(o.passPrivate && key.startsWith('_'))) problems.push(`unknown parameter '${key}'`);
+  }
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(declared)) {
+    const type = o.typeOf(key, spec);
+    if (later.has(key)) continue;
+    const value = key in given ? given[key] : spec.default;
+    if (value === undefined) {
+      if (!acceptsUndef(type)) problems.push(`parameter '${key}' is required (${spec.type ?? 'Any'})`);
+      continue;
+    }
+    const err = checkValue(value, type);
+    if (err) problems.push(`parameter '${key}' ${err}`);
+    values[key] = value;
+  }
+  if (o.passPrivate) for (const [key, value] of Object.entries(given)) if (key.startsWith('_')) values[key] = value;
+  return { values, problems };
+}
+
+/** A task parameter's type (Any when it declares none); bad metadata is `invalid-task-metadata`. */
+export function taskParameterType(task: Pick<TaskDescription, 'name'>): (key: string, spec: DeclaredParameter) => PuppetType {
+  return (key, spec) => {
+    if (!spec.type) return { name: 'Any', args: [] };
+    try {
+      return parsePuppetType(spec.type);
+    } catch (err) {
+      throw new TaskCatalogError(TaskErrorCode.invalidMetadata, `task '${task.name}' parameter '${key}': ${(err as Error).message}`);
+    }
+  };
+}
+
 /**
  * Checks params against the task's metadata: unknown parameters are refused, types checked,
  * defaults applied. Returns the params to send; throws `validation-error` listing every problem.
@@ -161,34 +213,11 @@ export class TaskCatalog {
 export function validateParams(task: TaskDescription, params: Record<string, unknown>): Record<string, unknown> {
   const declared = task.metadata.parameters;
   if (!declared) return { ...params }; // a task without parameter metadata takes anything
-  const problems: string[] = [];
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(params)) {
-    if (!(key in declared) && !key.startsWith('_')) problems.push(`unknown parameter '${key}'`);
-  }
-  for (const [key, spec] of Object.entries(declared)) {
-    let type: PuppetType = { name: 'Any', args: [] };
-    if (spec.type) {
-      try {
-        type = parsePuppetType(spec.type);
-      } catch (err) {
-        throw new TaskCatalogError(TaskErrorCode.invalidMetadata, `task '${task.name}' parameter '${key}': ${(err as Error).message}`);
-      }
-    }
-    const value = key in params ? params[key] : spec.default;
-    if (value === undefined) {
-      if (!acceptsUndef(type)) problems.push(`parameter '${key}' is required (${spec.type ?? 'Any'})`);
-      continue;
-    }
-    const err = checkValue(value, type);
-    if (err) problems.push(`parameter '${key}' ${err}`);
-    out[key] = value;
-  }
-  for (const [key, value] of Object.entries(params)) if (key.startsWith('_')) out[key] = value;
+  const { values, problems } = checkDeclared(declared, params, { typeOf: taskParameterType(task), passPrivate: true });
   if (problems.length > 0) {
     throw new TaskCatalogError(TaskErrorCode.validation, `invalid parameters for task '${task.name}': ${problems.join('; ')}`, { details: { problems } });
   }
-  return out;
+  return values;
 }
 
 /** Names of the task's sensitive parameters: never logged, masked in the API and in events. */
@@ -205,7 +234,8 @@ function moduleDir(envDir: string, module: string): string {
   return BUILTIN_MODULES.includes(module) && !existsSync(own) ? join(BUILTIN_MODULES_DIR, module) : own;
 }
 
-function safeReaddir(dir: string): string[] {
+/** A directory's entries, sorted; none when it cannot be read. */
+export function safeReaddir(dir: string): string[] {
   try {
     return readdirSync(dir).sort();
   } catch {

@@ -169,3 +169,27 @@ describe('plan command steps and the task source', () => {
     });
   });
 });
+
+describe('plan sub-plan parameters at submit', () => {
+  it('refuses a parameter the sub-plan does not declare, also when its value comes from an earlier step', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { PlanCatalog } = await import('../../orchestrator/plans/loader.ts');
+    const { TaskCatalog } = await import('../../orchestrator/tasks/catalog.ts');
+    const codedir = mkdtempSync(join(tmpdir(), 'baton-plan-sub-'));
+    const plans = join(codedir, 'environments', 'production', 'modules', 'm', 'plans');
+    mkdirSync(plans, { recursive: true });
+    writeFileSync(join(plans, 'sub.yaml'), 'parameters:\n  nodes:\n    type: TargetSpec\nsteps:\n  - command: uptime\n    targets: $nodes\n');
+    writeFileSync(join(plans, 'p.yaml'), 'steps:\n  - name: first\n    command: uptime\n    targets: [a]\n  - plan: m::sub\n    parameters:\n      nodes: $first.ok_targets\n      extra: $first.ok_targets\n');
+    const catalog = new TaskCatalog(codedir);
+    const source = { kind: 'codedir' as const, list: async () => [], describe: async (env: string, name: string) => catalog.describe(env, name) };
+    await assert.rejects(new PlanCatalog(catalog, source).compile('production', 'm::p', {}), (err: unknown) => {
+      assert.ok(err instanceof PlanError);
+      assert.equal(err.code, PlanErrorCode.invalidParameters);
+      assert.match(err.message, /unknown parameter 'extra'/);
+      assert.equal(err.details?.line, 5);
+      return true;
+    });
+  });
+});
