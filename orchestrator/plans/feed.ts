@@ -3,6 +3,7 @@
 // a plan job: waits are events, each bounded, never polling loops.
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/log.ts';
+import { streamField, streamPosition } from '../../lib/redis-stream.ts';
 import { PLAN_FEED_BLOCK_MS } from './defaults.ts';
 
 /** Entries read at once. */
@@ -68,26 +69,19 @@ export class FeedFollower {
     for (const w of [...set]) w();
   }
 
-  private async lastId(key: string): Promise<string> {
-    const last = await this.redis.xrevrange(key, '+', '-', 'COUNT', 1);
-    return last[0]?.[0] ?? '0-0';
-  }
-
   private async follow(): Promise<void> {
     let ids: [string, string] | null = null;
     while (this.running) {
       try {
-        ids ??= [await this.lastId(this.jobFeedKey), await this.lastId(this.planFeedKey)];
+        ids ??= [await streamPosition(this.redis, this.jobFeedKey), await streamPosition(this.redis, this.planFeedKey)];
         const res = (await this.redis.xread('COUNT', FEED_READ_COUNT, 'BLOCK', PLAN_FEED_BLOCK_MS, 'STREAMS', this.jobFeedKey, this.planFeedKey, ids[0], ids[1])) as [string, [string, string[]][]][] | null;
         for (const [key, entries] of res ?? []) {
           const isJobs = key === this.jobFeedKey;
           for (const [id, fields] of entries) {
             if (isJobs) ids[0] = id;
             else ids[1] = id;
-            const f: Record<string, string> = {};
-            for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-            if (isJobs && f.job) this.notify(`job:${f.job}`);
-            if (!isJobs && f.plan_job) this.notify(`plan:${f.plan_job}`);
+            const changed = streamField(fields, isJobs ? 'job' : 'plan_job');
+            if (changed) this.notify(`${isJobs ? 'job' : 'plan'}:${changed}`);
           }
         }
       } catch (err) {

@@ -3,6 +3,7 @@
 // atomically with the change itself, and resume after Last-Event-ID.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
+import { streamField, streamPosition } from '../../../lib/redis-stream.ts';
 import { ENDED_JOB_STATES, type JobState, type JobStore } from '../../engine/store.ts';
 import { nodeJson } from '../puppet/present.ts';
 import { jobView } from '../puppet/job-view.ts';
@@ -165,14 +166,14 @@ export async function globalFeed(req: FastifyRequest, reply: FastifyReply, ctx: 
   const key = store.keys.jobFeed();
   const last = lastEventId(req);
   // Without Last-Event-ID: from the newest entry now, resolved once, so that nothing added between two reads is missed.
-  const after = last !== null && /^[0-9]+-[0-9]+$/.test(last) ? last : await feedPosition(ctx.redis, key);
+  const after = last !== null && /^[0-9]+-[0-9]+$/.test(last) ? last : await streamPosition(ctx.redis, key);
   const sse = openStream(reply);
   await followStream({
     redis: ctx.redis, sse, key, after,
     onEntries: async (entries) => {
       const latest = new Map<string, string>();
       for (const [eid, fields] of entries) {
-        const job = fieldOf(fields, 'job');
+        const job = streamField(fields, 'job');
         if (job === null) continue;
         latest.delete(job);
         latest.set(job, eid);
@@ -185,14 +186,4 @@ export async function globalFeed(req: FastifyRequest, reply: FastifyReply, ctx: 
       return false;
     },
   });
-}
-
-/** The id of the job feed's newest entry ('0-0' while it has none): following after it gives every later change. */
-export async function feedPosition(redis: Redis, key: string): Promise<string> {
-  return (await redis.xrevrange(key, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
-}
-
-function fieldOf(fields: string[], name: string): string | null {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]!;
-  return null;
 }

@@ -9,7 +9,8 @@ import { notFound, setUpFace } from '../face.ts';
 import { DEFAULT_PAGE_LIMIT } from '../puppet/context.ts';
 import { baseUrl, demand, intQuery, principal, type AnyFastify } from '../request.ts';
 import { filterJobIds, jobView } from '../puppet/job-view.ts';
-import { feedPosition, globalFeed, jobFeed } from './feeds.ts';
+import { streamPosition } from '../../../lib/redis-stream.ts';
+import { globalFeed, jobFeed } from './feeds.ts';
 import { CONSOLE_HEADERS, sendAsset, sendIndex } from './static.ts';
 
 export const CONSOLE_PREFIX = '/console';
@@ -72,7 +73,7 @@ export async function consoleFace(app: AnyFastify, ctx: ConsoleFaceContext): Pro
     if (state !== undefined && !states.includes(state)) throw apiError(ApiErrorCode.validation, `query parameter 'state' must be one of ${states.join(', ')}, got '${state}'`);
     // The job feed's position before the jobs are read: the app follows the feed from there (Last-Event-ID),
     // so that no change between this answer and its feed is missed.
-    const feed = await feedPosition(ctx.redis, store.keys.jobFeed());
+    const feed = await streamPosition(ctx.redis, store.keys.jobFeed());
     let { ids } = await store.jobIds({ limit: 0, offset: 0, order: 'desc' });
     // The newest job of all when this was read: a job the feed gives later that is newer is a new one.
     const newest = ids[0] ?? null;
