@@ -65,10 +65,11 @@ export class PlanRun {
     await store.markStarted(this.id);
     const out = (await this.stopping()) ? ({ kind: 'stopped' } as const) : await this.steps(this.plan, { ...this.job.params }, '', '');
     if (out.kind === 'ok') {
-      await store.transition(this.id, 'success', ['running'], { type: 'plan_finished', details: { result: out.value } }, { result: JSON.stringify(out.value ?? null) });
+      // A stop asked for after the last step began changes nothing more: the plan job ends as it ran.
+      await store.transition(this.id, 'success', ['running', 'stopping'], { type: 'plan_finished', details: { result: out.value } }, { result: JSON.stringify(out.value ?? null) });
       this.log.info('plan job succeeded');
     } else if (out.kind === 'failed') {
-      await store.transition(this.id, 'failure', ['running'], { type: 'plan_failed', details: { result: out.error } }, { result: JSON.stringify(out.error) });
+      await store.transition(this.id, 'failure', ['running', 'stopping'], { type: 'plan_failed', details: { result: out.error } }, { result: JSON.stringify(out.error) });
       this.log.info({ kind: out.error.kind }, 'plan job failed');
     } else {
       await store.transition(this.id, 'stopped', ['stopping', 'running'], { type: 'plan_stopped' });
