@@ -71,7 +71,7 @@ export async function deploySubmission(ctx: PuppetFaceContext, b: DeployBody, ow
   }
   if (b.scope && b.target !== undefined) throw apiError(ApiErrorCode.validation, 'give either scope or the deprecated target, not both');
   const scope: Scope = b.scope ?? (b.target ? { application: b.target } : { whole_environment: true });
-  if (scope.whole_environment === false) throw apiError(ApiErrorCode.validation, 'scope.whole_environment must be true when given');
+  // resolveScope refuses what needs no look-up (whole_environment: false, no nodes) before any.
   const resolved = await resolveScope(ctx.scope, scope, b.environment);
 
   const enforce = b.enforce_environment !== false;
